@@ -1,0 +1,1 @@
+"""Adapters to the data sources: the only code that imports their client libraries."""

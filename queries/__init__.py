@@ -1,0 +1,1 @@
+"""Pure query builders: PromQL templates, strict rendering, label escaping, presets."""

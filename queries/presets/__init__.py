@@ -1,0 +1,1 @@
+"""Metric catalogues per ecosystem (YAML files read by releasehealth.config)."""

@@ -1,0 +1,393 @@
+"""The YAML catalogue (release-health.yaml): validated with pydantic, every problem reported at once.
+
+This is the edge where outside input enters, so it is the only place with pydantic models; the rest
+of the code receives the frozen types of `releasehealth.model`. Credentials are read from environment
+variables named in the file, never from the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import promql_parser
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from queries import promql
+from releasehealth.errors import ConfigError, NotFoundError, TemplateError
+from releasehealth.model import (
+    BaselinePolicy,
+    Direction,
+    LabelNames,
+    MetricKind,
+    MetricSpec,
+    Policy,
+    Service,
+    Thresholds,
+    Tolerance,
+)
+
+DEFAULT_PATH = "release-health.yaml"
+TEMPLATE_VARIABLES = frozenset({"by", "selector", "step", "lookback"})
+
+
+def _duration(text: str) -> timedelta:
+    delta = promql.parse_duration(text)
+    if delta <= timedelta():
+        raise ValueError("duration must be positive")
+    return delta
+
+
+def _label_name(name: str) -> str:
+    if not promql.LABEL_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid Prometheus label name")
+    return name
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrometheusModel(_Strict):
+    url: str
+    timeout: Duration = "10s"
+    retries: int = Field(2, ge=0, le=10)
+    bearer_token_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {url!r}")
+        return url.rstrip("/")
+
+
+class SourcesModel(_Strict):
+    prometheus: PrometheusModel
+
+
+class ThresholdsModel(_Strict):
+    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
+    marginal: float = Field(75.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdsModel:
+        if self.marginal > self.pass_:
+            raise ValueError(f"marginal ({self.marginal}) must not exceed pass ({self.pass_})")
+        return self
+
+
+class PolicyModel(_Strict):
+    window: Duration = "30m"
+    warmup: Duration = "5m"
+    step: Duration = "1m"
+    lookback: Duration = "7d"
+    baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
+    min_window_share: float = Field(0.5, gt=0, le=1)
+    alpha: float = Field(0.01, gt=0, lt=0.5)
+    thresholds: ThresholdsModel = ThresholdsModel()
+
+    @model_validator(mode="after")
+    def _step_divides_window(self) -> PolicyModel:
+        window, step = _duration(self.window), _duration(self.step)
+        if step.total_seconds() % 1 or window < 4 * step:
+            raise ValueError(f"step ({self.step}) must be whole seconds and at most a quarter of window ({self.window})")
+        return self
+
+
+class LabelsModel(_Strict):
+    service: LabelName | None = None
+    version: LabelName | None = None
+
+
+class ServiceModel(_Strict):
+    name: str = Field(min_length=1)
+    preset: str = "generic"
+    labels: LabelsModel = LabelsModel()
+    selector: dict[LabelName, str] = {}
+    team: str = ""
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str) -> str:
+        if name not in preset_names():
+            raise ValueError(f"unknown preset {name!r} (known: {', '.join(sorted(preset_names()))})")
+        return name
+
+
+class CatalogueModel(_Strict):
+    sources: SourcesModel
+    policy: PolicyModel = PolicyModel()
+    services: list[ServiceModel] = Field(min_length=1)
+    rollback_command: str = "kubectl rollout undo deployment/{service}"
+
+    @field_validator("services")
+    @classmethod
+    def _unique_names(cls, services: list[ServiceModel]) -> list[ServiceModel]:
+        seen: set[str] = set()
+        duplicates = [s.name for s in services if s.name in seen or seen.add(s.name)]
+        if duplicates:
+            raise ValueError(f"duplicate service name(s): {', '.join(sorted(set(duplicates)))}")
+        return services
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    url: str
+    timeout: timedelta
+    retries: int
+    verify_tls: bool = True
+    bearer_token_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    labels: LabelNames
+    templates: Mapping[str, str]
+    metrics: tuple[MetricSpec, ...]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The validated configuration: where the data is, which services, and how to judge them."""
+
+    prometheus: PrometheusSettings | None
+    policy: Policy
+    services: tuple[Service, ...]
+    rollback_command: str = "kubectl rollout undo deployment/{service}"
+    path: str = "<memory>"
+    presets: Mapping[str, Preset] = field(default_factory=dict)
+
+    def service(self, name: str) -> Service:
+        """Return the named service; raise NotFoundError listing the known ones."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services)
+        raise NotFoundError(f"unknown service {name!r} in {self.path} (known: {known})")
+
+    def preset(self, service: Service) -> Preset:
+        return self.presets[service.preset]
+
+
+def load(path: str | Path = DEFAULT_PATH) -> Catalogue:
+    """Return the catalogue in the YAML file at `path`; raise ConfigError listing every problem."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"not valid YAML: {exc}"]) from exc
+    return parse(raw, path)
+
+
+def parse(raw: Any, path: str = "<memory>") -> Catalogue:
+    """Return the catalogue for already-parsed YAML `raw`; raise ConfigError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(path, ["the top level must be a mapping with sources, policy and services"])
+    try:
+        model = CatalogueModel.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(error) for error in exc.errors()]) from exc
+    return _to_catalogue(model, path)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    location = ""
+    for part in error["loc"]:
+        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{location or '(top level)'}: {message}"
+
+
+def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
+    presets = {name: load_preset(name) for name in {s.preset for s in model.services}}
+    p = model.policy
+    policy = Policy(
+        window=_duration(p.window),
+        warmup=_duration(p.warmup),
+        step=_duration(p.step),
+        lookback=_duration(p.lookback),
+        min_window_share=p.min_window_share,
+        baseline=p.baseline,
+        thresholds=Thresholds(pass_score=p.thresholds.pass_, marginal_score=p.thresholds.marginal),
+        alpha=p.alpha,
+    )
+    prom = model.sources.prometheus
+    settings = PrometheusSettings(
+        url=prom.url,
+        timeout=_duration(prom.timeout),
+        retries=prom.retries,
+        verify_tls=prom.verify_tls,
+        bearer_token_env=prom.bearer_token_env,
+        username_env=prom.username_env,
+        password_env=prom.password_env,
+    )
+    services = tuple(_to_service(s, presets[s.preset]) for s in model.services)
+    return Catalogue(settings, policy, services, model.rollback_command, path, presets)
+
+
+def _to_service(model: ServiceModel, preset: Preset) -> Service:
+    labels = LabelNames(
+        service=model.labels.service or preset.labels.service,
+        version=model.labels.version or preset.labels.version,
+    )
+    return Service(
+        name=model.name,
+        preset=preset.name,
+        labels=labels,
+        selector=tuple(sorted(model.selector.items())),
+        team=model.team,
+        metrics=preset.metrics,
+    )
+
+
+def catalogue_for(
+    service_names: list[str], prometheus: PrometheusSettings | None = None, policy: Policy = Policy()
+) -> Catalogue:
+    """Return a catalogue of generic-preset services (used by the embedded demo fleet)."""
+    preset = load_preset("generic")
+    services = tuple(Service(name, preset.name, preset.labels, metrics=preset.metrics) for name in service_names)
+    return Catalogue(prometheus, policy, services, path="<demo>", presets={preset.name: preset})
+
+
+# ---- presets ---------------------------------------------------------------------------------
+
+
+class _MetricModel(_Strict):
+    name: str
+    kind: MetricKind
+    unit: str
+    queries: dict[str, str]
+    direction: Direction = Direction.INCREASE
+    tolerance: dict[str, float] = {"relative": 0.2, "absolute": 0.0}
+    critical: bool = False
+    group: str = "default"
+    weight: float = Field(1.0, gt=0)
+    quantile: float | None = Field(None, gt=0, lt=1)
+    min_count: int = Field(100, ge=1)
+
+
+class _PresetModel(_Strict):
+    name: str
+    description: str = ""
+    labels: LabelsModel
+    templates: dict[str, str]
+    metrics: list[_MetricModel]
+
+
+@cache
+def preset_names() -> frozenset[str]:
+    folder = resources.files("queries.presets")
+    return frozenset(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+@cache
+def load_preset(name: str) -> Preset:
+    """Return the named preset from queries/presets; raise NotFoundError or ConfigError."""
+    if name not in preset_names():
+        raise NotFoundError(f"unknown preset {name!r} (known: {', '.join(sorted(preset_names()))})")
+    file = resources.files("queries.presets") / f"{name}.yaml"
+    where = f"queries/presets/{name}.yaml"
+    try:
+        model = _PresetModel.model_validate(yaml.safe_load(file.read_text(encoding="utf-8")))
+    except ValidationError as exc:
+        raise ConfigError(where, [_describe(e) for e in exc.errors()]) from exc
+    problems = list(_template_problems(model.templates))
+    problems += [
+        f"metrics.{m.name}.queries.{role}: unknown template {t!r}"
+        for m in model.metrics
+        for role, t in m.queries.items()
+        if t not in model.templates
+    ]
+    if problems:
+        raise ConfigError(where, problems)
+    labels = LabelNames(model.labels.service or "service", model.labels.version or "version")
+    return Preset(model.name, model.description, labels, dict(model.templates), tuple(map(_to_spec, model.metrics)))
+
+
+def _template_problems(templates: Mapping[str, str]) -> list[str]:
+    """Every template must use only known variables and render to PromQL that parses."""
+    sample = {"by": "service, version", "selector": 'service="x"', "step": "1m", "lookback": "1d"}
+    problems = []
+    for name, text in templates.items():
+        unknown = promql.template_variables(text) - TEMPLATE_VARIABLES
+        if unknown:
+            problems.append(f"templates.{name}: unknown variable(s) {', '.join(sorted(unknown))}")
+            continue
+        try:
+            promql_parser.parse(promql.render(name, text, sample))
+        except (TemplateError, ValueError) as exc:
+            problems.append(f"templates.{name}: {exc}")
+    return problems
+
+
+def _to_spec(model: _MetricModel) -> MetricSpec:
+    return MetricSpec(
+        name=model.name,
+        kind=model.kind,
+        queries=dict(model.queries),
+        unit=model.unit,
+        direction=model.direction,
+        tolerance=Tolerance(model.tolerance.get("relative", 0.0), model.tolerance.get("absolute", 0.0)),
+        critical=model.critical,
+        group=model.group,
+        weight=model.weight,
+        quantile=model.quantile,
+        min_count=model.min_count,
+    )
+
+
+# ---- credentials -------------------------------------------------------------------------------
+
+
+def prometheus_credentials(
+    settings: PrometheusSettings, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """Return (headers, basic auth) for Prometheus from the environment variables the config names.
+
+    Raises ConfigError naming every variable that is configured but not set.
+    """
+    environ = os.environ if environ is None else environ
+    wanted = [v for v in (settings.bearer_token_env, settings.username_env, settings.password_env) if v]
+    missing = [v for v in wanted if not environ.get(v)]
+    if missing:
+        raise ConfigError(
+            "sources.prometheus", [f"environment variable {v} is named in the config but not set" for v in missing]
+        )
+    headers = {"Authorization": f"Bearer {environ[settings.bearer_token_env]}"} if settings.bearer_token_env else {}
+    auth = None
+    if settings.username_env and settings.password_env:
+        auth = (environ[settings.username_env], environ[settings.password_env])
+    return headers, auth

@@ -1,0 +1,257 @@
+"""Core types shared by every layer: frozen dataclasses and closed outcome sets (StrEnums)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import numpy as np
+
+
+class MetricKind(StrEnum):
+    """How a metric is measured, which decides the test used on it."""
+
+    RATIO = "ratio"  # a counter divided by a counter: errors / requests
+    HISTOGRAM_QUANTILE = "histogram_quantile"  # a quantile of a Prometheus histogram
+
+
+class Direction(StrEnum):
+    """Which change hurts: only a change in the harmful direction can fail a metric."""
+
+    INCREASE = "increase"
+    DECREASE = "decrease"
+    EITHER = "either"
+
+
+class Classification(StrEnum):
+    PASS = "PASS"
+    HIGH = "HIGH"
+    LOW = "LOW"
+    NODATA = "NODATA"
+    ERROR = "ERROR"
+
+
+class Action(StrEnum):
+    PROMOTE = "PROMOTE"
+    HOLD = "HOLD"
+    ROLLBACK = "ROLLBACK"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class BaselinePolicy(StrEnum):
+    PREVIOUS = "previous"
+
+
+class DeploySourceKind(StrEnum):
+    DETECTED = "detected"  # first appearance of a version label in the metrics
+
+
+@dataclass(frozen=True)
+class LabelNames:
+    """The metric labels that identify a service and its version."""
+
+    service: str = "service"
+    version: str = "version"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A change must exceed both to fail: relative (0.2 = +20%) and absolute (in the metric's unit)."""
+
+    relative: float
+    absolute: float
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric judged for every release of a service.
+
+    `queries` maps the role of each input ("numerator", "denominator", "buckets") to the name of a
+    query template of the service's preset.
+    """
+
+    name: str
+    kind: MetricKind
+    queries: dict[str, str]
+    unit: str
+    direction: Direction = Direction.INCREASE
+    tolerance: Tolerance = Tolerance(relative=0.2, absolute=0.0)
+    critical: bool = False
+    group: str = "default"
+    weight: float = 1.0
+    quantile: float | None = None
+    min_count: int = 100
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    preset: str
+    labels: LabelNames
+    selector: tuple[tuple[str, str], ...] = ()
+    team: str = ""
+    metrics: tuple[MetricSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deploy:
+    service: str
+    version: str
+    started_at: datetime
+    source: DeploySourceKind = DeploySourceKind.DETECTED
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    step: timedelta
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    def contains(self, at: datetime) -> bool:
+        return self.start < at <= self.end
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query as it actually ran (or would run): shown with every result in the UI, CLI and reports."""
+
+    template: str  # name of the template in the preset, e.g. "errors"
+    text: str  # the rendered PromQL
+    services: tuple[str, ...]
+    labels: LabelNames
+    source: str  # the URL it ran against, or "simulated"
+    start: datetime | None = None
+    end: datetime | None = None
+    step: timedelta | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """Values of one labelled series at regular steps; `timestamps` are UNIX seconds (float64)."""
+
+    labels: dict[str, str]
+    timestamps: np.ndarray
+    values: np.ndarray
+
+    def between(self, window: Window) -> Series:
+        """The points inside the window (start exclusive, end inclusive: each step covers (t-step, t])."""
+        start, end = window.start.timestamp(), window.end.timestamp()
+        keep = (self.timestamps > start) & (self.timestamps <= end)
+        return Series(self.labels, self.timestamps[keep], self.values[keep])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One window's value of a metric, with what it was computed from."""
+
+    value: float | None
+    count: float  # requests behind the value
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    metric: str
+    classification: Classification
+    reason: str
+    baseline: Summary
+    candidate: Summary
+    change: float | None = None  # relative change, candidate vs baseline
+    p_value: float | None = None
+    test: str = ""
+    tolerance: Tolerance | None = None
+    critical: bool = False
+    group: str = "default"
+    queries: tuple[Query, ...] = ()
+    # The per-step evidence behind the summaries (e.g. error ratio per step), for charts.
+    baseline_series: Series | None = None
+    candidate_series: Series | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class MetricInput:
+    """What scoring needs for one metric: per role ("numerator", "buckets"...) the series inside each
+    window, already cut to it; or the error that stopped the fetch."""
+
+    spec: MetricSpec
+    baseline: dict[str, list[Series]]
+    candidate: dict[str, list[Series]]
+    queries: tuple[Query, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class GroupScore:
+    group: str
+    score: float | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class ReleaseScore:
+    score: float | None  # None when no metric could be judged
+    groups: tuple[GroupScore, ...]
+    verdicts: tuple[MetricVerdict, ...]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    action: Action
+    reason: str
+    baseline: str
+    candidate: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything behind one release's recommendation: inputs, windows, verdicts, queries."""
+
+    service: str
+    candidate: Deploy | None  # None when no version of the service was seen at all
+    baseline: Deploy | None
+    policy: BaselinePolicy
+    candidate_window: Window | None
+    baseline_window: Window | None
+    score: ReleaseScore | None
+    recommendation: Recommendation
+    evaluated_at: datetime
+    queries: tuple[Query, ...] = ()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Score thresholds: >= pass promotes, >= marginal holds, below rolls back."""
+
+    pass_score: float = 95.0
+    marginal_score: float = 75.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    window: timedelta = timedelta(minutes=30)
+    warmup: timedelta = timedelta(minutes=5)
+    step: timedelta = timedelta(minutes=1)
+    lookback: timedelta = timedelta(days=7)
+    # A candidate window shorter than this share of `window` is too early to judge.
+    min_window_share: float = 0.5
+    baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
+    thresholds: Thresholds = Thresholds()
+    alpha: float = 0.01  # per-metric significance level (before correction across metrics)
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """Whether a source answered a trivial query, how fast, and its last error."""
+
+    name: str
+    url: str
+    ok: bool
+    latency_seconds: float | None
+    error: str = ""
+    checked_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Pure statistics and decisions: no I/O, no client libraries."""

@@ -1,0 +1,45 @@
+"""Aligning and summing per-step series (pure numpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from releasehealth.model import Series
+
+
+def sum_by_time(series: Iterable[Series]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (timestamps, values): the union of all steps, each value the sum over the series."""
+    series = list(series)
+    if not series:
+        return np.array([], dtype=np.float64), np.array([], dtype=np.float64)
+    timestamps = np.unique(np.concatenate([s.timestamps for s in series]))
+    totals = np.zeros(timestamps.size)
+    for s in series:
+        np.add.at(totals, np.searchsorted(timestamps, s.timestamps), np.nan_to_num(s.values))
+    return timestamps, totals
+
+
+def on_steps(series: Iterable[Series], steps: np.ndarray) -> np.ndarray:
+    """Return the summed values at `steps`; a step absent from every series is 0 (no increase)."""
+    timestamps, values = sum_by_time(series)
+    out = np.zeros(steps.size)
+    index = np.searchsorted(timestamps, steps)
+    found = (index < timestamps.size) & (timestamps[np.minimum(index, timestamps.size - 1)] == steps)
+    out[found] = values[index[found]]
+    return out
+
+
+def by_label(series: Iterable[Series], label: str) -> dict[str, list[Series]]:
+    """Group series by the value of `label` (e.g. histogram buckets by `le`)."""
+    groups: dict[str, list[Series]] = {}
+    for s in series:
+        groups.setdefault(s.labels.get(label, ""), []).append(s)
+    return groups
+
+
+def blocks(size: int, count: int) -> list[slice]:
+    """Split `size` consecutive steps into `count` contiguous blocks of near-equal length."""
+    edges = np.linspace(0, size, min(count, size) + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
