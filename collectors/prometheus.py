@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
@@ -98,6 +99,8 @@ class PrometheusMetricSource:
         except requests.Timeout as exc:
             raise SourceUnavailable(self.name, f"no answer within {timeout:.1f}s") from exc
         except requests.ConnectionError as exc:
+            if _timed_out(exc):  # with retries off, urllib3 reports a read timeout as a connection error
+                raise SourceUnavailable(self.name, f"no answer within {timeout:.1f}s") from exc
             raise SourceUnavailable(self.name, f"unreachable ({_root_cause(exc)})") from exc
         except PrometheusApiClientException as exc:
             raise _from_status(self.name, str(exc)) from exc
@@ -130,6 +133,21 @@ def _error_detail(body: str) -> str:
         return str(json.loads(text).get("error", text))[:300]
     except (ValueError, AttributeError):
         return text[:300]
+
+
+def _timed_out(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError, yet it is a refusal
+            return False
+        if isinstance(seen, (TimeoutError, ReadTimeoutError, ConnectTimeoutError)):
+            return True
+        reason = getattr(seen, "reason", None)  # urllib3's MaxRetryError keeps the failure in .reason
+        if isinstance(reason, BaseException) and reason is not seen:
+            seen = reason
+            continue
+        seen = seen.__cause__ or seen.__context__ or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+    return False
 
 
 def _root_cause(exc: BaseException) -> str:

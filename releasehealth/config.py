@@ -8,6 +8,7 @@ variables named in the file, never from the file itself.
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,7 @@ import promql_parser
 import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -44,9 +46,14 @@ from releasehealth.model import (
 
 DEFAULT_PATH = "release-health.yaml"
 TEMPLATE_VARIABLES = frozenset({"by", "selector", "step", "lookback"})
+ROLLBACK_PLACEHOLDERS = frozenset({"service", "version", "baseline"})
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: object) -> timedelta:
+    if isinstance(text, timedelta):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
     delta = promql.parse_duration(text)
     if delta <= timedelta():
         raise ValueError("duration must be positive")
@@ -59,7 +66,7 @@ def _label_name(name: str) -> str:
     return name
 
 
-Duration = Annotated[str, AfterValidator(_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 
 
@@ -69,7 +76,7 @@ class _Strict(BaseModel):
 
 class PrometheusModel(_Strict):
     url: str
-    timeout: Duration = "10s"
+    timeout: Duration = timedelta(seconds=10)
     retries: int = Field(2, ge=0, le=10)
     bearer_token_env: str | None = None
     username_env: str | None = None
@@ -100,10 +107,10 @@ class ThresholdsModel(_Strict):
 
 
 class PolicyModel(_Strict):
-    window: Duration = "30m"
-    warmup: Duration = "5m"
-    step: Duration = "1m"
-    lookback: Duration = "7d"
+    window: Duration = timedelta(minutes=30)
+    warmup: Duration = timedelta(minutes=5)
+    step: Duration = timedelta(minutes=1)
+    lookback: Duration = timedelta(days=7)
     baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
     min_window_share: float = Field(0.5, gt=0, le=1)
     alpha: float = Field(0.01, gt=0, lt=0.5)
@@ -111,9 +118,12 @@ class PolicyModel(_Strict):
 
     @model_validator(mode="after")
     def _step_divides_window(self) -> PolicyModel:
-        window, step = _duration(self.window), _duration(self.step)
+        window, step = self.window, self.step
         if step.total_seconds() % 1 or window < 4 * step:
-            raise ValueError(f"step ({self.step}) must be whole seconds and at most a quarter of window ({self.window})")
+            raise ValueError(
+                f"step ({promql.format_duration(step) if step.total_seconds() >= 1 else step}) must be whole seconds "
+                f"and at most a quarter of the window ({promql.format_duration(window)})"
+            )
         return self
 
 
@@ -142,6 +152,19 @@ class CatalogueModel(_Strict):
     policy: PolicyModel = PolicyModel()
     services: list[ServiceModel] = Field(min_length=1)
     rollback_command: str = "kubectl rollout undo deployment/{service}"
+
+    @field_validator("rollback_command")
+    @classmethod
+    def _known_placeholders(cls, template: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"invalid template: {exc}") from exc
+        unknown = fields - ROLLBACK_PLACEHOLDERS
+        if unknown:
+            known = ", ".join("{" + p + "}" for p in sorted(ROLLBACK_PLACEHOLDERS))
+            raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))} (known: {known})")
+        return template
 
     @field_validator("services")
     @classmethod
@@ -195,6 +218,10 @@ class Catalogue:
     def preset(self, service: Service) -> Preset:
         return self.presets[service.preset]
 
+    def rollback(self, service: str, version: str, baseline: str) -> str:
+        """The configured rollback command with {service}, {version} and {baseline} filled in."""
+        return self.rollback_command.format(service=service, version=version, baseline=baseline)
+
 
 def load(path: str | Path = DEFAULT_PATH) -> Catalogue:
     """Return the catalogue in the YAML file at `path`; raise ConfigError listing every problem."""
@@ -235,10 +262,10 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     presets = {name: load_preset(name) for name in {s.preset for s in model.services}}
     p = model.policy
     policy = Policy(
-        window=_duration(p.window),
-        warmup=_duration(p.warmup),
-        step=_duration(p.step),
-        lookback=_duration(p.lookback),
+        window=p.window,
+        warmup=p.warmup,
+        step=p.step,
+        lookback=p.lookback,
         min_window_share=p.min_window_share,
         baseline=p.baseline,
         thresholds=Thresholds(pass_score=p.thresholds.pass_, marginal_score=p.thresholds.marginal),
@@ -247,7 +274,7 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     prom = model.sources.prometheus
     settings = PrometheusSettings(
         url=prom.url,
-        timeout=_duration(prom.timeout),
+        timeout=prom.timeout,
         retries=prom.retries,
         verify_tls=prom.verify_tls,
         bearer_token_env=prom.bearer_token_env,

@@ -1,0 +1,227 @@
+"""The `release-health` command line: a thin Typer shell over releasehealth.analysis.
+
+Exit codes (for pipelines): 0 PROMOTE, 1 error, 2 usage, 3 ROLLBACK, 4 HOLD or INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from releasehealth import analysis, config
+from releasehealth.errors import ReleaseHealthError
+from releasehealth.model import Action, Evaluation
+from releasehealth.serialize import evaluation_to_dict
+
+EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
+EXIT_ERROR = 1
+
+app = typer.Typer(
+    help="Compare each release of each microservice with the one it replaced; recommend promote, hold or rollback.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+@dataclass
+class Context:
+    config_path: str
+    demo: bool
+    seed: int
+
+    def open(self) -> tuple[config.Catalogue, analysis.Sources]:
+        """The catalogue and sources: the embedded demo fleet, or the config file's real sources."""
+        if self.demo:
+            catalogue, sources, _ = analysis.demo(seed=self.seed)
+            return catalogue, sources
+        catalogue = config.load(self.config_path)
+        return catalogue, analysis.connect(catalogue)
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One error handler for every command: our exceptions become a message on stderr and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ReleaseHealthError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_ERROR) from exc
+
+    return wrapper
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config_path: Annotated[
+        str, typer.Option("--config", "-c", envvar="RELEASE_HEALTH_CONFIG", help="The YAML catalogue.")
+    ] = config.DEFAULT_PATH,
+    demo: Annotated[bool, typer.Option("--demo", help="Use the embedded simulated fleet instead of the config.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the demo fleet.")] = 7,
+) -> None:
+    ctx.obj = Context(config_path, demo, seed)
+
+
+@app.command()
+@handle_errors
+def services(ctx: typer.Context) -> None:
+    """List the configured services."""
+    catalogue, _ = ctx.obj.open()
+    table = Table("service", "preset", "service label", "version label", "selector", "team")
+    for s in catalogue.services:
+        selector = ", ".join(f"{k}={v}" for k, v in s.selector)
+        table.add_row(*(escape(x) for x in (s.name, s.preset, s.labels.service, s.labels.version, selector, s.team)))
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def deploys(ctx: typer.Context, service: str) -> None:
+    """List the deploys of SERVICE detected in the lookback, oldest first."""
+    catalogue, sources = ctx.obj.open()
+    table = Table("version", "deployed at (UTC)", "last seen (UTC)", "source")
+    for d in analysis.list_deploys(catalogue, sources, service):
+        table.add_row(escape(d.version), _when(d.started_at), _when(d.last_seen), d.source.value)
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    ctx: typer.Context,
+    service: str,
+    version: Annotated[str | None, typer.Option(help="The release to judge (default: the latest).")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.TABLE,
+    at: Annotated[
+        datetime | None, typer.Option(help="Evaluate as of this UTC time instead of now (ISO 8601).")
+    ] = None,
+) -> None:
+    """Judge a release of SERVICE against its baseline; the exit code carries the recommendation."""
+    catalogue, sources = ctx.obj.open()
+    now = at.replace(tzinfo=at.tzinfo or UTC) if at else None
+    evaluation = analysis.evaluate(catalogue, sources, service, version, now=now)
+    if output is OutputFormat.JSON:
+        out.print_json(json.dumps(evaluation_to_dict(evaluation)))
+    else:
+        print_evaluation(evaluation, catalogue)
+    raise typer.Exit(EXIT_CODES[evaluation.recommendation.action])
+
+
+@app.command()
+@handle_errors
+def check(ctx: typer.Context) -> None:
+    """Check that every source answers; exit 1 if one does not."""
+    _, sources = ctx.obj.open()
+    failed = False
+    for health in analysis.check_sources(sources):
+        status = "[green]ok[/]" if health.ok else "[red]DOWN[/]"
+        latency = f"{health.latency_seconds * 1000:.0f} ms" if health.latency_seconds is not None else "-"
+        out.print(f"{health.name} {escape(health.url)}: {status} {latency} {escape(health.error)}")
+        failed |= not health.ok
+    raise typer.Exit(EXIT_ERROR if failed else 0)
+
+
+@app.command()
+@handle_errors
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for fleet.om and truth.json.")] = Path("simulated"),
+    seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 7,
+    hours: Annotated[float, typer.Option(help="Hours of history, ending now.")] = 26,
+    services_count: Annotated[int, typer.Option("--services", help="Number of services (1-10).")] = 8,
+) -> None:
+    """Write a simulated fleet as OpenMetrics (for promtool) and its ground truth as JSON."""
+    from releasehealth.simulator import simulate as simulate_fleet
+    from releasehealth.simulator.openmetrics import write_files
+
+    fleet = simulate_fleet(seed=seed, hours=hours, services=services_count)
+    metrics, truth = write_files(fleet, out_dir)
+    out.print(f"wrote {metrics} and {truth}")
+    out.print(f"load it: promtool tsdb create-blocks-from openmetrics {metrics} DATA_DIR")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    seed: Annotated[int, typer.Option(help="Seed of the demo fleet.")] = 7,
+) -> None:
+    """Serve the dashboard on the embedded simulated fleet (no external service needed)."""
+    _serve({"RELEASE_HEALTH_DEMO": "1", "RELEASE_HEALTH_SEED": str(seed)}, port)
+
+
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+) -> None:
+    """Serve the dashboard on the sources of the config file."""
+    _serve({"RELEASE_HEALTH_CONFIG": str(Path(ctx.obj.config_path).resolve())}, port)
+
+
+def _serve(environment: dict[str, str], port: int) -> None:
+    spec = find_spec("dashboard")
+    if spec is None or spec.origin is None:
+        err.print("[bold red]error:[/] the dashboard package is not installed")
+        raise typer.Exit(EXIT_ERROR)
+    app_path = str(Path(spec.origin).parent / "app.py")
+    argv = [
+        sys.executable, "-m", "streamlit", "run", app_path,
+        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    err.print(f"serving the dashboard on http://localhost:{port}")
+    os.execve(sys.executable, argv, {**os.environ, **environment})
+
+
+def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> None:
+    r = evaluation.recommendation
+    colour = {Action.PROMOTE: "green", Action.ROLLBACK: "red"}.get(r.action, "yellow")
+    out.print(
+        f"[bold {colour}]{r.action.value}[/] {escape(evaluation.service)} "
+        f"{escape(r.candidate)} (baseline {escape(r.baseline)}, policy {evaluation.policy.value})"
+    )
+    out.print(f"reason: {escape(r.reason)}")
+    if evaluation.candidate_window and evaluation.baseline_window:
+        b, c = evaluation.baseline_window, evaluation.candidate_window
+        out.print(f"windows: baseline {_when(b.start)}..{_when(b.end)}, candidate {_when(c.start)}..{_when(c.end)}")
+    if evaluation.score:
+        score = evaluation.score.score
+        out.print(f"score: {'-' if score is None else f'{score:.0f}'}")
+        for v in evaluation.score.verdicts:
+            out.print(f"  {v.classification.value:<7} {escape(v.reason)}")
+            out.print(f"          baseline: {escape(v.baseline.detail)}; candidate: {escape(v.candidate.detail)}")
+    if r.action is Action.ROLLBACK:
+        out.print(f"rollback: {escape(catalogue.rollback(evaluation.service, r.candidate, r.baseline))}")
+    out.print("queries:")
+    for q in evaluation.queries:
+        out.print(f"  {escape(f'[{q.template}]')} {escape(q.text)}")
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def main() -> None:
+    app()

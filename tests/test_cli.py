@@ -1,0 +1,109 @@
+"""CLI exit codes and error messages (on the embedded demo fleet or a Prometheus that is down)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from releasehealth import analysis
+from releasehealth.cli import app
+from releasehealth.simulator import ReleaseLabel
+from tests.conftest import example_config
+from tests.servers import free_port
+
+runner = CliRunner()
+
+
+def test_unknown_service_is_a_clear_error_exit_1() -> None:
+    result = runner.invoke(app, ["--demo", "evaluate", "no-such-service"])
+    assert result.exit_code == 1
+    assert "unknown service 'no-such-service'" in result.output
+    assert "user-service" in result.output  # the known ones are listed
+
+
+def test_unknown_version_is_a_clear_error_exit_1() -> None:
+    result = runner.invoke(app, ["--demo", "evaluate", "user-service", "--version", "9.9.9"])
+    assert result.exit_code == 1
+    assert "no version '9.9.9'" in result.output
+
+
+def test_usage_errors_exit_2() -> None:
+    assert runner.invoke(app, ["--demo", "evaluate"]).exit_code == 2
+    assert runner.invoke(app, ["--demo", "evaluate", "user-service", "--format", "xml"]).exit_code == 2
+
+
+def test_exit_codes_follow_the_recommendation_on_the_demo_fleet() -> None:
+    _, _, fleet = analysis.demo()
+    expected = {ReleaseLabel.ERROR_RATIO: 3, ReleaseLabel.LATENCY: 3, ReleaseLabel.GOOD: 0}
+    seen = set()
+    for service in fleet.services:
+        for release in service.releases[1:]:
+            result = runner.invoke(app, ["--demo", "evaluate", service.name, "--version", release.version, "-f", "json"])
+            assert result.exit_code == expected[release.label], result.output
+            assert json.loads(result.output)["candidate"]["version"] == release.version
+            seen.add(release.label)
+    assert seen == set(expected)
+
+
+def test_prometheus_down_exits_1_naming_the_url_within_the_timeout(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(example_config(url, timeout="2s", retries=1)))
+    started = time.monotonic()
+    result = runner.invoke(app, ["-c", str(path), "evaluate", "user-service"])
+    assert result.exit_code == 1
+    assert url in result.output and "unreachable" in result.output
+    assert time.monotonic() - started < 2.5
+
+
+def test_an_invalid_config_lists_every_problem_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "sources:\n  prometheus: {url: 'localhost:9090', timeout: 5x}\n"
+        "policy: {thresholds: {pass: 70, marginal: 80}}\n"
+        "services:\n  - {name: a, preset: generik}\n  - {name: b, labels: {service: 'bad-label'}}\n"
+    )
+    result = runner.invoke(app, ["-c", str(path), "services"])
+    assert result.exit_code == 1
+    for expected in (
+        f"{path}: sources.prometheus.url: must start with http:// or https://",
+        f"{path}: sources.prometheus.timeout: invalid duration '5x'",
+        f"{path}: policy.thresholds: marginal (80.0) must not exceed pass (70.0)",
+        f"{path}: services[0].preset: unknown preset 'generik' (known: generic)",
+        f"{path}: services[1].labels.service: 'bad-label' is not a valid Prometheus label name",
+    ):
+        assert expected in result.output, result.output
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["-c", str(tmp_path / "absent.yaml"), "services"])
+    assert result.exit_code == 1
+    assert "absent.yaml" in result.output and "cannot read" in result.output
+
+
+def test_services_lists_the_demo_fleet() -> None:
+    result = runner.invoke(app, ["--demo", "services"])
+    assert result.exit_code == 0
+    assert "user-service" in result.output and "order-service" in result.output
+
+
+def test_check_reports_a_down_source_and_exits_1(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(example_config(url, retries=0)))
+    result = runner.invoke(app, ["-c", str(path), "check"])
+    assert result.exit_code == 1
+    assert "DOWN" in result.output and url in result.output
+
+
+def test_simulate_writes_openmetrics_and_truth(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path), "--hours", "25", "--services", "2"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "fleet.om").read_text()
+    assert text.startswith("# TYPE http_requests counter") and text.endswith("# EOF\n")
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert [s["name"] for s in truth["services"]] == ["user-service", "order-service"]

@@ -1,0 +1,246 @@
+"""PrometheusMetricSource and deploy detection against a real Prometheus holding the simulated fleet."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import promql_parser
+import pytest
+
+from collectors.deploys import MetricDeploySource
+from collectors.prometheus import PrometheusMetricSource
+from queries.promql import build_query
+from releasehealth import analysis
+from releasehealth.config import Catalogue, load_preset
+from releasehealth.errors import InvalidResponse, QueryRejected, SourceUnavailable
+from releasehealth.model import LabelNames, Window
+from releasehealth.simulator import Fleet
+from releasehealth.simulator.fleet import BUCKETS
+from scoring.latency import bucket_matrix, smooth_quantile
+from tests.servers import PrometheusServer, free_port
+
+STEP = timedelta(minutes=1)
+TEMPLATES = load_preset("generic").templates
+LABELS = LabelNames()
+# Scrapes and steps are aligned and each version's counters start at zero at its deploy, so increase()
+# over 1-minute steps should give the simulated counts exactly; 0.5% leaves room for float rounding.
+COUNT_TOLERANCE = 0.005
+
+
+def _range(template: str, services: list[str], start: datetime, end: datetime, url: str):
+    return build_query(template, TEMPLATES[template], services, LABELS, step=STEP, start=start, end=end, source=url)
+
+
+def _candidate_window(release, minutes: int = 30) -> Window:
+    start = release.deployed_at + timedelta(minutes=5)
+    return Window(start, start + timedelta(minutes=minutes), STEP)
+
+
+def test_every_simulated_deploy_is_detected_at_its_time(fleet: Fleet, catalogue: Catalogue, sources) -> None:
+    for service in fleet.services:
+        detected = analysis.list_deploys(catalogue, sources, service.name)
+        assert [d.version for d in detected] == [r.version for r in service.releases]
+        for deploy, release in zip(detected, service.releases, strict=True):
+            assert abs(deploy.started_at - release.deployed_at) <= STEP, (deploy, release)
+
+
+def test_deploy_detection_is_one_query_pair_for_the_whole_fleet(fleet: Fleet, prometheus: PrometheusServer) -> None:
+    source = PrometheusMetricSource(prometheus.url)
+    names = [s.name for s in fleet.services]
+    now = datetime.now(UTC)
+    first, last = (
+        build_query(t, TEMPLATES[t], names, LABELS, step=STEP, start=now, end=now, lookback=timedelta(days=2),
+                    instant=True, source=prometheus.url)
+        for t in ("first_seen", "last_seen")
+    )
+    deploys = MetricDeploySource(source).detect(first, last)
+    assert source.queries_run == 2
+    assert len(deploys) == sum(len(s.releases) for s in fleet.services)
+
+
+@pytest.mark.parametrize("index", [0, 3, 6])
+def test_window_counts_match_the_simulated_ground_truth(fleet: Fleet, prometheus: PrometheusServer, index: int) -> None:
+    service = fleet.services[index]
+    release = service.releases[-1]
+    window = _candidate_window(release)
+    truth = service.counts(release.version, window.start, window.end)
+    source = PrometheusMetricSource(prometheus.url)
+    for template, expected in (("requests", truth["requests"]), ("errors", truth["errors"])):
+        series = source.fetch(_range(template, [service.name], window.start, window.end, prometheus.url))
+        mine = [s.between(window) for s in series if s.labels["version"] == release.version]
+        assert len(mine) == 1
+        assert mine[0].values.sum() == pytest.approx(expected, rel=COUNT_TOLERANCE)
+    buckets = source.fetch(_range("latency_buckets", [service.name], window.start, window.end, prometheus.url))
+    _, bounds, counts = bucket_matrix([s.between(window) for s in buckets if s.labels["version"] == release.version])
+    assert list(bounds[:-1]) == list(BUCKETS) and np.isinf(bounds[-1])
+    np.testing.assert_allclose(counts.sum(axis=0), np.cumsum(truth["buckets"]), rtol=COUNT_TOLERANCE)
+
+
+def test_p95_from_buckets_is_close_to_the_true_latency_quantile(fleet: Fleet, prometheus: PrometheusServer) -> None:
+    # The histogram only knows 15 buckets: the estimate must be within 10% of the true lognormal p95.
+    source = PrometheusMetricSource(prometheus.url)
+    for service in fleet.services:
+        release = service.releases[-1]
+        window = _candidate_window(release)
+        series = source.fetch(_range("latency_buckets", [service.name], window.start, window.end, prometheus.url))
+        _, bounds, counts = bucket_matrix([s.between(window) for s in series if s.labels["version"] == release.version])
+        assert smooth_quantile(0.95, bounds, counts.sum(axis=0)) == pytest.approx(release.p95_latency, rel=0.10)
+
+
+def test_a_long_range_is_split_into_chunks_and_joined(fleet: Fleet, prometheus: PrometheusServer) -> None:
+    service = fleet.services[0]
+    source = PrometheusMetricSource(prometheus.url)
+    step = timedelta(seconds=5)  # 26 h at 5 s is 18,720 points: over Prometheus' 11,000 limit
+    query = build_query("requests", TEMPLATES["requests"], [service.name], LABELS, step=step,
+                        start=fleet.start, end=fleet.end, source=prometheus.url)
+    series = source.fetch(query)
+    assert source.queries_run == 2
+    for s in series:
+        assert np.all(np.diff(s.timestamps) > 0)
+
+
+HOSTILE_NAMES = ['a"} or vector(1) or x{y="', "back\\slash", "br{ac}es", "new\nline", "quote'single", ".*"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_service_names_stay_inside_one_matcher(name: str) -> None:
+    query = _range("errors", [name], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "x")
+    selectors = _selectors(promql_parser.parse(query.text))
+    assert [(s.name, _matchers(s)) for s in selectors] == [
+        ("http_requests_total", [("service", "MatchOp.Equal", name), ("code", "MatchOp.Re", "5..")])
+    ]
+
+
+def test_hostile_names_in_one_fleet_query_are_regex_escaped() -> None:
+    query = _range("requests", ["a.b", "c|d"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "x")
+    assert query.text == 'sum by (service, version) (increase(http_requests_total{service=~"a\\\\.b|c\\\\|d"}[1m]))'
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_service_names_run_on_prometheus_and_match_nothing(name: str, prometheus: PrometheusServer, fleet: Fleet) -> None:
+    source = PrometheusMetricSource(prometheus.url)
+    assert source.fetch(_range("requests", [name], fleet.start, fleet.end, prometheus.url)) == []
+
+
+def _selectors(node) -> list[promql_parser.VectorSelector]:
+    """Every vector selector of a parsed PromQL expression."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, promql_parser.VectorSelector):
+            found.append(current)
+            continue
+        for attribute in ("expr", "param", "lhs", "rhs", "args", "vector_selector"):
+            child = getattr(current, attribute, None)
+            if child is not None:
+                stack.extend(child if isinstance(child, list) else [child])
+    return found
+
+
+def _matchers(selector: promql_parser.VectorSelector) -> list[tuple[str, str, str]]:
+    return [(m.name, str(m.op), m.value) for m in selector.matchers.matchers]
+
+
+def test_prometheus_down_is_unavailable_naming_the_url_within_the_timeout() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    source = PrometheusMetricSource(url, timeout=timedelta(seconds=3), retries=2)
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match=url.replace(".", r"\.")):
+        source.fetch(_range("requests", ["user-service"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url))
+    assert time.monotonic() - started < 3.5
+    assert source.queries_run == 3  # connection refused is retried, within the budget
+
+
+def test_a_rejected_query_is_not_retried(prometheus: PrometheusServer) -> None:
+    source = PrometheusMetricSource(prometheus.url, retries=3)
+    query = _range("requests", ["x"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), prometheus.url)
+    broken = type(query)(**{**query.__dict__, "text": "sum(rate(x[5m])"})
+    with pytest.raises(QueryRejected, match="HTTP 400"):
+        source.fetch(broken)
+    assert source.queries_run == 1
+
+
+def test_source_health_reports_up_and_down(prometheus: PrometheusServer) -> None:
+    up = PrometheusMetricSource(prometheus.url).check()
+    assert up.ok and up.latency_seconds is not None and up.error == ""
+    down = PrometheusMetricSource(f"http://127.0.0.1:{free_port()}", retries=0).check()
+    assert not down.ok and "unreachable" in down.error
+
+
+# ---- misbehaving servers: not Prometheus mocks, but the failures a proxy or a hung host produces ----
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    status = 200
+    body = b"<html>login page</html>"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.server.hits += 1  # type: ignore[attr-defined]
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(status: int, body: bytes) -> Iterator[tuple[str, http.server.HTTPServer]]:
+    handler = type("Handler", (_Handler,), {"status": status, "body": body})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    server.hits = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def html_server() -> Iterator[tuple[str, http.server.HTTPServer]]:
+    yield from _serve(200, b"<html>login page</html>")
+
+
+@pytest.fixture
+def failing_server() -> Iterator[tuple[str, http.server.HTTPServer]]:
+    yield from _serve(503, b'{"status":"error","error":"overloaded"}')
+
+
+def _instant(url: str):
+    now = datetime.now(UTC)
+    return build_query("first_seen", TEMPLATES["first_seen"], ["s"], LABELS, step=STEP, start=now, end=now,
+                       lookback=timedelta(hours=1), instant=True, source=url)
+
+
+def test_a_garbage_answer_is_an_invalid_response_not_a_crash(html_server) -> None:
+    url, _ = html_server
+    with pytest.raises(InvalidResponse, match="malformed response"):
+        PrometheusMetricSource(url).fetch(_instant(url))
+
+
+def test_a_503_is_retried_a_bounded_number_of_times(failing_server) -> None:
+    url, server = failing_server
+    source = PrometheusMetricSource(url, retries=2, sleep=lambda _: None)
+    with pytest.raises(SourceUnavailable, match="HTTP 503: overloaded"):
+        source.fetch(_instant(url))
+    assert server.hits == 3
+
+
+def test_a_hung_server_times_out() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable, match="no answer within"):
+            PrometheusMetricSource(url, timeout=timedelta(seconds=1), retries=3).fetch(_instant(url))
+        assert time.monotonic() - started < 3
+    finally:
+        listener.close()

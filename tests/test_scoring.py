@@ -1,0 +1,207 @@
+"""The judge on literal data: quantiles, ratio and latency classification, scoring, recommendation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from releasehealth.model import (
+    Action,
+    Classification,
+    Direction,
+    MetricInput,
+    MetricKind,
+    MetricSpec,
+    MetricVerdict,
+    Policy,
+    Series,
+    Summary,
+    Tolerance,
+)
+from scoring.judge import judge, recommend, score
+from scoring.latency import classify_quantile, histogram_quantile, smooth_quantile
+from scoring.ratio import classify_ratio
+
+ALPHA = 0.005
+ERROR_RATIO = MetricSpec(
+    "error_ratio", MetricKind.RATIO, {"numerator": "errors", "denominator": "requests"}, "ratio",
+    tolerance=Tolerance(0.2, 0.001), critical=True, group="errors", min_count=200,
+)
+P95 = MetricSpec(
+    "p95_latency", MetricKind.HISTOGRAM_QUANTILE, {"buckets": "latency_buckets"}, "seconds",
+    tolerance=Tolerance(0.2, 0.005), group="latency", quantile=0.95, min_count=200,
+)
+BOUNDS = np.array([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf])
+
+
+def _steps(n: int) -> np.ndarray:
+    return 1_800_000_000 + 60.0 * np.arange(1, n + 1)
+
+
+def _ratio_side(errors: list[float], requests: list[float]) -> dict[str, list[Series]]:
+    steps = _steps(len(requests))
+    return {
+        "numerator": [Series({}, steps, np.array(errors, dtype=float))],
+        "denominator": [Series({}, steps, np.array(requests, dtype=float))],
+    }
+
+
+# ---- ratios ---------------------------------------------------------------------------------------
+
+
+def test_error_ratio_high_when_candidate_triples() -> None:
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([5] * 30, [1000] * 30), _ratio_side([15] * 30, [1000] * 30), ALPHA)
+    assert verdict.classification is Classification.HIGH
+    assert verdict.reason.startswith("error_ratio HIGH: 1.50% vs 0.50% (+200.0%)")
+    assert "tolerance +20% and +0.10 pp" in verdict.reason and verdict.reason.endswith("; critical")
+
+
+def test_error_ratio_passes_when_identical() -> None:
+    side = _ratio_side([5, 6, 4] * 10, [1000] * 30)
+    assert classify_ratio(ERROR_RATIO, side, side, ALPHA).classification is Classification.PASS
+
+
+def test_zero_error_baseline_still_catches_new_errors() -> None:
+    # Kayenta's blind spot: [0,1,2,1,0,0]-like errors against a baseline of zeros.
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([0] * 30, [1000] * 30), _ratio_side([0, 10, 20, 10, 0, 0] * 5, [1000] * 30), ALPHA)
+    assert verdict.classification is Classification.HIGH
+    assert "(new, from zero)" in verdict.reason
+
+
+def test_no_errors_anywhere_passes_with_a_reason() -> None:
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([0] * 10, [500] * 10), _ratio_side([0] * 10, [500] * 10), ALPHA)
+    assert verdict.classification is Classification.PASS and "no errors in either window" in verdict.reason
+
+
+def test_low_traffic_is_nodata_not_a_pass() -> None:
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([0] * 10, [10] * 10), _ratio_side([5] * 10, [10] * 10), ALPHA)
+    assert verdict.classification is Classification.NODATA
+    assert "baseline 100 and candidate 100 requests, at least 200 needed" in verdict.reason
+
+
+def test_a_rise_within_tolerance_passes_even_when_credible() -> None:
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([100] * 30, [10000] * 30), _ratio_side([110] * 30, [10000] * 30), ALPHA)
+    assert verdict.classification is Classification.PASS and "within tolerance" in verdict.reason
+
+
+def test_a_big_rise_on_few_errors_is_not_credible() -> None:
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([1] + [0] * 9, [100] * 10), _ratio_side([3] + [0] * 9, [100] * 10), ALPHA)
+    assert verdict.classification is Classification.PASS and "not credibly" in verdict.reason
+
+
+def test_bursty_errors_are_judged_with_overdispersion() -> None:
+    # Same totals (+50%), once spread evenly and once in bursts: only the even spread is credible.
+    baseline = _ratio_side([50] * 30, [10000] * 30)
+    even = classify_ratio(ERROR_RATIO, baseline, _ratio_side([75] * 30, [10000] * 30), ALPHA)
+    bursty = classify_ratio(ERROR_RATIO, _ratio_side([0, 0, 150] * 10, [10000] * 30), _ratio_side([0, 0, 225] * 10, [10000] * 30), ALPHA)
+    assert even.classification is Classification.HIGH
+    assert bursty.classification is Classification.PASS
+
+
+def test_a_drop_is_harmless_for_an_increase_metric() -> None:
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([30] * 30, [1000] * 30), _ratio_side([5] * 30, [1000] * 30), ALPHA)
+    assert verdict.classification is Classification.PASS and "harmless direction" in verdict.reason
+
+
+def test_a_drop_fails_a_decrease_metric_as_low() -> None:
+    spec = MetricSpec("success", MetricKind.RATIO, {}, "ratio", direction=Direction.DECREASE, tolerance=Tolerance(0.05, 0.0))
+    verdict = classify_ratio(spec, _ratio_side([990] * 30, [1000] * 30), _ratio_side([800] * 30, [1000] * 30), ALPHA)
+    assert verdict.classification is Classification.LOW
+
+
+# ---- histograms -----------------------------------------------------------------------------------
+
+
+def test_histogram_quantile_interpolates_linearly_as_prometheus() -> None:
+    bounds = np.array([0.1, 0.2, math.inf])
+    assert histogram_quantile(0.5, bounds, np.array([0, 100, 100])) == pytest.approx(0.15)
+    assert histogram_quantile(0.95, bounds, np.array([50, 90, 100])) == pytest.approx(0.2)  # +Inf: highest finite
+    assert histogram_quantile(0.5, bounds, np.array([0, 0, 0])) is None
+
+
+def _lognormal_buckets(median: float, sigma: float, count: float) -> np.ndarray:
+    return count * norm.cdf((np.log(BOUNDS) - math.log(median)) / sigma)
+
+
+@pytest.mark.parametrize("median", [0.03, 0.05, 0.08, 0.12])
+def test_smooth_quantile_recovers_a_lognormal_p95(median: float) -> None:
+    truth = median * math.exp(norm.ppf(0.95) * 0.5)
+    assert smooth_quantile(0.95, BOUNDS, _lognormal_buckets(median, 0.5, 100_000)) == pytest.approx(truth, rel=0.01)
+
+
+def _bucket_side(median: float, steps: int = 30, per_step: float = 2000) -> dict[str, list[Series]]:
+    t = _steps(steps)
+    rng = np.random.default_rng(1)
+    medians = median * rng.lognormal(0, 0.03, steps)
+    counts = np.array([np.round(_lognormal_buckets(m, 0.5, per_step)) for m in medians])
+    labels = [str(b) if math.isfinite(b) else "+Inf" for b in BOUNDS]
+    return {"buckets": [Series({"le": le}, t, counts[:, i]) for i, le in enumerate(labels)]}
+
+
+def test_p95_high_when_latency_rises_by_half() -> None:
+    verdict = classify_quantile(P95, _bucket_side(0.06), _bucket_side(0.09), ALPHA)
+    assert verdict.classification is Classification.HIGH
+    assert verdict.change == pytest.approx(0.5, abs=0.05)
+    assert "p95_latency HIGH" in verdict.reason and "blocks" in verdict.reason
+
+
+def test_p95_passes_a_small_drift() -> None:
+    assert classify_quantile(P95, _bucket_side(0.06), _bucket_side(0.063), ALPHA).classification is Classification.PASS
+
+
+def test_p95_without_traffic_is_nodata() -> None:
+    verdict = classify_quantile(P95, _bucket_side(0.06, per_step=2), _bucket_side(0.06), ALPHA)
+    assert verdict.classification is Classification.NODATA
+
+
+# ---- score and recommendation ------------------------------------------------------------------------
+
+
+def _verdict(metric: str, classification: Classification, critical: bool = False, group: str = "g") -> MetricVerdict:
+    empty = Summary(None, 0)
+    return MetricVerdict(metric, classification, f"{metric} {classification.value}: because", empty, empty, critical=critical, group=group)
+
+
+def _recommend(*verdicts: MetricVerdict) -> Action:
+    release = score(list(verdicts), {})
+    return recommend(release, Policy(), "1.0", "1.1").action
+
+
+def test_all_pass_promotes() -> None:
+    assert _recommend(_verdict("a", Classification.PASS), _verdict("b", Classification.PASS)) is Action.PROMOTE
+
+
+def test_a_failing_critical_metric_rolls_back_whatever_the_score() -> None:
+    verdicts = [_verdict(str(i), Classification.PASS) for i in range(20)] + [_verdict("c", Classification.HIGH, critical=True)]
+    assert _recommend(*verdicts) is Action.ROLLBACK
+
+
+def test_half_the_metrics_without_data_is_inconclusive() -> None:
+    assert _recommend(_verdict("a", Classification.PASS), _verdict("b", Classification.NODATA)) is Action.INCONCLUSIVE
+
+
+def test_missing_data_never_promotes() -> None:
+    verdicts = [_verdict("a", Classification.PASS), _verdict("b", Classification.PASS), _verdict("c", Classification.ERROR)]
+    assert _recommend(*verdicts) is Action.HOLD
+
+
+def test_score_between_thresholds_holds_and_below_rolls_back() -> None:
+    passes = [_verdict(str(i), Classification.PASS) for i in range(9)]
+    assert _recommend(*passes, _verdict("x", Classification.HIGH)) is Action.HOLD  # 90
+    assert _recommend(*passes[:2], _verdict("x", Classification.HIGH)) is Action.ROLLBACK  # 67
+
+
+def test_group_scores_are_weighted() -> None:
+    verdicts = [_verdict("a", Classification.PASS, group="errors"), _verdict("b", Classification.HIGH, group="latency")]
+    assert score(verdicts, {"a": 3.0, "b": 1.0}).score == pytest.approx(75.0)
+
+
+def test_a_fetch_error_becomes_an_error_verdict_with_its_reason() -> None:
+    inputs = [MetricInput(ERROR_RATIO, {}, {}, error="query 'errors' failed: http://p:9090: unreachable")]
+    release, recommendation = judge(inputs, Policy(), "1.0", "1.1")
+    assert release.verdicts[0].classification is Classification.ERROR
+    assert "unreachable" in release.verdicts[0].reason
+    assert recommendation.action is Action.INCONCLUSIVE
