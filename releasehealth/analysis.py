@@ -43,7 +43,8 @@ class Sources:
 
 
 def connect(catalogue: Catalogue) -> Sources:
-    """Return the real sources the catalogue names; raise ConfigError if a credential is missing."""
+    """Return the real sources the catalogue names; raise ConfigError if a credential is missing,
+    NotFoundError if no Prometheus is configured."""
     if catalogue.prometheus is None:
         raise NotFoundError(f"{catalogue.path}: no Prometheus source is configured")
     settings = catalogue.prometheus

@@ -8,6 +8,7 @@ variables named in the file, never from the file itself.
 from __future__ import annotations
 
 import os
+import shlex
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -219,8 +220,11 @@ class Catalogue:
         return self.presets[service.preset]
 
     def rollback(self, service: str, version: str, baseline: str) -> str:
-        """The configured rollback command with {service}, {version} and {baseline} filled in."""
-        return self.rollback_command.format(service=service, version=version, baseline=baseline)
+        """The configured rollback command with {service}, {version} and {baseline} filled in, each
+        shell-quoted: they are label values, untrusted, and the command is meant to be pasted in a shell."""
+        return self.rollback_command.format(
+            service=shlex.quote(service), version=shlex.quote(version), baseline=shlex.quote(baseline)
+        )
 
 
 def load(path: str | Path = DEFAULT_PATH) -> Catalogue:
@@ -301,12 +305,12 @@ def _to_service(model: ServiceModel, preset: Preset) -> Service:
 
 
 def catalogue_for(
-    service_names: list[str], prometheus: PrometheusSettings | None = None, policy: Policy = Policy()
+    service_names: list[str], prometheus: PrometheusSettings | None = None, policy: Policy | None = None
 ) -> Catalogue:
     """Return a catalogue of generic-preset services (used by the embedded demo fleet)."""
     preset = load_preset("generic")
     services = tuple(Service(name, preset.name, preset.labels, metrics=preset.metrics) for name in service_names)
-    return Catalogue(prometheus, policy, services, path="<demo>", presets={preset.name: preset})
+    return Catalogue(prometheus, policy or Policy(), services, path="<demo>", presets={preset.name: preset})
 
 
 # ---- presets ---------------------------------------------------------------------------------

@@ -162,6 +162,7 @@ class MetricVerdict:
     reason: str
     baseline: Summary
     candidate: Summary
+    unit: str = ""  # of the summaries' values: "ratio", "seconds"...
     change: float | None = None  # relative change, candidate vs baseline
     p_value: float | None = None
     test: str = ""

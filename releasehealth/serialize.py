@@ -40,6 +40,7 @@ def _verdict(verdict: MetricVerdict) -> dict[str, Any]:
         "reason": verdict.reason,
         "baseline": _summary(verdict.baseline),
         "candidate": _summary(verdict.candidate),
+        "unit": verdict.unit,
         "change": _number(verdict.change),
         "p_value": _number(verdict.p_value),
         "test": verdict.test,

@@ -53,7 +53,7 @@ def _classify_one(item: MetricInput, alpha: float) -> MetricVerdict:
     if item.error:
         empty = Summary(None, 0.0)
         return MetricVerdict(
-            spec.name, Classification.ERROR, f"{spec.name} ERROR: {item.error}", empty, empty,
+            spec.name, Classification.ERROR, f"{spec.name} ERROR: {item.error}", empty, empty, unit=spec.unit,
             critical=spec.critical, group=spec.group, tolerance=spec.tolerance, queries=item.queries,
         )
     verdict = CLASSIFIERS[spec.kind](spec, item.baseline, item.candidate, alpha)

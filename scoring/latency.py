@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 from scipy.stats import norm
 
-from releasehealth.model import Classification, MetricSpec, MetricVerdict, Series, Summary
+from releasehealth.model import MetricSpec, MetricVerdict, Series, Summary
 from scoring.series import blocks, by_label, on_steps, sum_by_time
 from scoring.verdict import VerdictBuilder, beyond_margin_p_value, harmful_sign, tolerance_margin
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from releasehealth.model import Classification, Direction, MetricSpec, MetricVerdict, Series, Summary
-from scoring.format import change_text, format_value, p_text, tolerance_text
+from releasehealth.format import change_text, format_value, p_text, tolerance_text
 
 
 def relative_change(baseline: float, candidate: float) -> float:
@@ -69,6 +69,7 @@ class VerdictBuilder:
             reason=prefix + why + suffix,
             baseline=self.baseline,
             candidate=self.candidate,
+            unit=self.spec.unit,
             change=change,
             p_value=p_value,
             test=self.test,

@@ -105,3 +105,11 @@ def test_every_preset_template_parses_and_uses_known_variables() -> None:
     for name in config.preset_names():
         preset = config.load_preset(name)
         assert {"requests", "errors", "first_seen", "last_seen"} <= set(preset.templates)
+
+
+def test_rollback_command_shell_quotes_untrusted_label_values() -> None:
+    catalogue = config.parse(example_config("http://p:9090"))
+    assert catalogue.rollback("a", "1.1; rm -rf /", "$(reboot)") == "kubectl rollout undo deployment/a"
+    raw = example_config("http://p:9090")
+    raw["rollback_command"] = "deploy {service}={baseline}"
+    assert config.parse(raw).rollback("a b", "x", "$(reboot)") == "deploy 'a b'='$(reboot)'"

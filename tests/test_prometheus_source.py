@@ -244,3 +244,12 @@ def test_a_hung_server_times_out() -> None:
         assert time.monotonic() - started < 3
     finally:
         listener.close()
+
+
+def test_credentials_in_the_url_never_appear_in_names_or_errors() -> None:
+    port = free_port()
+    source = PrometheusMetricSource(f"http://admin:s3cret@127.0.0.1:{port}", retries=0)
+    assert source.name == f"http://127.0.0.1:{port}"
+    with pytest.raises(SourceUnavailable) as caught:
+        source.fetch(_instant(source.name))
+    assert "s3cret" not in str(caught.value)

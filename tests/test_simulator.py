@@ -40,7 +40,7 @@ def test_traffic_is_diurnal_and_noisy() -> None:
 
 def test_regressions_are_relative_to_the_release_they_replace() -> None:
     for service in simulate(seed=7, end=END).services:
-        for before, after in zip(service.releases, service.releases[1:]):
+        for before, after in zip(service.releases, service.releases[1:], strict=False):
             if after.label is ReleaseLabel.ERROR_RATIO:
                 assert after.error_ratio == before.error_ratio * after.factor
             if after.label is ReleaseLabel.LATENCY:

@@ -1,4 +1,4 @@
-"""Human-readable numbers for reasons: ratios in percent, seconds in milliseconds."""
+"""Human-readable numbers for reasons and front ends: ratios in percent, seconds in milliseconds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value * 100:.2f}%"
     if unit == "seconds":
         return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
-    return f"{value:.4g}"
+    return f"{value:.4g} {unit}".rstrip()
 
 
 def format_absolute(value: float, unit: str) -> str:
@@ -26,10 +26,10 @@ def format_absolute(value: float, unit: str) -> str:
 
 
 def change_text(change: float | None) -> str:
-    if change is None:
+    if change is None or math.isnan(change):
         return "no change computed"
     if math.isinf(change):
-        return "new, from zero"
+        return "new, from zero" if change > 0 else "-100%"
     return f"{change * 100:+.1f}%"
 
 
