@@ -1,0 +1,18 @@
+"""Entry point of the dashboard (`streamlit run dashboard/app.py`): page set-up, navigation, sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components, data
+
+st.set_page_config(page_title="release-health", page_icon=":material/monitor_heart:", layout="wide")
+page = st.navigation(
+    [
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/release.py", title="Release", icon=":material/difference:"),
+        st.Page("pages/sources.py", title="Sources", icon=":material/dns:"),
+    ]
+)
+components.sidebar(data.describe(), data.refresh)
+page.run()

@@ -1,0 +1,234 @@
+"""Streamlit rendering shared by the pages; untrusted text reaches Markdown only through `escape_markdown`."""
+
+# Label values, reasons and error messages are untrusted: they go to Markdown-rendering elements
+# (st.error, st.caption, st.metric, labels) escaped, or to code blocks and tables, which render text inertly.
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import NoReturn, TypeVar
+
+import streamlit as st
+
+from dashboard import charts, tables
+from dashboard.data import Loaded
+from releasehealth.config import Catalogue
+from releasehealth.model import Action, Evaluation, Query, SourceHealth
+from releasehealth.serialize import evaluation_to_dict
+
+T = TypeVar("T")
+RELEASE_PAGE = "pages/release.py"
+# Every ASCII punctuation character: CommonMark lets any of them be backslash-escaped, and escaping all
+# of them also disarms Streamlit's extensions (:color[...] directives, $math$) and GFM autolinks.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+OVERVIEW_COLUMNS = {
+    "deployed": st.column_config.DatetimeColumn("deployed (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+    "score": st.column_config.ProgressColumn("score", min_value=0, max_value=100, format="%.0f"),
+    "reason": st.column_config.TextColumn("reason", width="large"),
+}
+HISTORY_COLUMNS = {"score": OVERVIEW_COLUMNS["score"], "reason": OVERVIEW_COLUMNS["reason"]}
+
+
+def escape_markdown(text: str) -> str:
+    """Return `text` with every Markdown-significant character backslash-escaped, so it renders literally."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _markdown_lines(text: str) -> str:
+    """Escaped text keeping its line breaks (Markdown would join them): multi-line config errors."""
+    return "  \n".join(escape_markdown(line.strip()) for line in text.splitlines())
+
+
+def show_error(message: str) -> None:
+    st.error(_markdown_lines(message), icon=":material/error:")
+
+
+def unwrap(loaded: Loaded[T]) -> T:
+    """The loaded value, or show its error and stop the page: a failing source never crashes a page."""
+    if loaded.value is None:
+        show_error(loaded.error or "no data")
+        st.stop()
+    return loaded.value
+
+
+def sidebar(description: str, on_refresh: Callable[[], None]) -> None:
+    with st.sidebar:
+        st.caption(escape_markdown(description))
+        st.button("Refresh", icon=":material/refresh:", on_click=on_refresh, help="Ask the sources again now")
+
+
+# ---- overview ------------------------------------------------------------------------------------
+
+
+def action_counts(evaluations: Sequence[Evaluation]) -> None:
+    counts = tables.action_counts(evaluations)
+    for column, (action, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        column.metric(action.value, count)
+
+
+def fleet_table(evaluations: Sequence[Evaluation]) -> None:
+    """The fleet, riskiest first; selecting a row opens its release."""
+    ordered = tables.by_risk(evaluations)
+    table = tables.overview_table(ordered, datetime.now(UTC))
+    event = st.dataframe(
+        table, hide_index=True, column_config=OVERVIEW_COLUMNS, on_select="rerun", selection_mode="single-row",
+        key="fleet_table",
+    )
+    for row in event.selection.rows:
+        _switch_to_release(ordered[row])
+
+
+def release_picker(evaluations: Sequence[Evaluation]) -> None:
+    """A select box of the fleet's latest releases, riskiest first, and a link to the chosen one."""
+    openable = {e.service: e for e in tables.by_risk(evaluations) if e.candidate}
+    if not openable:
+        return
+    chosen = st.selectbox(
+        "Open a release", list(openable),
+        format_func=lambda s: f"{s} {openable[s].candidate.version} ({openable[s].recommendation.action.value})",
+    )
+    evaluation = openable[chosen]
+    st.page_link(
+        RELEASE_PAGE, label=escape_markdown(f"Open {evaluation.service} {evaluation.candidate.version}"),
+        icon=":material/open_in_new:", query_params=_release_params(evaluation),
+    )
+
+
+def _release_params(evaluation: Evaluation) -> dict[str, str]:
+    return {"service": evaluation.service, "version": evaluation.candidate.version if evaluation.candidate else ""}
+
+
+def _switch_to_release(evaluation: Evaluation) -> NoReturn:
+    st.switch_page(RELEASE_PAGE, query_params=_release_params(evaluation))
+
+
+# ---- release -------------------------------------------------------------------------------------
+
+
+def select_param(
+    label: str, param: str, options: Sequence[str], *, default_first: bool = False, clears: Sequence[str] = ()
+) -> str | None:
+    """A select box bound to a query parameter, so the URL is a deep link to what is shown.
+
+    Returns the chosen option; or the requested value even if it is not an option, so the caller
+    reports it as unknown rather than silently showing something else.
+    """
+    requested = st.query_params.get(param) or None
+    if requested in options:
+        index: int | None = list(options).index(requested)
+    else:
+        index = 0 if requested is None and default_first and options else None
+    chosen = st.selectbox(label, options, index=index, placeholder=f"Choose a {label.lower()}")
+    if chosen is not None and chosen != requested:
+        st.query_params[param] = chosen
+        for dependent in clears:
+            st.query_params.pop(dependent, None)
+    return chosen if chosen is not None else requested
+
+
+def release(evaluation: Evaluation, catalogue: Catalogue) -> None:
+    """Everything behind one release's recommendation: banner, releases compared, evidence, queries."""
+    recommendation = evaluation.recommendation
+    st.subheader(escape_markdown(f"{evaluation.service} {recommendation.candidate}"))
+    r = evaluation.recommendation
+    banner(evaluation, catalogue.rollback(evaluation.service, r.candidate, r.baseline))
+    summary(evaluation)
+    metric_charts(evaluation)
+    verdicts(evaluation)
+    queries(evaluation.queries)
+    download(evaluation)
+
+
+def banner(evaluation: Evaluation, rollback_command: str) -> None:
+    r = evaluation.recommendation
+    text = (
+        f"**{r.action.value}** {escape_markdown(f'{evaluation.service} {r.candidate}')} "
+        f"(baseline {escape_markdown(r.baseline)})  \n{_markdown_lines(r.reason)}"
+    )
+    if r.action is Action.ROLLBACK:
+        st.error(text, icon=":material/undo:")
+        st.caption("Roll back with:")
+        st.code(rollback_command, language="bash")
+    elif r.action is Action.PROMOTE:
+        st.success(text, icon=":material/check_circle:")
+    else:
+        st.warning(text, icon=":material/pending:")
+
+
+def summary(evaluation: Evaluation) -> None:
+    score, candidate, baseline = st.columns(3)
+    score.metric("Score", tables.format_score(evaluation), help="Weighted share of passing metrics, 0–100")
+    candidate.metric("Candidate", escape_markdown(evaluation.recommendation.candidate))
+    baseline.metric("Baseline", escape_markdown(evaluation.recommendation.baseline))
+    st.dataframe(tables.release_table(evaluation), hide_index=True)
+    st.caption(
+        escape_markdown(
+            f"Baseline policy: {evaluation.policy.value}. Evaluated at {tables.format_time(evaluation.evaluated_at)}."
+        )
+    )
+
+
+def metric_charts(evaluation: Evaluation) -> None:
+    verdicts_ = tables.verdicts(evaluation)
+    if not verdicts_:
+        st.info("No metric was judged, so there is no evidence to chart.")
+        return
+    windows = (evaluation.baseline_window, evaluation.candidate_window)
+    versions = (evaluation.recommendation.baseline, evaluation.recommendation.candidate)
+    for column, verdict in zip(itertools.cycle(st.columns(min(len(verdicts_), 2))), verdicts_):
+        figure = charts.metric_figure(verdict, windows, versions)
+        with column:
+            if figure is None:
+                st.info(escape_markdown(f"{verdict.metric}: no per-step data to chart ({verdict.classification.value})."))
+            else:
+                st.plotly_chart(figure, key=f"chart-{verdict.metric}")
+
+
+def verdicts(evaluation: Evaluation) -> None:
+    table = tables.verdict_table(evaluation)
+    if not table.empty:
+        st.dataframe(table, hide_index=True, column_config={"reason": st.column_config.TextColumn(width="large")})
+
+
+def queries(ran: Sequence[Query]) -> None:
+    with st.expander(f"Queries that ran ({len(ran)})"):
+        for query in ran:
+            st.caption(escape_markdown(_query_caption(query)))
+            st.code(query.text, language=None, wrap_lines=True)
+
+
+def _query_caption(query: Query) -> str:
+    if query.step is None:
+        return f"{query.template}: instant query at {tables.format_time(query.end)} on {query.source}"
+    return (
+        f"{query.template}: range query {tables.format_time(query.start)} → {tables.format_time(query.end)}, "
+        f"step {query.step.total_seconds():g}s, on {query.source}"
+    )
+
+
+def download(evaluation: Evaluation) -> None:
+    name = tables.safe_file_name(f"{evaluation.service}-{evaluation.recommendation.candidate}")
+    st.download_button(
+        "Download the evaluation (JSON)", json.dumps(evaluation_to_dict(evaluation), indent=2),
+        file_name=f"{name}.json", mime="application/json", on_click="ignore", icon=":material/download:",
+    )
+
+
+def release_history(evaluations: Sequence[Evaluation]) -> None:
+    st.dataframe(tables.history_table(evaluations), hide_index=True, column_config=HISTORY_COLUMNS)
+
+
+# ---- sources -------------------------------------------------------------------------------------
+
+
+def source_health(health: Sequence[SourceHealth]) -> None:
+    for down in (h for h in health if not h.ok):
+        show_error(f"Source {down.name} ({down.url}) is down: {down.error}")
+    if health and all(h.ok for h in health):
+        st.success(f"All {len(health)} source(s) answer.", icon=":material/check_circle:")
+    st.dataframe(tables.sources_table(health), hide_index=True)

@@ -1,0 +1,158 @@
+"""Every cache and every environment read of the dashboard: loaders that return errors instead of raising."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import streamlit as st
+
+from releasehealth import analysis, config
+from releasehealth.analysis import Sources
+from releasehealth.config import Catalogue
+from releasehealth.errors import ConfigError, ReleaseHealthError
+from releasehealth.model import Deploy, Evaluation, SourceHealth
+
+TTL_SECONDS = 60
+HEALTH_TTL_SECONDS = 15  # shorter: the Sources page is where people look while a source recovers
+TRUE = frozenset({"1", "true", "yes", "on"})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    """A loader's answer: the value, or the message of the error that prevented it."""
+
+    value: T | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the data comes from, as set by the CLI (`release-health demo` / `release-health dashboard`)."""
+
+    demo: bool
+    seed: str
+    config_path: str
+
+
+def settings() -> Settings:
+    env = os.environ
+    return Settings(
+        demo=env.get("RELEASE_HEALTH_DEMO", "").strip().lower() in TRUE,
+        seed=env.get("RELEASE_HEALTH_SEED", "7"),
+        config_path=env.get("RELEASE_HEALTH_CONFIG", config.DEFAULT_PATH),
+    )
+
+
+def describe() -> str:
+    """One line saying where the data comes from, for the sidebar."""
+    current = settings()
+    return f"Demo fleet (seed {current.seed})" if current.demo else f"Config: {current.config_path}"
+
+
+def catalogue() -> Loaded[Catalogue]:
+    opened = _open(settings())
+    return Loaded(error=opened.error) if opened.value is None else Loaded(opened.value[0])
+
+
+def fleet() -> Loaded[list[Evaluation]]:
+    """The latest release of every service, evaluated."""
+    return _fleet(settings())
+
+
+def release(service: str, version: str | None) -> Loaded[Evaluation]:
+    """One release of a service (the latest if `version` is None), evaluated."""
+    return _release(settings(), service, version)
+
+
+def deploys(service: str) -> Loaded[list[Deploy]]:
+    """The deploys of a service seen in the lookback, oldest first."""
+    return _deploys(settings(), service)
+
+
+def releases(service: str) -> Loaded[list[Evaluation]]:
+    """Every release of a service seen in the lookback, evaluated, newest first."""
+    return _releases(settings(), service)
+
+
+def source_health() -> Loaded[list[SourceHealth]]:
+    return _health(settings())
+
+
+def refresh() -> None:
+    """Forget every cached answer, so the next run asks the sources again."""
+    for loader in (_fleet, _release, _deploys, _releases, _health):
+        loader.clear()
+    _open.clear()
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError("RELEASE_HEALTH_SEED", [f"must be an integer, got {text!r}"]) from None
+
+
+# Simulated once per process (its history ends when the dashboard starts), so its numbers stay put
+# while people click around; Refresh does not re-simulate it.
+@st.cache_resource(show_spinner="Simulating the demo fleet…")
+def _demo(seed: int) -> tuple[Catalogue, Sources]:
+    demo_catalogue, sources, _ = analysis.demo(seed=seed)
+    return demo_catalogue, sources
+
+
+def _connect(current: Settings) -> tuple[Catalogue, Sources]:
+    if current.demo:
+        return _demo(_seed(current.seed))
+    loaded = config.load(current.config_path)
+    return loaded, analysis.connect(loaded)
+
+
+# A resource, not data: the sources hold HTTP sessions (or the simulated fleet) that must not be copied.
+@st.cache_resource(ttl=TTL_SECONDS, show_spinner=False)
+def _open(current: Settings) -> Loaded[tuple[Catalogue, Sources]]:
+    try:
+        return Loaded(_connect(current))
+    except ReleaseHealthError as exc:
+        return Loaded(error=str(exc))
+
+
+def _run(current: Settings, call: Callable[[Catalogue, Sources], T]) -> Loaded[T]:
+    """Call with the catalogue and sources; our errors become the answer, so failures are cached too
+    (a source that is down costs one timeout per TTL, not one per click)."""
+    opened = _open(current)
+    if opened.value is None:
+        return Loaded(error=opened.error)
+    try:
+        return Loaded(call(*opened.value))
+    except ReleaseHealthError as exc:
+        return Loaded(error=str(exc))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating every service…")
+def _fleet(current: Settings) -> Loaded[list[Evaluation]]:
+    return _run(current, analysis.evaluate_fleet)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating the release…")
+def _release(current: Settings, service: str, version: str | None) -> Loaded[Evaluation]:
+    return _run(current, lambda c, s: analysis.evaluate(c, s, service, version))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def _deploys(current: Settings, service: str) -> Loaded[list[Deploy]]:
+    return _run(current, lambda c, s: analysis.list_deploys(c, s, service))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating every release of the service…")
+def _releases(current: Settings, service: str) -> Loaded[list[Evaluation]]:
+    return _run(current, lambda c, s: analysis.evaluate_releases(c, s, service))
+
+
+@st.cache_data(ttl=HEALTH_TTL_SECONDS, show_spinner="Checking the sources…")
+def _health(current: Settings) -> Loaded[list[SourceHealth]]:
+    return _run(current, lambda _, s: analysis.check_sources(s))

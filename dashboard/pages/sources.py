@@ -1,0 +1,10 @@
+"""Sources page: whether each data source answers, how fast, and its last error."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components, data
+
+st.title("Sources")
+components.source_health(components.unwrap(data.source_health()))
