@@ -240,3 +240,16 @@ def test_banner_renders_untrusted_labels_and_reason_literally() -> None:
         "\n"
         r"p95 HIGH \[x\]\(javascript\:alert\(1\)\) \$x\$"
     )
+
+
+def test_overview_and_release_on_the_real_prometheus(monkeypatch: pytest.MonkeyPatch, config_file: Path, fleet) -> None:
+    monkeypatch.delenv("RELEASE_HEALTH_DEMO", raising=False)
+    monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(config_file))
+    overview = _app().run()
+    assert not overview.exception and not overview.error
+    listed = list(overview.dataframe[0].value["service"])
+    assert sorted(listed) == sorted(s.name for s in fleet.services)
+    failing = next(s for s in fleet.services if s.releases[-1].label.is_regression)
+    release = _open("pages/release.py", service=failing.name, version=failing.releases[-1].version)
+    assert not release.exception
+    assert release.error[0].value.startswith("**ROLLBACK**")
