@@ -48,9 +48,8 @@ class SimulatedMetricSource:
     def _series(self, query: Query, service: SimulatedService, version: str) -> list[Series]:
         labels = {query.labels.service: service.name, query.labels.version: version}
         times, counters = service.cumulative(version)
-        visible = times <= query.end.timestamp()
         if query.step is None:
-            return self._instant(query, labels, times[visible])
+            return self._instant(query, labels, times[times <= query.end.timestamp()])
         steps = _step_times(query)
         if query.template == "latency_buckets":
             cumulative = np.cumsum(counters["buckets"], axis=1)

@@ -23,7 +23,9 @@ from releasehealth.model import (
     Action,
     Deploy,
     Evaluation,
+    LabelNames,
     MetricInput,
+    MetricSpec,
     Query,
     Recommendation,
     Series,
@@ -74,7 +76,7 @@ def check_sources(sources: Sources) -> list[SourceHealth]:
 
 class _GroupKey(NamedTuple):
     preset: str
-    labels: object
+    labels: LabelNames
     selector: tuple
 
 
@@ -241,7 +243,7 @@ def _evaluation(
     )
 
 
-def _metric_input(service: Service, spec, target: _Target, fetched: dict[tuple, _Fetched]) -> MetricInput:
+def _metric_input(service: Service, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched]) -> MetricInput:
     key = _group_key(service)
     results = {role: fetched[(key, template)] for role, template in spec.queries.items()}
     errors = [r.error for r in results.values() if r.error]

@@ -216,9 +216,6 @@ class Catalogue:
         known = ", ".join(s.name for s in self.services)
         raise NotFoundError(f"unknown service {name!r} in {self.path} (known: {known})")
 
-    def preset(self, service: Service) -> Preset:
-        return self.presets[service.preset]
-
     def rollback(self, service: str, version: str, baseline: str) -> str:
         """The configured rollback command with {service}, {version} and {baseline} filled in, each
         shell-quoted: they are label values, untrusted, and the command is meant to be pasted in a shell."""

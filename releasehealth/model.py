@@ -113,9 +113,6 @@ class Window:
     def duration(self) -> timedelta:
         return self.end - self.start
 
-    def contains(self, at: datetime) -> bool:
-        return self.start < at <= self.end
-
 
 @dataclass(frozen=True)
 class Query:
