@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import tables
 from dashboard.components import escape_markdown
 from releasehealth import analysis
-from releasehealth.model import Action, Recommendation
+from releasehealth.model import Action
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 TIMEOUT = 60
