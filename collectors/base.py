@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-from releasehealth.model import Query, Series, SourceHealth
+from queries.elasticsearch import WindowKey
+from releasehealth.model import Deploy, LogSettings, LogWindowData, Query, Series, SourceHealth
 
 
 class MetricSource(Protocol):
@@ -19,4 +23,33 @@ class MetricSource(Protocol):
 
     def check(self) -> SourceHealth:
         """Return whether the source answers a trivial query, and how fast. Never raises."""
+        ...
+
+
+def without_credentials(url: str) -> str:
+    """The URL without user and password: source names are shown everywhere, secrets nowhere."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class LogSource(Protocol):
+    """Reads log counts, message samples and deploy events. Raises SourceUnavailable, QueryRejected or
+    InvalidResponse."""
+
+    name: str
+
+    def fetch(
+        self, keys: Sequence[WindowKey], settings: LogSettings, step: timedelta
+    ) -> tuple[dict[str, LogWindowData], tuple[Query, ...]]:
+        """Return each window's data, keyed by `WindowKey.name`, and the queries that ran."""
+        ...
+
+    def events(self, services: Sequence[str], start: datetime, end: datetime) -> tuple[list[Deploy], Query | None]:
+        """Return the recorded deploy events of `services` in [start, end] (none without a deploy index)."""
+        ...
+
+    def check(self) -> SourceHealth:
         ...

@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import requests
@@ -21,6 +20,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from collectors.base import without_credentials
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
 from releasehealth.model import Query, Series, SourceHealth
 
@@ -42,7 +42,7 @@ class PrometheusMetricSource:
         verify_tls: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.name = _without_credentials(url)  # the name is shown everywhere: never with a password in it
+        self.name = without_credentials(url)  # the name is shown everywhere: never with a password in it
         self._timeout = timeout.total_seconds()
         self._retries = retries
         self._sleep = sleep
@@ -187,15 +187,6 @@ def _concatenate(parts: list[Series]) -> Series:
         np.concatenate([p.timestamps for p in parts]),
         np.concatenate([p.values for p in parts]),
     )
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _unix(at: datetime | None) -> float:

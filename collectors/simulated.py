@@ -1,4 +1,4 @@
-"""SimulatedMetricSource: the embedded demo fleet behind the same protocol as the real collectors.
+"""The embedded demo fleet behind the same protocols as the real collectors (metrics and logs).
 
 It answers the generic preset's templates from the simulator's counters, with Prometheus' semantics
 for aligned data: `increase(x[step])` at t is the counter growth over [t-step, t], present only when the
@@ -10,13 +10,29 @@ the query that would run against a real Prometheus.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from queries import elasticsearch as dsl
+from queries.elasticsearch import WindowKey
 from releasehealth.errors import QueryRejected
-from releasehealth.model import Query, Series, SourceHealth
+from releasehealth.model import (
+    Deploy,
+    DeploySourceKind,
+    LabelNames,
+    LogFields,
+    LogLine,
+    LogSettings,
+    LogWindowData,
+    Query,
+    Series,
+    SourceHealth,
+)
 from releasehealth.simulator.fleet import BUCKETS, Fleet, SimulatedService
+from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs
 
 SUPPORTED = ("requests", "errors", "latency_buckets", "first_seen", "last_seen")
 
@@ -89,3 +105,67 @@ def _increase(
         return None
     growth = values[last[present]] - values[first[present]]
     return Series(labels, steps[present].astype(np.float64), growth.astype(np.float64))
+
+
+class SimulatedLogSource:
+    """A LogSource over the simulated fleet's logs, answering what Elasticsearch would for the same DSL."""
+
+    name = "simulated"
+
+    def __init__(self, logs: FleetLogs) -> None:
+        self.logs = logs
+        self.requests_made = 0
+        self.deploy_index = "deploys"
+
+    def fetch(
+        self, keys: Sequence[WindowKey], settings: LogSettings, step: timedelta
+    ) -> tuple[dict[str, LogWindowData], tuple[Query, ...]]:
+        if not keys:
+            return {}, ()
+        self.requests_made += 1
+        out = {key.name: self._window(key, settings, step) for key in keys}
+        services = tuple(sorted({k.service for k in keys}))
+        start, end = min(k.window.start for k in keys), max(k.window.end for k in keys)
+        text = dsl.show_searches(dsl.log_searches(settings.fields, keys, step, settings.sample_size))
+        return out, (Query("logs", text, services, LabelNames(), self.name, start, end),)
+
+    def events(self, services: Sequence[str], start: datetime, end: datetime) -> tuple[list[Deploy], Query | None]:
+        self.requests_made += 1
+        deploys = [
+            Deploy(s.name, r.version, r.deployed_at, DeploySourceKind.EVENT, commit=r.commit)
+            for s in self.logs.fleet.services if s.name in services
+            for r in s.releases[1:] if start <= r.deployed_at <= end
+        ]
+        body = dsl.deploy_events_body(LogFields(), services, start, end, size=10_000)
+        return deploys, Query("deploy_events", dsl.show(self.deploy_index, body), tuple(services), LabelNames(),
+                              self.name, start, end)
+
+    def check(self) -> SourceHealth:
+        return SourceHealth("elasticsearch", self.name, True, 0.0, "", datetime.now(UTC))
+
+    def _window(self, key: WindowKey, settings: LogSettings, step: timedelta) -> LogWindowData:
+        try:
+            service = self.logs.service(key.service)
+            release = [r.version for r in self.logs.fleet.service(key.service).releases].index(key.version)
+        except (StopIteration, KeyError, ValueError):
+            return LogWindowData({}, {}, (), 0)
+        start, end = key.window.start.timestamp(), key.window.end.timestamp()
+        chosen = np.flatnonzero((service.release == release) & (service.times >= start) & (service.times < end))
+        templates = [TEMPLATES[t] for t in service.template[chosen].tolist()]
+        seconds = step.total_seconds()
+        stamps = np.floor(service.times[chosen] / seconds) * seconds + seconds
+        levels = {}
+        for level in LEVELS:
+            mine = np.array([t.level == level for t in templates], dtype=bool)
+            if mine.any():
+                at, counts = np.unique(stamps[mine], return_counts=True)
+                levels[level] = Series({"level": level}, at, counts.astype(np.float64))
+        error_types = Counter(t.error_type for t in templates if t.error_type)
+        flagged = [i for i, t in zip(chosen.tolist(), templates, strict=True) if t.level in ("error", "warn")]
+        flagged.sort(key=lambda i: service.trace_ids[i])
+        sample = tuple(
+            LogLine(float(service.times[i]), TEMPLATES[service.template[i]].level, service.messages[i],
+                    TEMPLATES[service.template[i]].error_type)
+            for i in flagged[: settings.sample_size]
+        )
+        return LogWindowData(levels, dict(error_types), sample, len(flagged))

@@ -11,20 +11,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from collectors.base import MetricSource
+from collectors.base import LogSource, MetricSource
 from collectors.deploys import MetricDeploySource
+from collectors.elasticsearch import ElasticsearchLogSource
 from collectors.prometheus import PrometheusMetricSource
-from collectors.simulated import SimulatedMetricSource
+from collectors.simulated import SimulatedLogSource, SimulatedMetricSource
+from queries.elasticsearch import WindowKey, index_for
 from queries.promql import build_query
 from releasehealth import config
 from releasehealth.config import Catalogue
-from releasehealth.errors import NotFoundError, SourceError
+from releasehealth.errors import NotFoundError, SourceError, TemplateError
 from releasehealth.model import (
     Action,
     Deploy,
+    DeploySourceKind,
     Evaluation,
     LabelNames,
+    LogEvidence,
+    LogSettings,
+    LogWindowData,
     MetricInput,
+    MetricKind,
     MetricSpec,
     Query,
     Recommendation,
@@ -34,14 +41,20 @@ from releasehealth.model import (
     Window,
 )
 from releasehealth.simulator import Fleet, simulate
+from releasehealth.simulator.logs import simulate_logs
 from releasehealth.windows import WindowPlan, plan_previous
-from scoring.judge import judge
+from scoring.judge import judge, per_metric_alpha
+from scoring.signatures import SideTotals, compare
+
+LOG_KINDS = (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)
+DEMO_LOG_INDEX = "logs-{service}"
 
 
 @dataclass(frozen=True)
 class Sources:
     metrics: MetricSource
     deploys: MetricDeploySource
+    logs: LogSource | None = None
 
 
 def connect(catalogue: Catalogue) -> Sources:
@@ -59,19 +72,35 @@ def connect(catalogue: Catalogue) -> Sources:
         auth=auth,
         verify_tls=settings.verify_tls,
     )
-    return Sources(metrics, MetricDeploySource(metrics))
+    return Sources(metrics, MetricDeploySource(metrics), _connect_logs(catalogue.elasticsearch))
+
+
+def _connect_logs(settings: config.ElasticsearchSettings | None) -> LogSource | None:
+    if settings is None:
+        return None
+    api_key, auth = config.elasticsearch_credentials(settings)
+    return ElasticsearchLogSource(
+        settings.url,
+        timeout=settings.timeout,
+        retries=settings.retries,
+        api_key=api_key,
+        basic_auth=auth,
+        verify_tls=settings.verify_tls,
+        deploy_index=settings.deploy_index,
+        deploy_fields=settings.fields,
+    )
 
 
 def demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, Sources, Fleet]:
-    """Return the embedded demo: a simulated fleet, its catalogue and in-memory sources."""
+    """Return the embedded demo: a simulated fleet with its logs, its catalogue and in-memory sources."""
     fleet = simulate(seed=seed, end=end)
-    catalogue = config.catalogue_for([s.name for s in fleet.services])
+    catalogue = config.catalogue_for([s.name for s in fleet.services], logs=LogSettings(index=DEMO_LOG_INDEX))
     metrics = SimulatedMetricSource(fleet)
-    return catalogue, Sources(metrics, MetricDeploySource(metrics)), fleet
+    return catalogue, Sources(metrics, MetricDeploySource(metrics), SimulatedLogSource(simulate_logs(fleet))), fleet
 
 
 def check_sources(sources: Sources) -> list[SourceHealth]:
-    return [sources.metrics.check()]
+    return [sources.metrics.check()] + ([sources.logs.check()] if sources.logs else [])
 
 
 class _GroupKey(NamedTuple):
@@ -95,6 +124,7 @@ def _groups(services: Sequence[Service]) -> dict[_GroupKey, list[Service]]:
 class _DeployScan:
     by_service: dict[str, list[Deploy]] = field(default_factory=dict)
     queries: dict[str, tuple[Query, ...]] = field(default_factory=dict)  # per service: the queries that found them
+    notes: list[str] = field(default_factory=list)  # what degraded without failing the evaluation
 
 
 def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Service], now: datetime) -> _DeployScan:
@@ -115,7 +145,32 @@ def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Serv
         for service in members:
             scan.by_service[service.name] = [d for d in found if d.service == service.name]
             scan.queries[service.name] = (first, last)
+    _merge_events(sources, services, now - policy.lookback, now, scan)
     return scan
+
+
+def _merge_events(sources: Sources, services: Sequence[Service], start: datetime, end: datetime, scan: _DeployScan) -> None:
+    """Recorded deploy events win over detected ones (their time and commit); a version known only
+    from an event is added. Without events (none configured, or the index failing) detection stands."""
+    if sources.logs is None:
+        return
+    try:
+        events, query = sources.logs.events([s.name for s in services], start, end)
+    except SourceError as exc:
+        scan.notes.append(f"deploy events could not be read, deploys are detected from metrics only: {exc}")
+        return
+    for service in services:
+        mine = {e.version: e for e in events if e.service == service.name}
+        merged = [_with_event(d, mine.pop(d.version, None)) for d in scan.by_service.get(service.name, [])]
+        scan.by_service[service.name] = sorted(merged + list(mine.values()), key=lambda d: (d.started_at, d.version))
+        if query is not None:
+            scan.queries[service.name] = scan.queries.get(service.name, ()) + (query,)
+
+
+def _with_event(detected: Deploy, event: Deploy | None) -> Deploy:
+    if event is None:
+        return detected
+    return Deploy(detected.service, detected.version, event.started_at, DeploySourceKind.EVENT, detected.last_seen, event.commit)
 
 
 def list_deploys(catalogue: Catalogue, sources: Sources, service: str, now: datetime | None = None) -> list[Deploy]:
@@ -178,8 +233,13 @@ def _evaluate_all(
     now: datetime,
 ) -> list[Evaluation]:
     targets = [_target(catalogue, service, deploys, version, now) for service, deploys, version in requests]
-    fetched = _fetch(catalogue, sources, [t for t in targets if t.plan.candidate_window], now)
-    return [_evaluation(catalogue, t, fetched, scan.queries.get(t.service.name, ()), now) for t in targets]
+    judgeable = [t for t in targets if t.plan.candidate_window]
+    fetched = _fetch(catalogue, sources, judgeable, now)
+    logs = _fetch_logs(catalogue, sources, judgeable)
+    return [
+        _evaluation(catalogue, t, fetched, logs.get(id(t)), scan.queries.get(t.service.name, ()), tuple(scan.notes), now)
+        for t in targets
+    ]
 
 
 def _target(
@@ -223,7 +283,13 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target], n
 
 
 def _evaluation(
-    catalogue: Catalogue, target: _Target, fetched: dict[tuple, _Fetched], deploy_queries: tuple[Query, ...], now: datetime
+    catalogue: Catalogue,
+    target: _Target,
+    fetched: dict[tuple, _Fetched],
+    logs: _Logs | None,
+    deploy_queries: tuple[Query, ...],
+    notes: tuple[str, ...],
+    now: datetime,
 ) -> Evaluation:
     plan, service = target.plan, target.service
     candidate_version = target.candidate.version if target.candidate else "(none)"
@@ -232,36 +298,134 @@ def _evaluation(
         recommendation = Recommendation(Action.INCONCLUSIVE, plan.problem, baseline_version, candidate_version)
         return Evaluation(
             service.name, target.candidate, plan.baseline, catalogue.policy.baseline, None, None, None,
-            recommendation, now, deploy_queries,
+            recommendation, now, deploy_queries, notes=notes,
         )
-    inputs = [_metric_input(service, spec, target, fetched) for spec in service.metrics]
+    inputs = [_metric_input(service, spec, target, fetched) for spec in service.metrics if spec.kind not in LOG_KINDS]
+    evidence = _log_evidence(catalogue, target, fetched, logs) if service.logs else None
+    inputs += [_log_input(spec, target, fetched, evidence) for spec in service.metrics if spec.kind in LOG_KINDS]
     release_score, recommendation = judge(inputs, catalogue.policy, baseline_version, candidate_version)
-    metric_queries = tuple(dict.fromkeys(q for i in inputs for q in i.queries))
+    queries = tuple(dict.fromkeys(q for i in inputs for q in i.queries))
     return Evaluation(
         service.name, target.candidate, plan.baseline, catalogue.policy.baseline, plan.candidate_window,
-        plan.baseline_window, release_score, recommendation, now, deploy_queries + metric_queries,
+        plan.baseline_window, release_score, recommendation, now, deploy_queries + queries, evidence, notes,
     )
 
 
 def _metric_input(service: Service, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched]) -> MetricInput:
-    key = _group_key(service)
-    results = {role: fetched[(key, template)] for role, template in spec.queries.items()}
+    results = {role: fetched[(_group_key(service), template)] for role, template in spec.queries.items()}
     errors = [r.error for r in results.values() if r.error]
     queries = tuple(r.query for r in results.values())
     if errors:
         return MetricInput(spec, {}, {}, queries, "; ".join(errors))
-    labels = service.labels
     plan = target.plan
-
-    def cut(version: str, window: Window) -> dict[str, list[Series]]:
-        return {
-            role: [
-                s.between(window) for s in r.series
-                if s.labels.get(labels.service) == service.name and s.labels.get(labels.version) == version
-            ]
-            for role, r in results.items()
-        }
-
     return MetricInput(
-        spec, cut(plan.baseline.version, plan.baseline_window), cut(target.candidate.version, plan.candidate_window), queries
+        spec,
+        {role: _cut(service, r, plan.baseline.version, plan.baseline_window) for role, r in results.items()},
+        {role: _cut(service, r, target.candidate.version, plan.candidate_window) for role, r in results.items()},
+        queries,
+    )
+
+
+def _cut(service: Service, result: _Fetched, version: str, window: Window) -> list[Series]:
+    """The series of one version of one service, inside one window."""
+    labels = service.labels
+    return [
+        s.between(window) for s in result.series
+        if s.labels.get(labels.service) == service.name and s.labels.get(labels.version) == version
+    ]
+
+
+# ---- logs ---------------------------------------------------------------------------------------------
+
+
+class _Logs(NamedTuple):
+    baseline: LogWindowData | None
+    candidate: LogWindowData | None
+    queries: tuple[Query, ...]
+    error: str
+
+
+def _fetch_logs(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -> dict[int, _Logs]:
+    """Both windows of every target, two requests per group of services sharing log settings."""
+    out: dict[int, _Logs] = {}
+    groups: dict[LogSettings, list[tuple[_Target, WindowKey, WindowKey]]] = {}
+    for n, target in enumerate(t for t in targets if t.service.logs is not None):
+        if sources.logs is None:
+            out[id(target)] = _Logs(None, None, (), "no log source is configured")
+            continue
+        settings, plan = target.service.logs, target.plan
+        value = settings.service or target.service.name
+        try:
+            index = index_for(settings.index, value)
+        except TemplateError as exc:
+            out[id(target)] = _Logs(None, None, (), str(exc))
+            continue
+        baseline = WindowKey(f"t{n}b", value, plan.baseline.version, plan.baseline_window, index)
+        candidate = WindowKey(f"t{n}c", value, target.candidate.version, plan.candidate_window, index)
+        groups.setdefault(settings, []).append((target, baseline, candidate))
+    for settings, members in groups.items():
+        keys = [key for _, b, c in members for key in (b, c)]
+        try:
+            data, queries = sources.logs.fetch(keys, settings, catalogue.policy.step)
+        except SourceError as exc:
+            out.update({id(t): _Logs(None, None, (), f"logs could not be read: {exc}") for t, _, _ in members})
+            continue
+        out.update({id(t): _Logs(data.get(b.name), data.get(c.name), queries, "") for t, b, c in members})
+    return out
+
+
+def _log_evidence(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _Fetched], logs: _Logs | None) -> LogEvidence:
+    """Both windows' log data and the signature diff, with rates per request when requests are known."""
+    if logs is None or logs.error or logs.baseline is None or logs.candidate is None:
+        return LogEvidence(None, None, queries=logs.queries if logs else (), error=(logs.error if logs else "") or "no log data")
+    requests = _requests(target, fetched)
+    basis = "requests" if requests and all(sum(s.values.sum() for s in side) > 0 for side in requests) else "log lines"
+    sides = (logs.baseline, logs.candidate)
+    if basis == "requests":
+        exposures = [float(sum(s.values.sum() for s in side)) for side in requests]
+    else:
+        exposures = [sum(d.total(level) for level in d.levels) for d in sides]
+    totals = tuple(SideTotals(len(d.sample), d.sampled_from, e, basis) for d, e in zip(sides, exposures, strict=True))
+    spec = next(m for m in target.service.metrics if m.kind is MetricKind.LOG_SIGNATURES)
+    signatures = compare(
+        logs.baseline.sample, logs.candidate.sample, totals,
+        tolerance=spec.tolerance.relative,
+        alpha=per_metric_alpha(catalogue.policy.alpha, len(target.service.metrics)),
+        not_a_risk=catalogue.not_a_risk,
+    )
+    return LogEvidence(logs.baseline, logs.candidate, signatures, basis, logs.queries)
+
+
+def _requests(target: _Target, fetched: dict[tuple, _Fetched]) -> tuple[list[Series], list[Series]] | None:
+    """The requests per step of both windows, from the metrics already fetched; None if they failed."""
+    result = fetched.get((_group_key(target.service), "requests"))
+    if result is None or result.error:
+        return None
+    plan = target.plan
+    return (
+        _cut(target.service, result, plan.baseline.version, plan.baseline_window),
+        _cut(target.service, result, target.candidate.version, plan.candidate_window),
+    )
+
+
+def _log_input(spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched], evidence: LogEvidence | None) -> MetricInput:
+    if evidence is None or evidence.error:
+        return MetricInput(spec, {}, {}, evidence.queries if evidence else (), evidence.error if evidence else "no log source")
+    sides = (evidence.baseline, evidence.candidate)
+    lines = [{"lines": list(d.levels.values())} for d in sides]
+    if spec.kind is MetricKind.LOG_SIGNATURES:
+        return MetricInput(spec, lines[0], lines[1], evidence.queries, signatures=evidence.signatures)
+    requests = _requests(target, fetched)
+    queries = evidence.queries
+    if evidence.rate_basis == "requests" and requests is not None:
+        denominators = requests
+        queries += (fetched[(_group_key(target.service), "requests")].query,)
+    else:
+        denominators = (lines[0]["lines"], lines[1]["lines"])
+    numerators = [[d.levels["error"]] if "error" in d.levels else [] for d in sides]
+    return MetricInput(
+        spec,
+        {"numerator": numerators[0], "denominator": denominators[0]},
+        {"numerator": numerators[1], "denominator": denominators[1]},
+        queries,
     )

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from releasehealth import analysis, config
 from releasehealth.errors import ReleaseHealthError
-from releasehealth.model import Action, Evaluation
+from releasehealth.model import Action, Evaluation, SignatureStatus
 from releasehealth.serialize import evaluation_to_dict
 
 EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
@@ -212,11 +212,43 @@ def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> Non
         for v in evaluation.score.verdicts:
             out.print(f"  {v.classification.value:<7} {escape(v.reason)}")
             out.print(f"          baseline: {escape(v.baseline.detail)}; candidate: {escape(v.candidate.detail)}")
+    print_logs(evaluation)
+    for note in evaluation.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
     if r.action is Action.ROLLBACK:
         out.print(f"rollback: {escape(catalogue.rollback(evaluation.service, r.candidate, r.baseline))}")
     out.print("queries:")
     for q in evaluation.queries:
         out.print(f"  {escape(f'[{q.template}]')} {escape(q.text)}")
+
+
+def print_logs(evaluation: Evaluation) -> None:
+    """The log findings: NEW and INCREASED signatures with an example each, then a count of the rest."""
+    logs = evaluation.logs
+    if logs is None:
+        return
+    if logs.error:
+        out.print(f"logs: [red]{escape(logs.error)}[/]")
+        return
+    per = "1k requests" if logs.rate_basis == "requests" else "1k log lines"
+    out.print(f"log signatures (rates per {per}):")
+    notable = [s for s in logs.signatures if s.status in (SignatureStatus.NEW, SignatureStatus.INCREASED)]
+    for s in notable:
+        rates = f"{_rate(s.baseline_rate)} -> {_rate(s.candidate_rate)}"
+        flags = (" not-a-risk" if s.ignored else "") + ("" if s.credible else " (not credible yet)")
+        out.print(
+            f"  {s.status.value:<9} {s.level:<5} {escape(s.template)}  [{s.baseline_count:.0f} -> {s.candidate_count:.0f}"
+            f" lines, {rates}{flags}]"
+        )
+        if s.examples:
+            out.print(f"            e.g. {escape(s.examples[0][:300])}")
+    rest = len(logs.signatures) - len(notable)
+    if rest:
+        out.print(f"  ... and {rest} known or gone signature(s)")
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2f}"
 
 
 def _when(at: datetime | None) -> str:

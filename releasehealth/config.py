@@ -37,6 +37,8 @@ from releasehealth.model import (
     BaselinePolicy,
     Direction,
     LabelNames,
+    LogFields,
+    LogSettings,
     MetricKind,
     MetricSpec,
     Policy,
@@ -67,7 +69,14 @@ def _label_name(name: str) -> str:
     return name
 
 
+def _http_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, got {url!r}")
+    return url.rstrip("/")
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 
 
@@ -76,7 +85,7 @@ class _Strict(BaseModel):
 
 
 class PrometheusModel(_Strict):
-    url: str
+    url: HttpUrl
     timeout: Duration = timedelta(seconds=10)
     retries: int = Field(2, ge=0, le=10)
     bearer_token_env: str | None = None
@@ -84,16 +93,64 @@ class PrometheusModel(_Strict):
     password_env: str | None = None
     verify_tls: bool = True
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {url!r}")
-        return url.rstrip("/")
+
+class LogFieldsModel(_Strict):
+    timestamp: str = "@timestamp"
+    service: str = "service.name"
+    version: str = "service.version"
+    level: str = "log.level"
+    message: str = "message"
+    error_type: str = "error.type"
+    error_message: str = "error.message"
+    trace_id: str = "trace.id"
+
+
+class ElasticsearchModel(_Strict):
+    url: HttpUrl
+    index: str = "logs-*"
+    timeout: Duration = timedelta(seconds=10)
+    retries: int = Field(2, ge=0, le=10)
+    api_key_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    verify_tls: bool = True
+    sample_size: int = Field(5000, ge=10, le=10_000)
+    deploy_index: str | None = None
+    fields: LogFieldsModel = LogFieldsModel()
 
 
 class SourcesModel(_Strict):
     prometheus: PrometheusModel
+    elasticsearch: ElasticsearchModel | None = None
+
+
+class ToleranceModel(_Strict):
+    relative: float = Field(ge=0)
+    absolute: float = Field(0.0, ge=0)
+
+
+class LogsPolicyModel(_Strict):
+    enabled: bool = True
+    critical: bool = True  # a new or credibly increased error signature rolls back
+    min_new_count: int = Field(10, ge=1)
+    increase_tolerance: float = Field(1.0, ge=0)  # INCREASED needs a credible rise beyond +100%
+    error_rate_tolerance: ToleranceModel = ToleranceModel(relative=0.5, absolute=0.0005)
+    not_a_risk: list[str] = []
+
+
+class ServiceLogsModel(_Strict):
+    enabled: bool = True
+    index: str | None = None
+    service: str | None = None  # the value of the service field, when it is not the service's name
+    fields: dict[str, str] = {}
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: dict[str, str]) -> dict[str, str]:
+        unknown = set(fields) - set(LogFieldsModel.model_fields)
+        if unknown:
+            raise ValueError(f"unknown field name(s) {', '.join(sorted(unknown))} (known: {', '.join(LogFieldsModel.model_fields)})")
+        return fields
 
 
 class ThresholdsModel(_Strict):
@@ -116,6 +173,7 @@ class PolicyModel(_Strict):
     min_window_share: float = Field(0.5, gt=0, le=1)
     alpha: float = Field(0.01, gt=0, lt=0.5)
     thresholds: ThresholdsModel = ThresholdsModel()
+    group_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
 
     @model_validator(mode="after")
     def _step_divides_window(self) -> PolicyModel:
@@ -139,6 +197,7 @@ class ServiceModel(_Strict):
     labels: LabelsModel = LabelsModel()
     selector: dict[LabelName, str] = {}
     team: str = ""
+    logs: ServiceLogsModel = ServiceLogsModel()
 
     @field_validator("preset")
     @classmethod
@@ -152,6 +211,7 @@ class CatalogueModel(_Strict):
     sources: SourcesModel
     policy: PolicyModel = PolicyModel()
     services: list[ServiceModel] = Field(min_length=1)
+    logs: LogsPolicyModel = LogsPolicyModel()
     rollback_command: str = "kubectl rollout undo deployment/{service}"
 
     @field_validator("rollback_command")
@@ -189,6 +249,21 @@ class PrometheusSettings:
 
 
 @dataclass(frozen=True)
+class ElasticsearchSettings:
+    url: str
+    timeout: timedelta
+    retries: int
+    index: str = "logs-*"
+    verify_tls: bool = True
+    sample_size: int = 5000
+    deploy_index: str | None = None
+    fields: LogFields = LogFields()
+    api_key_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
@@ -207,6 +282,8 @@ class Catalogue:
     rollback_command: str = "kubectl rollout undo deployment/{service}"
     path: str = "<memory>"
     presets: Mapping[str, Preset] = field(default_factory=dict)
+    elasticsearch: ElasticsearchSettings | None = None
+    not_a_risk: frozenset[str] = frozenset()  # log signature templates that are known not to be a risk
 
     def service(self, name: str) -> Service:
         """Return the named service; raise NotFoundError listing the known ones."""
@@ -271,6 +348,7 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         baseline=p.baseline,
         thresholds=Thresholds(pass_score=p.thresholds.pass_, marginal_score=p.thresholds.marginal),
         alpha=p.alpha,
+        group_weights=dict(p.group_weights),
     )
     prom = model.sources.prometheus
     settings = PrometheusSettings(
@@ -282,11 +360,52 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         username_env=prom.username_env,
         password_env=prom.password_env,
     )
-    services = tuple(_to_service(s, presets[s.preset]) for s in model.services)
-    return Catalogue(settings, policy, services, model.rollback_command, path, presets)
+    es = _to_elasticsearch(model.sources.elasticsearch)
+    log_specs = log_metrics(model.logs) if es and model.logs.enabled else ()
+    services = tuple(_to_service(s, presets[s.preset], es, log_specs) for s in model.services)
+    return Catalogue(
+        settings, policy, services, model.rollback_command, path, presets, es, frozenset(model.logs.not_a_risk)
+    )
 
 
-def _to_service(model: ServiceModel, preset: Preset) -> Service:
+def _to_elasticsearch(model: ElasticsearchModel | None) -> ElasticsearchSettings | None:
+    if model is None:
+        return None
+    return ElasticsearchSettings(
+        url=model.url,
+        timeout=model.timeout,
+        retries=model.retries,
+        index=model.index,
+        verify_tls=model.verify_tls,
+        sample_size=model.sample_size,
+        deploy_index=model.deploy_index,
+        fields=LogFields(**model.fields.model_dump()),
+        api_key_env=model.api_key_env,
+        username_env=model.username_env,
+        password_env=model.password_env,
+    )
+
+
+def log_metrics(policy: LogsPolicyModel | None = None) -> tuple[MetricSpec, ...]:
+    """The logs group: error-level log lines per request, and new or increased error signatures."""
+    policy = policy or LogsPolicyModel()
+    rate = policy.error_rate_tolerance
+    return (
+        MetricSpec(
+            name="error_log_rate", kind=MetricKind.LOG_RATE, queries={"denominator": "requests"}, unit="ratio",
+            tolerance=Tolerance(rate.relative, rate.absolute), group="logs", min_count=200,
+        ),
+        MetricSpec(
+            name="log_signatures", kind=MetricKind.LOG_SIGNATURES, queries={}, unit="",
+            tolerance=Tolerance(policy.increase_tolerance, 0.0), critical=policy.critical, group="logs",
+            min_count=policy.min_new_count,
+        ),
+    )
+
+
+def _to_service(
+    model: ServiceModel, preset: Preset, es: ElasticsearchSettings | None, log_specs: tuple[MetricSpec, ...]
+) -> Service:
     labels = LabelNames(
         service=model.labels.service or preset.labels.service,
         version=model.labels.version or preset.labels.version,
@@ -297,16 +416,27 @@ def _to_service(model: ServiceModel, preset: Preset) -> Service:
         labels=labels,
         selector=tuple(sorted(model.selector.items())),
         team=model.team,
-        metrics=preset.metrics,
+        metrics=preset.metrics + (log_specs if model.logs.enabled else ()),
+        logs=_service_logs(model.logs, es) if es and model.logs.enabled and log_specs else None,
     )
 
 
+def _service_logs(model: ServiceLogsModel, es: ElasticsearchSettings) -> LogSettings:
+    fields = LogFields(**{**es.fields.__dict__, **model.fields})
+    return LogSettings(index=model.index or es.index, fields=fields, service=model.service or "", sample_size=es.sample_size)
+
+
 def catalogue_for(
-    service_names: list[str], prometheus: PrometheusSettings | None = None, policy: Policy | None = None
+    service_names: list[str], prometheus: PrometheusSettings | None = None, policy: Policy | None = None,
+    logs: LogSettings | None = None,
 ) -> Catalogue:
-    """Return a catalogue of generic-preset services (used by the embedded demo fleet)."""
+    """Return a catalogue of generic-preset services (used by the embedded demo fleet), with the logs
+    group when `logs` is given."""
     preset = load_preset("generic")
-    services = tuple(Service(name, preset.name, preset.labels, metrics=preset.metrics) for name in service_names)
+    metrics = preset.metrics + (log_metrics() if logs else ())
+    services = tuple(
+        Service(name, preset.name, preset.labels, metrics=metrics, logs=logs) for name in service_names
+    )
     return Catalogue(prometheus, policy or Policy(), services, path="<demo>", presets={preset.name: preset})
 
 
@@ -400,6 +530,28 @@ def _to_spec(model: _MetricModel) -> MetricSpec:
 # ---- credentials -------------------------------------------------------------------------------
 
 
+def _require(where: str, names: list[str | None], environ: Mapping[str, str]) -> None:
+    missing = [v for v in names if v and not environ.get(v)]
+    if missing:
+        raise ConfigError(where, [f"environment variable {v} is named in the config but not set" for v in missing])
+
+
+def elasticsearch_credentials(
+    settings: ElasticsearchSettings, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, tuple[str, str] | None]:
+    """Return (API key, basic auth) for Elasticsearch from the environment variables the config names.
+
+    Raises ConfigError naming every variable that is configured but not set.
+    """
+    environ = os.environ if environ is None else environ
+    _require("sources.elasticsearch", [settings.api_key_env, settings.username_env, settings.password_env], environ)
+    api_key = environ[settings.api_key_env] if settings.api_key_env else None
+    auth = None
+    if settings.username_env and settings.password_env:
+        auth = (environ[settings.username_env], environ[settings.password_env])
+    return api_key, auth
+
+
 def prometheus_credentials(
     settings: PrometheusSettings, environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], tuple[str, str] | None]:
@@ -408,12 +560,7 @@ def prometheus_credentials(
     Raises ConfigError naming every variable that is configured but not set.
     """
     environ = os.environ if environ is None else environ
-    wanted = [v for v in (settings.bearer_token_env, settings.username_env, settings.password_env) if v]
-    missing = [v for v in wanted if not environ.get(v)]
-    if missing:
-        raise ConfigError(
-            "sources.prometheus", [f"environment variable {v} is named in the config but not set" for v in missing]
-        )
+    _require("sources.prometheus", [settings.bearer_token_env, settings.username_env, settings.password_env], environ)
     headers = {"Authorization": f"Bearer {environ[settings.bearer_token_env]}"} if settings.bearer_token_env else {}
     auth = None
     if settings.username_env and settings.password_env:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -14,6 +14,8 @@ class MetricKind(StrEnum):
 
     RATIO = "ratio"  # a counter divided by a counter: errors / requests
     HISTOGRAM_QUANTILE = "histogram_quantile"  # a quantile of a Prometheus histogram
+    LOG_RATE = "log_rate"  # error-level log lines per request (or per log line)
+    LOG_SIGNATURES = "log_signatures"  # new or increased error signatures mined from log messages
 
 
 class Direction(StrEnum):
@@ -45,6 +47,16 @@ class BaselinePolicy(StrEnum):
 
 class DeploySourceKind(StrEnum):
     DETECTED = "detected"  # first appearance of a version label in the metrics
+    EVENT = "event"  # a deploy event recorded in an index (wins over a detected one)
+
+
+class SignatureStatus(StrEnum):
+    """How a log signature (a mined message template) compares between the two windows."""
+
+    NEW = "NEW"  # absent from the baseline
+    INCREASED = "INCREASED"  # present in both, credibly more frequent beyond tolerance
+    KNOWN = "KNOWN"  # present in both, no credible rise
+    GONE = "GONE"  # present in the baseline only
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,7 @@ class Service:
     selector: tuple[tuple[str, str], ...] = ()
     team: str = ""
     metrics: tuple[MetricSpec, ...] = ()
+    logs: LogSettings | None = None  # None: this service's logs are not read
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,76 @@ class Deploy:
     started_at: datetime
     source: DeploySourceKind = DeploySourceKind.DETECTED
     last_seen: datetime | None = None
+    commit: str = ""
+
+
+@dataclass(frozen=True)
+class LogFields:
+    """Where each part of a log document lives: Elastic Common Schema names by default."""
+
+    timestamp: str = "@timestamp"
+    service: str = "service.name"
+    version: str = "service.version"
+    level: str = "log.level"
+    message: str = "message"
+    error_type: str = "error.type"
+    error_message: str = "error.message"
+    trace_id: str = "trace.id"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How to find a service's logs. `index` may contain {service}; `service` is the value of the
+    service field when it differs from the service's name."""
+
+    index: str = "logs-*"
+    fields: LogFields = LogFields()
+    service: str = ""
+    sample_size: int = 5000  # error and warn messages pulled per window for template mining
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One sampled log message (already sanitised and truncated by the collector)."""
+
+    timestamp: float
+    level: str  # normalised: error, warn, info, debug
+    message: str
+    error_type: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class LogWindowData:
+    """What a log source returns for one version in one window."""
+
+    levels: dict[str, Series]  # normalised level -> lines per step
+    error_types: dict[str, int]  # error.type -> lines
+    sample: tuple[LogLine, ...]  # error and warn messages, spread over the window
+    sampled_from: int  # error and warn lines in the window: the sample's population
+    skipped: int = 0  # sampled documents without a usable message
+    truncated: int = 0  # sampled messages cut to the maximum length
+
+    def total(self, level: str) -> float:
+        series = self.levels.get(level)
+        return float(series.values.sum()) if series is not None else 0.0
+
+
+@dataclass(frozen=True)
+class LogSignature:
+    """A message template mined from the samples, compared between the windows."""
+
+    template: str
+    level: str
+    error_type: str
+    status: SignatureStatus
+    baseline_count: float  # estimated lines in the window (scaled up from the sample when sampled)
+    candidate_count: float
+    baseline_rate: float | None  # per 1,000 requests (or per 1,000 log lines when requests are unknown)
+    candidate_rate: float | None
+    examples: tuple[str, ...] = ()
+    ignored: bool = False  # on the "not a risk" list
+    p_value: float | None = None  # of the rise (NEW: that the baseline's absence is chance)
+    credible: bool = False  # p_value below the corrected alpha
 
 
 @dataclass(frozen=True)
@@ -182,6 +265,7 @@ class MetricInput:
     candidate: dict[str, list[Series]]
     queries: tuple[Query, ...] = ()
     error: str = ""
+    signatures: tuple[LogSignature, ...] = ()  # for LOG_SIGNATURES metrics: the diff to judge
 
 
 @dataclass(frozen=True)
@@ -220,6 +304,20 @@ class Evaluation:
     recommendation: Recommendation
     evaluated_at: datetime
     queries: tuple[Query, ...] = ()
+    logs: LogEvidence | None = None
+    notes: tuple[str, ...] = ()  # what degraded without failing the evaluation (e.g. deploy events unreadable)
+
+
+@dataclass(frozen=True, eq=False)
+class LogEvidence:
+    """The log side of an evaluation: both windows' data, the signature diff, the queries, or the error."""
+
+    baseline: LogWindowData | None
+    candidate: LogWindowData | None
+    signatures: tuple[LogSignature, ...] = ()
+    rate_basis: str = "requests"  # what signature rates are per: "requests" or "log lines"
+    queries: tuple[Query, ...] = ()
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,7 +338,8 @@ class Policy:
     min_window_share: float = 0.5
     baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
     thresholds: Thresholds = Thresholds()
-    alpha: float = 0.01  # per-metric significance level (before correction across metrics)
+    alpha: float = 0.01  # false-alarm budget of one release, shared among its metrics
+    group_weights: dict[str, float] = field(default_factory=dict)  # group -> weight in the score (default 1)
 
 
 @dataclass(frozen=True)

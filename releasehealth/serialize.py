@@ -6,7 +6,17 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from releasehealth.model import Deploy, Evaluation, MetricVerdict, Query, Summary, Window
+from releasehealth.model import (
+    Deploy,
+    Evaluation,
+    LogEvidence,
+    LogSignature,
+    LogWindowData,
+    MetricVerdict,
+    Query,
+    Summary,
+    Window,
+)
 
 
 def evaluation_to_dict(evaluation: Evaluation) -> dict[str, Any]:
@@ -27,8 +37,52 @@ def evaluation_to_dict(evaluation: Evaluation) -> dict[str, Any]:
             {"group": g.group, "score": _number(g.score), "weight": g.weight} for g in (score.groups if score else ())
         ],
         "verdicts": [_verdict(v) for v in (score.verdicts if score else ())],
+        "logs": _logs(evaluation.logs),
+        "notes": list(evaluation.notes),
         "queries": [_query(q) for q in evaluation.queries],
         "evaluated_at": _time(evaluation.evaluated_at),
+    }
+
+
+def _logs(evidence: LogEvidence | None) -> dict[str, Any] | None:
+    if evidence is None:
+        return None
+    return {
+        "error": evidence.error or None,
+        "rate_basis": evidence.rate_basis,
+        "baseline": _log_window(evidence.baseline),
+        "candidate": _log_window(evidence.candidate),
+        "signatures": [_signature(s) for s in evidence.signatures],
+    }
+
+
+def _log_window(data: LogWindowData | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    return {
+        "lines": {level: data.total(level) for level in sorted(data.levels)},
+        "error_types": dict(sorted(data.error_types.items(), key=lambda item: -item[1])),
+        "sampled": len(data.sample),
+        "sampled_from": data.sampled_from,
+        "skipped": data.skipped,
+        "truncated": data.truncated,
+    }
+
+
+def _signature(signature: LogSignature) -> dict[str, Any]:
+    return {
+        "status": signature.status.value,
+        "template": signature.template,
+        "level": signature.level,
+        "error_type": signature.error_type or None,
+        "baseline_count": _number(signature.baseline_count),
+        "candidate_count": _number(signature.candidate_count),
+        "baseline_rate": _number(signature.baseline_rate),
+        "candidate_rate": _number(signature.candidate_rate),
+        "p_value": _number(signature.p_value),
+        "credible": signature.credible,
+        "not_a_risk": signature.ignored,
+        "examples": list(signature.examples),
     }
 
 
@@ -75,6 +129,7 @@ def _deploy(deploy: Deploy | None) -> dict[str, Any] | None:
         "deployed_at": _time(deploy.started_at),
         "last_seen": _time(deploy.last_seen),
         "source": deploy.source.value,
+        "commit": deploy.commit or None,
     }
 
 

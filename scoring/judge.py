@@ -9,7 +9,7 @@ rollout are not yet corrected for.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from releasehealth.model import (
     Action,
@@ -24,12 +24,15 @@ from releasehealth.model import (
     Summary,
 )
 from scoring.latency import classify_quantile
+from scoring.logs import classify_signatures
 from scoring.ratio import classify_ratio
 
-Classifier = Callable[..., MetricVerdict]
+Classifier = Callable[[MetricInput, float], MetricVerdict]
 CLASSIFIERS: dict[MetricKind, Classifier] = {
-    MetricKind.RATIO: classify_ratio,
-    MetricKind.HISTOGRAM_QUANTILE: classify_quantile,
+    MetricKind.RATIO: lambda i, alpha: classify_ratio(i.spec, i.baseline, i.candidate, alpha),
+    MetricKind.LOG_RATE: lambda i, alpha: classify_ratio(i.spec, i.baseline, i.candidate, alpha),
+    MetricKind.HISTOGRAM_QUANTILE: lambda i, alpha: classify_quantile(i.spec, i.baseline, i.candidate, alpha),
+    MetricKind.LOG_SIGNATURES: lambda i, _: classify_signatures(i.spec, i.signatures, i.baseline, i.candidate),
 }
 FAILING = (Classification.HIGH, Classification.LOW)
 MISSING = (Classification.NODATA, Classification.ERROR)
@@ -38,14 +41,18 @@ MISSING = (Classification.NODATA, Classification.ERROR)
 def judge(inputs: Sequence[MetricInput], policy: Policy, baseline: str, candidate: str) -> tuple[ReleaseScore, Recommendation]:
     """Return the release's score and recommendation from its metrics' inputs."""
     verdicts = classify(inputs, policy.alpha)
-    release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs})
+    release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs}, policy.group_weights)
     return release_score, recommend(release_score, policy, baseline, candidate)
+
+
+def per_metric_alpha(alpha: float, metrics: int) -> float:
+    """Bonferroni: each of `metrics` tests gets alpha / metrics."""
+    return alpha / max(1, metrics)
 
 
 def classify(inputs: Sequence[MetricInput], alpha: float) -> list[MetricVerdict]:
     """Return one verdict per metric; a fetch error becomes an ERROR verdict, never an exception."""
-    per_metric_alpha = alpha / max(1, len(inputs))
-    return [_classify_one(item, per_metric_alpha) for item in inputs]
+    return [_classify_one(item, per_metric_alpha(alpha, len(inputs))) for item in inputs]
 
 
 def _classify_one(item: MetricInput, alpha: float) -> MetricVerdict:
@@ -56,25 +63,30 @@ def _classify_one(item: MetricInput, alpha: float) -> MetricVerdict:
             spec.name, Classification.ERROR, f"{spec.name} ERROR: {item.error}", empty, empty, unit=spec.unit,
             critical=spec.critical, group=spec.group, tolerance=spec.tolerance, queries=item.queries,
         )
-    verdict = CLASSIFIERS[spec.kind](spec, item.baseline, item.candidate, alpha)
+    verdict = CLASSIFIERS[spec.kind](item, alpha)
     return dataclasses.replace(verdict, queries=item.queries)
 
 
-def score(verdicts: Sequence[MetricVerdict], weights: dict[str, float]) -> ReleaseScore:
-    """Group score = 100 x passes / judged (NODATA and ERROR left out); release score = weighted mean
-    of the group scores, each group weighing the sum of its metrics' weights. None if nothing was judged."""
+def score(
+    verdicts: Sequence[MetricVerdict], weights: Mapping[str, float], group_weights: Mapping[str, float] | None = None
+) -> ReleaseScore:
+    """Group score = 100 x the weighted share of its judged metrics that pass (NODATA and ERROR left out);
+    release score = the mean of the group scores weighted by `group_weights` (1 for a group not named),
+    so that errors, latency and logs count as signals of their own however many metrics each has.
+    None if nothing was judged."""
     groups: dict[str, list[MetricVerdict]] = {}
     for verdict in verdicts:
         groups.setdefault(verdict.group, []).append(verdict)
     group_scores = []
     for name, members in groups.items():
         judged = [v for v in members if v.classification not in MISSING]
-        passed = sum(v.classification is Classification.PASS for v in judged)
-        value = 100.0 * passed / len(judged) if judged else None
-        group_scores.append(GroupScore(name, value, sum(weights.get(v.metric, 1.0) for v in members)))
+        total = sum(weights.get(v.metric, 1.0) for v in judged)
+        passed = sum(weights.get(v.metric, 1.0) for v in judged if v.classification is Classification.PASS)
+        value = 100.0 * passed / total if total else None
+        group_scores.append(GroupScore(name, value, (group_weights or {}).get(name, 1.0)))
     scored = [g for g in group_scores if g.score is not None]
     total_weight = sum(g.weight for g in scored)
-    release = sum(g.score * g.weight for g in scored) / total_weight if scored else None
+    release = sum(g.score * g.weight for g in scored) / total_weight if scored and total_weight else None
     return ReleaseScore(release, tuple(group_scores), tuple(verdicts))
 
 

@@ -25,6 +25,8 @@ def on_steps(series: Iterable[Series], steps: np.ndarray) -> np.ndarray:
     """Return the summed values at `steps`; a step absent from every series is 0 (no increase)."""
     timestamps, values = sum_by_time(series)
     out = np.zeros(steps.size)
+    if not timestamps.size:
+        return out
     index = np.searchsorted(timestamps, steps)
     found = (index < timestamps.size) & (timestamps[np.minimum(index, timestamps.size - 1)] == steps)
     out[found] = values[index[found]]

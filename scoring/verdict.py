@@ -47,7 +47,8 @@ class VerdictBuilder:
     """Builds the MetricVerdict of one comparison with a one-sentence reason carrying the numbers."""
 
     def __init__(
-        self, spec: MetricSpec, test: str, baseline: Summary, candidate: Summary, b_series: Series, c_series: Series
+        self, spec: MetricSpec, test: str, baseline: Summary, candidate: Summary,
+        b_series: Series | None, c_series: Series | None,
     ) -> None:
         self.spec, self.test, self.baseline, self.candidate = spec, test, baseline, candidate
         self.b_series, self.c_series = b_series, c_series

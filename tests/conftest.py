@@ -12,7 +12,8 @@ import yaml
 from releasehealth import analysis, config
 from releasehealth.config import Catalogue
 from releasehealth.simulator import Fleet, simulate
-from tests.servers import PrometheusServer, backfill, start_prometheus
+from releasehealth.simulator.logs import FleetLogs, simulate_logs
+from tests.servers import ElasticsearchServer, PrometheusServer, backfill, load_logs, start_elasticsearch, start_prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
@@ -20,8 +21,9 @@ SEED = 7
 
 @pytest.fixture(scope="session")
 def fleet() -> Fleet:
-    # Ends at the current minute, so Prometheus sees it as recent data and "now" is right after it.
-    return simulate(seed=SEED, end=datetime.now(UTC))
+    # Ends at the last midnight: recent enough for Prometheus' and the deploy lookback, and the same
+    # time of day on every run, so the simulated traffic, and every verdict, is the same on every run.
+    return simulate(seed=SEED, end=datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +34,37 @@ def prometheus(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     server.stop()
 
 
-def example_config(url: str, **prometheus: object) -> dict:
-    """The shipped example config, pointed at `url`."""
+@pytest.fixture(scope="session")
+def fleet_logs(fleet: Fleet) -> FleetLogs:
+    return simulate_logs(fleet)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchServer]:
+    server = start_elasticsearch(tmp_path_factory.mktemp("noida"))
+    try:
+        load_logs(server.url, fleet_logs)
+        yield server
+    finally:
+        server.stop()
+
+
+def example_config(url: str, elasticsearch_url: str | None = None, **prometheus: object) -> dict:
+    """The shipped example config, pointed at `url` (and at `elasticsearch_url` for logs, if given)."""
     raw = yaml.safe_load((ROOT / "release-health.yaml").read_text())
     raw["sources"]["prometheus"].update(url=url, **prometheus)
+    if elasticsearch_url:
+        raw["sources"]["elasticsearch"] = {
+            "url": elasticsearch_url, "index": "logs-{service}", "deploy_index": "deploys", "timeout": "60s",
+        }
+    else:
+        raw["sources"].pop("elasticsearch", None)
     return raw
 
 
 @pytest.fixture(scope="session")
-def catalogue(prometheus: PrometheusServer) -> Catalogue:
-    return config.parse(example_config(prometheus.url), "release-health.yaml")
+def catalogue(prometheus: PrometheusServer, elasticsearch: ElasticsearchServer) -> Catalogue:
+    return config.parse(example_config(prometheus.url, elasticsearch.url), "release-health.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +73,9 @@ def sources(catalogue: Catalogue) -> analysis.Sources:
 
 
 @pytest.fixture(scope="session")
-def config_file(prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def config_file(
+    prometheus: PrometheusServer, elasticsearch: ElasticsearchServer, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     path = tmp_path_factory.mktemp("config") / "release-health.yaml"
-    path.write_text(yaml.safe_dump(example_config(prometheus.url)))
+    path.write_text(yaml.safe_dump(example_config(prometheus.url, elasticsearch.url)))
     return path

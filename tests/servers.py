@@ -1,4 +1,5 @@
-"""Real servers for tests and benchmarks: a Prometheus over TSDB blocks backfilled by promtool."""
+"""Real servers for tests and benchmarks: Prometheus over promtool-backfilled blocks, and noida-db's
+Elasticsearch API loaded with the simulated logs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from pathlib import Path
 import requests
 
 from releasehealth.simulator import Fleet
+from releasehealth.simulator.logs import (
+    DEPLOY_MAPPINGS,
+    INDEX_MAPPINGS,
+    FleetLogs,
+    bulk_lines,
+    deploy_documents,
+    documents,
+    index_name,
+)
 from releasehealth.simulator.openmetrics import write_files
 
 
@@ -86,3 +96,78 @@ def start_prometheus(tsdb: Path, folder: Path) -> PrometheusServer:
         time.sleep(0.2)
     server.stop()
     raise RuntimeError("prometheus did not become ready within 60 s")
+
+
+# ---- an Elasticsearch-API server: noida-db ----------------------------------------------------------
+
+
+@dataclass
+class ElasticsearchServer:
+    url: str
+    process: subprocess.Popen
+    folder: Path
+
+    def stop(self) -> None:
+        """Stop the server by its PID (SIGTERM, then SIGKILL if it lingers)."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def noida_binary() -> str:
+    """The server binary inside the noida-db wheel: started directly, so its PID is the server's own
+    (the console script would spawn it as a separate process)."""
+    import noida_db
+
+    path = Path(noida_db.__file__).parent / "noida-db"
+    if not path.exists():
+        raise RuntimeError("noida-db's binary is missing: run the tests with ./dev test, which installs it")
+    return str(path)
+
+
+def start_elasticsearch(folder: Path) -> ElasticsearchServer:
+    """Start noida-db's Elasticsearch API on a free loopback port with its data in `folder`."""
+    port = free_port()
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    log = (folder / "noida.log").open("w")
+    process = subprocess.Popen(
+        [noida_binary(), "start", "--only", "elasticsearch", "--elasticsearch-port", str(port), "--data-dir", str(data)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    server = ElasticsearchServer(f"http://127.0.0.1:{port}", process, folder)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"noida-db exited with {process.returncode}; see {folder / 'noida.log'}")
+        try:
+            if requests.get(server.url, timeout=1).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("noida-db did not answer within 30 s")
+
+
+def load_logs(url: str, logs: FleetLogs, chunk: int = 10_000) -> None:
+    """Create an index per service with ECS mappings (and the deploy index), bulk-load, refresh."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(url, request_timeout=300)
+    for service in logs.services:
+        client.indices.create(index=index_name(service.service), mappings=INDEX_MAPPINGS)
+    client.indices.create(index="deploys", mappings=DEPLOY_MAPPINGS)
+    batches = [(index_name(s.service), list(documents(s, logs.fleet))) for s in logs.services]
+    batches.append(("deploys", list(deploy_documents(logs.fleet))))
+    for index, docs in batches:
+        for start in range(0, len(docs), chunk):
+            body = "".join(bulk_lines(index, iter(docs[start:start + chunk])))
+            result = client.bulk(operations=body)
+            if result["errors"]:
+                raise RuntimeError(f"bulk load into {index} failed: {str(result['items'][:2])[:500]}")
+    client.indices.refresh(index="*")
+    client.close()

@@ -9,23 +9,39 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from releasehealth import analysis
+from releasehealth import analysis, config
 from releasehealth.cli import app
 from releasehealth.config import Catalogue
-from releasehealth.model import Action, Classification
+from releasehealth.model import Action, Classification, Evaluation, SignatureStatus
 from releasehealth.simulator import Fleet, ReleaseLabel
+from tests.conftest import example_config
+from tests.servers import free_port
 
 runner = CliRunner()
 
 
-def test_every_regression_is_rolled_back_and_no_good_release_is(fleet: Fleet, catalogue: Catalogue, sources) -> None:
+FAILING_METRIC = {
+    ReleaseLabel.ERROR_RATIO: "error_ratio",
+    ReleaseLabel.LATENCY: "p95_latency",
+    ReleaseLabel.NEW_EXCEPTION: "log_signatures",
+    ReleaseLabel.ERROR_LOG_BURST: "log_signatures",
+}
+
+
+def _judged(fleet: Fleet, catalogue: Catalogue, sources) -> dict[tuple[str, str], tuple[ReleaseLabel, Evaluation]]:
     outcomes = {}
     for service in fleet.services:
         judged = {e.candidate.version: e for e in analysis.evaluate_releases(catalogue, sources, service.name)}
         for release in service.releases[1:]:
             outcomes[(service.name, release.version)] = (release.label, judged[release.version])
-    labels = {label for label, _ in outcomes.values()}
-    assert {ReleaseLabel.GOOD, ReleaseLabel.ERROR_RATIO, ReleaseLabel.LATENCY} <= labels
+    return outcomes
+
+
+def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(
+    fleet: Fleet, catalogue: Catalogue, sources
+) -> None:
+    outcomes = _judged(fleet, catalogue, sources)
+    assert set(FAILING_METRIC) | {ReleaseLabel.GOOD} == {label for label, _ in outcomes.values()}
     wrong = {
         key: (label.value, e.recommendation.action.value, e.recommendation.reason)
         for key, (label, e) in outcomes.items()
@@ -33,18 +49,24 @@ def test_every_regression_is_rolled_back_and_no_good_release_is(fleet: Fleet, ca
     }
     assert wrong == {}
     for label, evaluation in outcomes.values():
-        if label.is_regression:
-            failed = {v.metric for v in evaluation.score.verdicts if v.classification is Classification.HIGH}
-            assert failed == {"error_ratio" if label is ReleaseLabel.ERROR_RATIO else "p95_latency"}
+        failed = {v.metric for v in evaluation.score.verdicts if v.classification is Classification.HIGH}
+        if label is ReleaseLabel.GOOD:
+            assert failed == set(), evaluation.recommendation.reason
+        else:
+            assert FAILING_METRIC[label] in failed, (label, evaluation.recommendation.reason)
 
 
-def test_the_fleet_overview_uses_one_query_per_template(fleet: Fleet, catalogue: Catalogue) -> None:
-    sources = analysis.connect(catalogue)
-    evaluations = analysis.evaluate_fleet(catalogue, sources)
-    assert [e.service for e in evaluations] == [s.name for s in fleet.services]
-    assert [e.candidate.version for e in evaluations] == [s.releases[-1].version for s in fleet.services]
-    # first_seen + last_seen + requests + errors + latency_buckets, whatever the number of services.
-    assert sources.metrics.queries_run == 5
+def test_a_new_exception_is_named_in_the_reason(fleet: Fleet, fleet_logs, catalogue: Catalogue, sources) -> None:
+    truth = fleet_logs.truth()
+    named = 0
+    for (service, version), (label, evaluation) in _judged(fleet, catalogue, sources).items():
+        if label is ReleaseLabel.NEW_EXCEPTION:
+            error_type = truth[f"{service}@{version}"]["error_type"]
+            new = [s for s in evaluation.logs.signatures if s.status is SignatureStatus.NEW and s.credible]
+            assert [s.error_type for s in new if s.level == "error"] == [error_type]
+            assert f'NEW error signature "{new[0].template}" ({error_type})' in evaluation.recommendation.reason
+            named += 1
+    assert named >= 1
 
 
 def test_evaluate_prints_the_verdict_with_reasons_and_queries(fleet: Fleet, config_file: Path) -> None:
@@ -71,7 +93,9 @@ def test_evaluate_json_carries_verdicts_reasons_baseline_and_queries(fleet: Flee
     assert by_metric["p95_latency"]["classification"] == "HIGH"
     assert "p95_latency HIGH" in by_metric["p95_latency"]["reason"]
     assert by_metric["p95_latency"]["queries"] and by_metric["p95_latency"]["test"]
-    assert {q["template"] for q in document["queries"]} == {"first_seen", "last_seen", "requests", "errors", "latency_buckets"}
+    assert {q["template"] for q in document["queries"]} == {
+        "first_seen", "last_seen", "deploy_events", "requests", "errors", "latency_buckets", "logs",
+    }
 
 
 def test_a_good_release_exits_0(fleet: Fleet, config_file: Path) -> None:
@@ -106,3 +130,46 @@ def _a_release(fleet: Fleet, label: ReleaseLabel) -> tuple[str, str]:
             if release.label is label:
                 return service.name, release.version
     raise AssertionError(f"the simulated fleet has no {label} release")
+
+
+def test_the_fleet_overview_uses_one_query_per_template(fleet: Fleet, catalogue: Catalogue) -> None:
+    sources = analysis.connect(catalogue)
+    evaluations = analysis.evaluate_fleet(catalogue, sources)
+    assert [e.service for e in evaluations] == [s.name for s in fleet.services]
+    assert [e.candidate.version for e in evaluations] == [s.releases[-1].version for s in fleet.services]
+    # first_seen + last_seen + requests + errors + latency_buckets, whatever the number of services.
+    assert sources.metrics.queries_run == 5
+    # deploy events + one multi-search (counts and message samples), for the whole fleet.
+    assert sources.logs.requests_made == 2
+
+
+def test_one_release_reads_its_logs_in_at_most_four_requests(fleet: Fleet, catalogue: Catalogue) -> None:
+    sources = analysis.connect(catalogue)
+    evaluation = analysis.evaluate(catalogue, sources, fleet.services[0].name)
+    assert evaluation.logs is not None and not evaluation.logs.error
+    assert evaluation.candidate.source.value == "event" and evaluation.candidate.commit
+    assert sources.logs.requests_made <= 4
+
+
+def test_elasticsearch_down_leaves_the_metrics_verdict_and_never_promotes(fleet: Fleet, prometheus) -> None:
+    raw = example_config(prometheus.url, f"http://127.0.0.1:{free_port()}")
+    raw["sources"]["elasticsearch"].update(retries=0, timeout="2s")
+    catalogue = config.parse(raw)
+    sources = analysis.connect(catalogue)
+    good = next(s for s in fleet.services if s.releases[-1].label is ReleaseLabel.GOOD)
+    evaluation = analysis.evaluate(catalogue, sources, good.name)
+    by_metric = {v.metric: v for v in evaluation.score.verdicts}
+    assert by_metric["error_ratio"].classification is Classification.PASS
+    assert by_metric["log_signatures"].classification is Classification.ERROR
+    assert "logs could not be read" in by_metric["log_signatures"].reason
+    assert evaluation.recommendation.action is not Action.PROMOTE
+    assert any("deploy events could not be read" in note for note in evaluation.notes)
+
+
+def test_a_missing_log_index_is_named_in_the_verdict(fleet: Fleet, prometheus, elasticsearch) -> None:
+    raw = example_config(prometheus.url, elasticsearch.url)
+    raw["sources"]["elasticsearch"]["index"] = "applogs-{service}"
+    catalogue = config.parse(raw)
+    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), fleet.services[0].name)
+    errors = [v.reason for v in evaluation.score.verdicts if v.classification is Classification.ERROR]
+    assert errors and all(f"index applogs-{fleet.services[0].name} does not exist" in r for r in errors)

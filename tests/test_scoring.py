@@ -194,8 +194,19 @@ def test_score_between_thresholds_holds_and_below_rolls_back() -> None:
     assert _recommend(*passes[:2], _verdict("x", Classification.HIGH)) is Action.ROLLBACK  # 67
 
 
-def test_group_scores_are_weighted() -> None:
-    verdicts = [_verdict("a", Classification.PASS, group="errors"), _verdict("b", Classification.HIGH, group="latency")]
+def test_groups_count_equally_by_default_and_by_their_configured_weight() -> None:
+    verdicts = [
+        _verdict("a", Classification.PASS, group="errors"),
+        _verdict("b", Classification.HIGH, group="latency"),
+        _verdict("c", Classification.PASS, group="logs"),
+        _verdict("d", Classification.PASS, group="logs"),
+    ]
+    assert score(verdicts, {}).score == pytest.approx(200 / 3)
+    assert score(verdicts, {}, {"latency": 2.0}).score == pytest.approx(50.0)
+
+
+def test_metric_weights_apply_within_a_group() -> None:
+    verdicts = [_verdict("a", Classification.PASS), _verdict("b", Classification.HIGH)]
     assert score(verdicts, {"a": 3.0, "b": 1.0}).score == pytest.approx(75.0)
 
 
@@ -205,3 +216,9 @@ def test_a_fetch_error_becomes_an_error_verdict_with_its_reason() -> None:
     assert release.verdicts[0].classification is Classification.ERROR
     assert "unreachable" in release.verdicts[0].reason
     assert recommendation.action is Action.INCONCLUSIVE
+
+
+def test_a_numerator_without_points_counts_as_zero() -> None:
+    empty = {"numerator": [Series({}, np.array([]), np.array([]))], "denominator": _ratio_side([0], [1000] * 30)["denominator"]}
+    verdict = classify_ratio(ERROR_RATIO, empty, empty, ALPHA)
+    assert verdict.classification is Classification.PASS and "no errors in either window" in verdict.reason

@@ -41,10 +41,12 @@ class ReleaseLabel(StrEnum):
     GOOD = "good"
     ERROR_RATIO = "error_ratio"  # the 5xx ratio rises by `factor`
     LATENCY = "latency"  # every latency is multiplied by `factor` (so is p95)
+    NEW_EXCEPTION = "new_exception"  # a new, handled exception type is logged (metrics unchanged)
+    ERROR_LOG_BURST = "error_log_burst"  # a known error message is logged `factor` times as often
 
     @property
     def is_regression(self) -> bool:
-        return self in (ReleaseLabel.ERROR_RATIO, ReleaseLabel.LATENCY)
+        return self is not ReleaseLabel.GOOD and self is not ReleaseLabel.INITIAL
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class SimulatedRelease:
     error_ratio: float  # the true 5xx probability per request
     latency_median: float  # seconds; latency is lognormal(log(median), sigma)
     latency_sigma: float
+    commit: str = ""
 
     @property
     def p95_latency(self) -> float:
@@ -161,6 +164,7 @@ class Fleet:
                             "factor": r.factor,
                             "error_ratio": r.error_ratio,
                             "p95_latency_seconds": r.p95_latency,
+                            "commit": r.commit,
                         }
                         for r in s.releases
                     ],
@@ -203,11 +207,14 @@ def _floor_minute(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
+FAULTS = (ReleaseLabel.ERROR_RATIO, ReleaseLabel.LATENCY, ReleaseLabel.NEW_EXCEPTION, ReleaseLabel.ERROR_LOG_BURST)
+
+
 def _release_labels(rng: np.random.Generator, count: int) -> list[ReleaseLabel]:
-    """About a quarter of releases regress on errors, a quarter on latency; at least one of each."""
-    bad = max(1, count // 4)
-    labels = [ReleaseLabel.ERROR_RATIO] * bad + [ReleaseLabel.LATENCY] * bad
-    labels += [ReleaseLabel.GOOD] * (count - len(labels))
+    """Half the releases are good; the other half spread over the four faults, at least one of each."""
+    each = max(1, count // 8)
+    labels = [fault for fault in FAULTS for _ in range(each)]
+    labels += [ReleaseLabel.GOOD] * max(0, count - len(labels))
     rng.shuffle(labels)
     return labels
 
@@ -258,7 +265,9 @@ def _plan_releases(
     healthy_median = float(rng.uniform(0.04, 0.15))
     sigma = float(rng.uniform(0.4, 0.6))
     releases = [
-        SimulatedRelease(f"{major}.{minor}.0", start, ReleaseLabel.INITIAL, 1.0, healthy_error, healthy_median, sigma)
+        SimulatedRelease(
+            f"{major}.{minor}.0", start, ReleaseLabel.INITIAL, 1.0, healthy_error, healthy_median, sigma, _commit(rng)
+        )
     ]
     # The first deploy leaves a day of history before it; the last leaves at least an hour after it.
     first, last = start + timedelta(hours=2), end - timedelta(hours=1, minutes=10)
@@ -268,11 +277,12 @@ def _plan_releases(
         deployed_at = _floor_minute(first + offset)
         previous = releases[-1]
         error, median, factor = healthy_error, healthy_median, 1.0
-        if label is ReleaseLabel.GOOD:
+        if label in (ReleaseLabel.GOOD, ReleaseLabel.NEW_EXCEPTION, ReleaseLabel.ERROR_LOG_BURST):
             # A good release is healthy (it fixes any earlier fault) and still drifts a little: the
-            # judge must tolerate that.
+            # judge must tolerate that. Log faults leave the metrics healthy: only the logs tell.
             error *= rng.uniform(0.9, 1.1)
             median *= rng.uniform(0.97, 1.03)
+            factor = {ReleaseLabel.ERROR_LOG_BURST: 6.0}.get(label, 1.0)
         elif label is ReleaseLabel.ERROR_RATIO:
             # A fault is relative to the release it replaces, which is the baseline it is judged against.
             factor = 3.0
@@ -281,9 +291,15 @@ def _plan_releases(
             factor = 1.5
             error, median = previous.error_ratio, previous.latency_median * factor
         releases.append(
-            SimulatedRelease(f"{major}.{minor}.{i + 1}", deployed_at, label, factor, error, median, sigma)
+            SimulatedRelease(
+                f"{major}.{minor}.{i + 1}", deployed_at, label, factor, error, median, sigma, _commit(rng)
+            )
         )
     return releases
+
+
+def _commit(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list("0123456789abcdef"), size=12))
 
 
 def _bucket_counts(

@@ -1,0 +1,291 @@
+"""ElasticsearchLogSource: level counts, error types and message samples per window, and deploy events.
+
+Counting is pushed into Elasticsearch (one aggregation request for every window asked); only a
+bounded sample of error and warn messages is pulled, in one multi-search. Client-library errors are
+translated here, and only here, into the project's exception tree.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import elasticsearch
+import numpy as np
+from elasticsearch import Elasticsearch
+
+from queries import elasticsearch as dsl
+from queries.elasticsearch import WindowKey
+from collectors.base import without_credentials
+from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
+from releasehealth.model import (
+    Deploy,
+    DeploySourceKind,
+    LabelNames,
+    LogFields,
+    LogLine,
+    LogSettings,
+    LogWindowData,
+    Query,
+    Series,
+    SourceHealth,
+)
+
+MAX_MESSAGE = 2000  # characters kept of a message: a 1 MB stack dump must not stall template mining
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+T = TypeVar("T")
+
+
+class ElasticsearchLogSource:
+    """A LogSource over the Elasticsearch REST API (8.x)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: timedelta = timedelta(seconds=10),
+        retries: int = 2,
+        api_key: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        verify_tls: bool = True,
+        deploy_index: str | None = None,
+        deploy_fields: LogFields = LogFields(),
+    ) -> None:
+        self.name = without_credentials(url)
+        self.deploy_index = deploy_index
+        self._deploy_fields = deploy_fields
+        self.requests_made = 0  # counted for benchmarks: every HTTP request, retries excluded
+        self._client = Elasticsearch(
+            url,
+            request_timeout=timeout.total_seconds(),
+            max_retries=retries,
+            retry_on_timeout=True,
+            api_key=api_key,
+            basic_auth=basic_auth,
+            verify_certs=verify_tls,
+        )
+
+    def fetch(
+        self, keys: Sequence[WindowKey], settings: LogSettings, step: timedelta
+    ) -> tuple[dict[str, LogWindowData], tuple[Query, ...]]:
+        """Return each window's data and the query that ran: one multi-search for all the windows, with
+        a counting aggregation per index and a bounded sample per window, each reading only its index.
+
+        Raises SourceUnavailable, QueryRejected (a missing index is named) or InvalidResponse.
+        """
+        if not keys:
+            return {}, ()
+        searches = dsl.log_searches(settings.fields, keys, step, settings.sample_size)
+        body = self._call(lambda: self._client.msearch(searches=_msearch_lines(searches)).body)
+        responses = body.get("responses") if isinstance(body, dict) else None
+        if not isinstance(responses, list) or len(responses) != len(searches):
+            raise InvalidResponse(self.name, "malformed multi-search response")
+        counted = [r for r, s in zip(responses, searches, strict=True) if s.kind == "counts"]
+        sampled = [r for r, s in zip(responses, searches, strict=True) if s.kind == "sample"]
+        levels, error_types = _parse_counts(self.name, counted, keys, step)
+        out = {}
+        for key, response in zip(keys, sampled, strict=True):
+            sample, population, skipped, truncated = _parse_sample(self.name, response, settings.fields)
+            out[key.name] = LogWindowData(
+                levels.get(key.name, {}), error_types.get(key.name, {}), sample, population, skipped, truncated
+            )
+        return out, (self._query("logs", dsl.show_searches(searches), keys),)
+
+    def events(self, services: Sequence[str], start: datetime, end: datetime) -> tuple[list[Deploy], Query | None]:
+        """Deploy events of `services` from the deploy index (none configured: nothing), oldest first."""
+        if not self.deploy_index or not services:
+            return [], None
+        fields = self._deploy_fields
+        body = dsl.deploy_events_body(fields, services, start, end, size=10_000)
+        found = self._call(lambda: self._client.search(index=self.deploy_index, **body).body)
+        deploys = [d for hit in _hits(self.name, found) if (d := _deploy(hit.get("_source", {}), fields))]
+        query = Query("deploy_events", dsl.show(self.deploy_index, body), tuple(services), LabelNames(), self.name, start, end)
+        return sorted(deploys, key=lambda d: (d.service, d.started_at)), query
+
+    def check(self) -> SourceHealth:
+        started = time.monotonic()
+        try:
+            self._call(lambda: self._client.info().body)
+        except SourceError as exc:
+            return SourceHealth("elasticsearch", self.name, False, None, str(exc), datetime.now(UTC))
+        return SourceHealth("elasticsearch", self.name, True, time.monotonic() - started, "", datetime.now(UTC))
+
+    def _query(self, template: str, text: str, keys: Sequence[WindowKey]) -> Query:
+        start = min(k.window.start for k in keys)
+        end = max(k.window.end for k in keys)
+        return Query(template, text, tuple(sorted({k.service for k in keys})), LabelNames(), self.name, start, end)
+
+    def _call(self, call: Callable[[], T]) -> T:
+        self.requests_made += 1
+        try:
+            return call()
+        except elasticsearch.ConnectionTimeout as exc:
+            raise SourceUnavailable(self.name, "no answer within the timeout") from exc
+        except elasticsearch.ConnectionError as exc:
+            raise SourceUnavailable(self.name, f"unreachable ({_short(exc)})") from exc
+        except elasticsearch.NotFoundError as exc:
+            raise QueryRejected(self.name, _not_found(exc)) from exc
+        except elasticsearch.AuthenticationException as exc:
+            raise QueryRejected(self.name, "authentication failed (HTTP 401): check the API key or user variables") from exc
+        except elasticsearch.AuthorizationException as exc:
+            raise QueryRejected(self.name, "not allowed to read (HTTP 403): check the key's index privileges") from exc
+        except elasticsearch.ApiError as exc:
+            status = getattr(exc.meta, "status", 0) or 0
+            error = SourceUnavailable if status == 429 or status >= 500 else QueryRejected
+            raise error(self.name, f"HTTP {status}: {_reason(exc)}") from exc
+        except (elasticsearch.SerializationError, ValueError, TypeError) as exc:
+            raise InvalidResponse(self.name, f"malformed response ({exc.__class__.__name__})") from exc
+        except elasticsearch.TransportError as exc:
+            raise SourceUnavailable(self.name, f"request failed ({_short(exc)})") from exc
+
+
+def _msearch_lines(searches: Sequence[dsl.Search]) -> list[dict]:
+    lines: list[dict] = []
+    for search in searches:
+        lines += [{"index": search.index}, search.body]
+    return lines
+
+
+def _parse_counts(
+    source: str, responses: list[Any], keys: Sequence[WindowKey], step: timedelta
+) -> tuple[dict[str, dict[str, Series]], dict[str, dict[str, int]]]:
+    """Per window: lines per normalised level per step (stamped at the step's end), lines per error type."""
+    buckets: dict[str, Any] = {}
+    for response in responses:
+        _raise_for_item(source, response)
+        try:
+            buckets.update(response["aggregations"]["windows"]["buckets"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InvalidResponse(source, f"malformed aggregation response ({exc})") from exc
+    levels, types = {}, {}
+    try:
+        for key in keys:
+            window = buckets.get(key.name, {})
+            levels[key.name] = _level_series(window.get("per_step", {}).get("buckets", []), step)
+            types[key.name] = {
+                str(b["key"]): int(b["doc_count"]) for b in window.get("error_types", {}).get("buckets", [])
+            }
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InvalidResponse(source, f"malformed aggregation response ({exc})") from exc
+    return levels, types
+
+
+def _raise_for_item(source: str, response: Any) -> None:
+    """A multi-search answers 200 even when one of its searches failed: translate that search's error."""
+    if not isinstance(response, dict) or "error" not in response:
+        return
+    error = response["error"] if isinstance(response["error"], dict) else {"reason": str(response["error"])}
+    status = int(response.get("status", 400) or 400)
+    if error.get("type") == "index_not_found_exception":
+        raise QueryRejected(source, f"index {error.get('index') or error.get('resource.id') or '?'} does not exist")
+    reason = str(error.get("reason") or error.get("type") or error)[:300]
+    raise (SourceUnavailable if status == 429 or status >= 500 else QueryRejected)(source, f"HTTP {status}: {reason}")
+
+
+def _level_series(steps: list[dict], step: timedelta) -> dict[str, Series]:
+    """date_histogram buckets [k, k+step) become points at k+step: each step covers (t-step, t]."""
+    per_level: dict[str, dict[float, float]] = {}
+    for bucket in steps:
+        at = float(bucket["key"]) / 1000 + step.total_seconds()
+        for level in bucket.get("levels", {}).get("buckets", []):
+            name = dsl.normalise_level(level["key"])
+            per_level.setdefault(name, {})
+            per_level[name][at] = per_level[name].get(at, 0.0) + float(level["doc_count"])
+    return {
+        name: Series({"level": name}, np.array(sorted(points)), np.array([points[t] for t in sorted(points)]))
+        for name, points in per_level.items()
+    }
+
+
+def _parse_sample(source: str, response: Any, fields: LogFields) -> tuple[tuple[LogLine, ...], int, int, int]:
+    """(lines, population, skipped, truncated) of one sample search; a document without a usable
+    message is skipped and counted, an oversized one truncated and counted."""
+    _raise_for_item(source, response)
+    hits = _hits(source, response)
+    total = response.get("hits", {}).get("total", {})
+    population = int(total.get("value", len(hits))) if isinstance(total, dict) else int(total or len(hits))
+    lines, skipped, truncated = [], 0, 0
+    for hit in hits:
+        doc = hit.get("_source", {}) if isinstance(hit, dict) else {}
+        message = _field(doc, fields.message)
+        if not isinstance(message, str) or not message.strip():
+            skipped += 1
+            continue
+        message = _CONTROL.sub(" ", message)
+        if len(message) > MAX_MESSAGE:
+            message, truncated = message[:MAX_MESSAGE] + "…", truncated + 1
+        lines.append(
+            LogLine(
+                timestamp=_timestamp(_field(doc, fields.timestamp)),
+                level=dsl.normalise_level(_field(doc, fields.level) or ""),
+                message=message,
+                error_type=str(_field(doc, fields.error_type) or "")[:200],
+            )
+        )
+    return tuple(lines), population, skipped, truncated
+
+
+def _hits(source: str, body: Any) -> list:
+    try:
+        hits = body["hits"]["hits"]
+    except (KeyError, TypeError) as exc:
+        raise InvalidResponse(source, "malformed search response (no hits)") from exc
+    if not isinstance(hits, list):
+        raise InvalidResponse(source, "malformed search response (hits is not a list)")
+    return hits
+
+
+def _field(doc: dict, dotted: str) -> Any:
+    """A field by its dotted name, as an object path (ECS documents) or a flat dotted key."""
+    if dotted in doc:
+        return doc[dotted]
+    current: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value) / 1000
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return float("nan")
+    return float("nan")
+
+
+def _deploy(doc: dict, fields: LogFields) -> Deploy | None:
+    service, version = _field(doc, fields.service), _field(doc, fields.version)
+    at = _timestamp(_field(doc, fields.timestamp))
+    if not isinstance(service, str) or not isinstance(version, str) or at != at:
+        return None
+    commit = doc.get("commit")
+    return Deploy(service, version, datetime.fromtimestamp(at, UTC), DeploySourceKind.EVENT,
+                  commit=str(commit)[:64] if commit else "")
+
+
+def _not_found(exc: elasticsearch.NotFoundError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
+    if error.get("type") == "index_not_found_exception":
+        return f"index {error.get('index') or error.get('resource.id') or '?'} does not exist"
+    return f"not found: {_reason(exc)}"
+
+
+def _reason(exc: elasticsearch.ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):
+        return str(error.get("reason") or error.get("type") or error)[:300]
+    return str(error or exc.message)[:300]
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__

@@ -1,0 +1,325 @@
+"""Simulated ECS log documents for a fleet: volume follows traffic, faults are labelled.
+
+Each service logs an ERROR for a quarter of its 5xx responses (the rest fail upstream of its code),
+plus WARN and INFO lines at a rate per request. A NEW_EXCEPTION release also logs a handled exception
+type never seen before (the responses still succeed, so the metrics stay healthy); an ERROR_LOG_BURST
+release logs its known timeout error `factor` times as often per request as the release it replaces
+(retries hide it from the 5xx ratio).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from releasehealth.simulator.fleet import Fleet, ReleaseLabel, SimulatedService
+
+LEVELS = ("error", "warn", "info")
+LOGGED_5XX_SHARE = 0.25
+WARN_PER_REQUEST = 0.0004
+INFO_PER_REQUEST = 0.0002
+NEW_EXCEPTION_PER_REQUEST = 0.003
+UPSTREAMS = ("inventory.prod.svc", "payments.prod.svc", "pricing.prod.svc", "users.prod.svc", "search.prod.svc")
+TABLES = ("orders", "order_items", "users", "carts", "shipments")
+
+
+@dataclass(frozen=True)
+class LogTemplate:
+    """A message pattern; `{name}` parts are filled with variable values by `_fill`."""
+
+    key: str
+    level: str
+    error_type: str
+    text: str
+    weight: float = 1.0
+
+
+ERRORS = (
+    LogTemplate("timeout", "error", "TimeoutError", "Timeout after {ms}ms waiting for {upstream}:{port}{path}", 4),
+    LogTemplate("refused", "error", "ConnectionRefusedError", "Connection refused: {ip}:5432 (pool {n}/{pool})", 2),
+    LogTemplate("upstream", "error", "UpstreamUnavailable", "Upstream {upstream} returned HTTP 503 for request {uuid}", 3),
+    LogTemplate(
+        "decode", "error", "JSONDecodeError",
+        "Failed to deserialize payload for order {uuid}: unexpected token at offset {n}", 1,
+    ),
+)
+WARNINGS = (
+    LogTemplate("slow_query", "warn", "", "Slow query took {ms} ms: SELECT * FROM {table} WHERE id = {n}", 4),
+    LogTemplate("retry", "warn", "", "Retrying {upstream} call {uuid} (attempt {attempt}/3) after {dur}s", 3),
+    LogTemplate("cache", "warn", "", "Cache hit ratio {pct}% below threshold for cache {table}", 2),
+    # Log text is untrusted input: it must render inert wherever it is shown.
+    LogTemplate(
+        "rejected", "warn", "", "Rejected input <script>alert('{n}')</script> in field **comment** from {ip}", 1,
+    ),
+)
+INFOS = (
+    LogTemplate("request", "info", "", "GET {path} completed in {ms}ms status=200", 3),
+    LogTemplate("flush", "info", "", "Flushed {n} metrics to collector at {ip}:9091 in {dur}s", 1),
+)
+NEW_EXCEPTIONS = (
+    LogTemplate(
+        "npe", "error", "java.lang.NullPointerException",
+        'NullPointerException: Cannot invoke "String.length()" because "coupon" is null at '
+        "com.shop.checkout.CouponValidator.validate(CouponValidator.java:{line})",
+    ),
+    LogTemplate(
+        "keyerror", "error", "KeyError",
+        "KeyError: 'discount_code' while pricing cart {uuid} in /srv/app/pricing/rules.py line {line}",
+    ),
+    LogTemplate(
+        "illegal_state", "error", "IllegalStateException",
+        "IllegalStateException: reservation {uuid} already released for sku {n}",
+    ),
+    LogTemplate(
+        "typeerror", "error", "TypeError",
+        "TypeError: Cannot read properties of undefined (reading 'address') at /app/dist/checkout.{hex}.js:{line}",
+    ),
+)
+BURST = ERRORS[0]
+TEMPLATES = ERRORS + WARNINGS + INFOS + NEW_EXCEPTIONS
+TEMPLATE_INDEX = {t.key: i for i, t in enumerate(TEMPLATES)}
+
+
+@dataclass(frozen=True, eq=False)
+class ServiceLogs:
+    """One service's log lines, as columns sorted by time."""
+
+    service: str
+    times: np.ndarray  # UNIX seconds, float64, millisecond resolution
+    release: np.ndarray  # index into the service's releases
+    template: np.ndarray  # index into TEMPLATES
+    messages: tuple[str, ...]
+    trace_ids: tuple[str, ...]
+
+    def level_codes(self) -> np.ndarray:
+        return np.array([LEVELS.index(t.level) for t in TEMPLATES])[self.template]
+
+    def counts(self, release: int, start: float, end: float) -> dict[str, int]:
+        """Lines per level of a release with start <= time < end: the ground truth of the collector."""
+        mask = (self.release == release) & (self.times >= start) & (self.times < end)
+        levels = self.level_codes()[mask]
+        return {level: int((levels == i).sum()) for i, level in enumerate(LEVELS)}
+
+
+@dataclass(frozen=True, eq=False)
+class FleetLogs:
+    fleet: Fleet
+    services: tuple[ServiceLogs, ...]
+
+    def service(self, name: str) -> ServiceLogs:
+        return next(s for s in self.services if s.service == name)
+
+    @property
+    def documents(self) -> int:
+        return sum(s.times.size for s in self.services)
+
+    def truth(self) -> dict:
+        """Per release: its log fault and the template that carries it."""
+        out = {}
+        for service in self.fleet.services:
+            for index, release in enumerate(service.releases):
+                template = _fault_template(service, index)
+                out[f"{service.name}@{release.version}"] = {
+                    "label": release.label.value,
+                    "template": template.text if template else None,
+                    "error_type": template.error_type if template else None,
+                }
+        return out
+
+
+def simulate_logs(fleet: Fleet) -> FleetLogs:
+    """Return the log lines of every service of `fleet` (deterministic from the fleet's seed)."""
+    return FleetLogs(fleet, tuple(_service_logs(fleet, i, s) for i, s in enumerate(fleet.services)))
+
+
+def _fault_template(service: SimulatedService, release_index: int) -> LogTemplate | None:
+    label = service.releases[release_index].label
+    if label is ReleaseLabel.NEW_EXCEPTION:
+        return NEW_EXCEPTIONS[(sum(map(ord, service.name)) + release_index) % len(NEW_EXCEPTIONS)]
+    if label is ReleaseLabel.ERROR_LOG_BURST:
+        return BURST
+    return None
+
+
+def _service_logs(fleet: Fleet, position: int, service: SimulatedService) -> ServiceLogs:
+    rng = np.random.default_rng([fleet.seed, position, 1])
+    requests = service.requests.astype(float)
+    per_template: list[tuple[int, np.ndarray]] = []  # (template, lines per scrape)
+    error_weights = np.array([t.weight for t in ERRORS])
+    logged_errors = rng.binomial(service.errors, LOGGED_5XX_SHARE)
+    for i, count in enumerate(_split(rng, logged_errors, error_weights / error_weights.sum())):
+        per_template.append((TEMPLATE_INDEX[ERRORS[i].key], count))
+    for group, rate in ((WARNINGS, WARN_PER_REQUEST), (INFOS, INFO_PER_REQUEST)):
+        weights = np.array([t.weight for t in group])
+        for template, share in zip(group, weights / weights.sum(), strict=True):
+            per_template.append((TEMPLATE_INDEX[template.key], rng.poisson(requests * rate * share)))
+    per_template += _fault_lines(rng, service, requests, LOGGED_5XX_SHARE * error_weights[0] / error_weights.sum())
+    return _assemble(rng, service, per_template, float(fleet.scrape_interval.total_seconds()))
+
+
+def _split(rng: np.random.Generator, totals: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Multinomial split of each scrape's total over the templates: [template, scrape]."""
+    return rng.multinomial(totals, shares).T
+
+
+def _fault_lines(
+    rng: np.random.Generator, service: SimulatedService, requests: np.ndarray, timeouts_per_error: float
+) -> list[tuple[int, np.ndarray]]:
+    out = []
+    timeout_rate = 0.0  # timeout lines per request of the release before, bursts included
+    for index, release in enumerate(service.releases):
+        template = _fault_template(service, index)
+        own_timeouts = release.error_ratio * timeouts_per_error
+        per_request = 0.0
+        if release.label is ReleaseLabel.NEW_EXCEPTION:
+            per_request = NEW_EXCEPTION_PER_REQUEST
+        elif release.label is ReleaseLabel.ERROR_LOG_BURST:
+            # Timeouts at `factor` times the replaced release's rate: extra lines on top of its own.
+            per_request = max(0.0, release.factor * timeout_rate - own_timeouts)
+        timeout_rate = own_timeouts + (per_request if template is BURST else 0.0)
+        if template is not None:
+            serving = service.release_index == index
+            out.append((TEMPLATE_INDEX[template.key], np.where(serving, rng.poisson(requests * per_request), 0)))
+    return out
+
+
+def _assemble(
+    rng: np.random.Generator, service: SimulatedService, per_template: list[tuple[int, np.ndarray]], interval: float
+) -> ServiceLogs:
+    templates = np.concatenate([np.full(int(c.sum()), t) for t, c in per_template])
+    scrape = np.concatenate([np.repeat(np.arange(c.size), c) for _, c in per_template])
+    messages = [m for t, c in per_template for m in _messages(rng, TEMPLATES[t].text, int(c.sum()))]
+    # A line of the interval ending at scrape i falls uniformly in (t_i - interval, t_i), to the millisecond.
+    times = service.times[scrape] - interval + np.ceil(rng.uniform(0, interval, scrape.size) * 1000) / 1000
+    times = np.minimum(times, service.times[scrape] - 0.001)
+    order = np.argsort(times, kind="stable")
+    trace_ids = rng.integers(0, 2**63, size=(templates.size, 2), dtype=np.int64)
+    return ServiceLogs(
+        service.name,
+        times[order],
+        service.release_index[scrape[order]],
+        templates[order],
+        tuple(messages[i] for i in order.tolist()),
+        tuple(f"{a:016x}{b:016x}" for a, b in trace_ids.tolist()),
+    )
+
+
+def _messages(rng: np.random.Generator, text: str, count: int) -> list[str]:
+    """`count` messages of one template, each variable part drawn independently."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    columns = {name: _values(rng, name, count) for name in fields}
+    return [text.format(**{name: column[i] for name, column in columns.items()}) for i in range(count)]
+
+
+def _values(rng: np.random.Generator, name: str, count: int) -> list[str]:
+    def pick(options: tuple) -> list[str]:
+        return [str(options[i]) for i in rng.integers(len(options), size=count)]
+
+    def ints(low: int, high: int) -> list[str]:
+        return [str(x) for x in rng.integers(low, high, size=count).tolist()]
+
+    if name == "upstream":
+        return pick(UPSTREAMS)
+    if name == "table":
+        return pick(TABLES)
+    if name == "port":
+        return pick((80, 443, 8080, 9090))
+    if name == "pool":
+        return pick((20, 50, 100))
+    if name == "ip":
+        return [".".join(map(str, row)) for row in rng.integers(1, 255, size=(count, 4)).tolist()]
+    if name == "path":
+        return [f"/api/v1/items/{x}" for x in ints(1, 99_999)]
+    if name == "uuid":
+        return [_uuid(h) for h in rng.integers(0, 2**63, size=(count, 2), dtype=np.int64).tolist()]
+    if name in ("dur", "pct"):
+        low, high = (0.05, 9.5) if name == "dur" else (10.0, 60.0)
+        return [f"{x:.{2 if name == 'dur' else 1}f}" for x in rng.uniform(low, high, count).tolist()]
+    if name == "hex":
+        return [f"{x:08x}" for x in rng.integers(0, 2**32, size=count).tolist()]
+    ranges = {"ms": (200, 30_000), "n": (1, 100_000), "attempt": (1, 4), "line": (20, 900)}
+    return ints(*ranges[name])
+
+
+def _uuid(halves: list[int]) -> str:
+    h = f"{halves[0]:016x}{halves[1]:016x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+
+
+# ---- ECS documents and bulk NDJSON ------------------------------------------------------------------
+
+INDEX_MAPPINGS = {
+    "properties": {
+        "@timestamp": {"type": "date"},
+        "service": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
+        "log": {"properties": {"level": {"type": "keyword"}}},
+        "message": {"type": "text"},
+        "error": {"properties": {"type": {"type": "keyword"}, "message": {"type": "text"}}},
+        "trace": {"properties": {"id": {"type": "keyword"}}},
+    }
+}
+DEPLOY_MAPPINGS = {
+    "properties": {
+        "@timestamp": {"type": "date"},
+        "service": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
+        "commit": {"type": "keyword"},
+    }
+}
+
+
+def index_name(service: str) -> str:
+    return f"logs-{service}"
+
+
+def documents(logs: ServiceLogs, fleet: Fleet) -> Iterator[dict]:
+    """The ECS documents of one service's lines."""
+    releases = fleet.service(logs.service).releases
+    for at, release, template, message, trace in zip(
+        logs.times.tolist(), logs.release.tolist(), logs.template.tolist(), logs.messages, logs.trace_ids, strict=True
+    ):
+        t = TEMPLATES[template]
+        doc = {
+            "@timestamp": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "service": {"name": logs.service, "version": releases[release].version},
+            "log": {"level": t.level},
+            "message": message,
+            "trace": {"id": trace},
+        }
+        if t.error_type:
+            doc["error"] = {"type": t.error_type, "message": message}
+        yield doc
+
+
+def deploy_documents(fleet: Fleet) -> Iterator[dict]:
+    """One deploy event per release after the initial one (what a pipeline would record)."""
+    for service in fleet.services:
+        for release in service.releases[1:]:
+            yield {
+                "@timestamp": release.deployed_at.isoformat().replace("+00:00", "Z"),
+                "service": {"name": service.name, "version": release.version},
+                "commit": release.commit,
+            }
+
+
+def bulk_lines(index: str, docs: Iterator[dict]) -> Iterator[str]:
+    action = json.dumps({"index": {"_index": index}})
+    for doc in docs:
+        yield action + "\n" + json.dumps(doc) + "\n"
+
+
+def write_ndjson(logs: FleetLogs, folder: Path) -> Path:
+    """Write every service's documents as one bulk NDJSON file (an index per service); return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "logs.ndjson"
+    with path.open("w", encoding="utf-8") as out:
+        for service in logs.services:
+            out.writelines(bulk_lines(index_name(service.service), documents(service, logs.fleet)))
+        out.writelines(bulk_lines("deploys", deploy_documents(logs.fleet)))
+    (folder / "logs-truth.json").write_text(json.dumps(logs.truth(), indent=2), encoding="utf-8")
+    return path

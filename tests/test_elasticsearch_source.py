@@ -1,0 +1,143 @@
+"""ElasticsearchLogSource against noida-db's Elasticsearch API holding the simulated logs."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from collectors.elasticsearch import MAX_MESSAGE, ElasticsearchLogSource
+from queries import elasticsearch as dsl
+from queries.elasticsearch import WindowKey
+from releasehealth.errors import QueryRejected, SourceUnavailable
+from releasehealth.model import LogFields, LogSettings, Window
+from releasehealth.simulator import Fleet
+from releasehealth.simulator.logs import INDEX_MAPPINGS, LEVELS, TEMPLATES, FleetLogs, index_name
+from tests.servers import ElasticsearchServer, free_port
+
+STEP = timedelta(minutes=1)
+SETTINGS = LogSettings(index="logs-{service}")
+
+
+def _windows(fleet: Fleet, service_index: int, release_index: int) -> tuple[WindowKey, WindowKey]:
+    service = fleet.services[service_index]
+    release, previous = service.releases[release_index], service.releases[release_index - 1]
+    deploy = release.deployed_at
+    baseline = Window(deploy - timedelta(minutes=30), deploy, STEP)
+    candidate = Window(deploy + timedelta(minutes=5), deploy + timedelta(minutes=35), STEP)
+    return (
+        WindowKey("b", service.name, previous.version, baseline, index_name(service.name)),
+        WindowKey("c", service.name, release.version, candidate, index_name(service.name)),
+    )
+
+
+@pytest.mark.parametrize(("service_index", "release_index"), [(0, 1), (2, 2), (5, 3), (7, 2)])
+def test_level_counts_and_error_types_match_the_ground_truth_exactly(
+    fleet: Fleet, fleet_logs: FleetLogs, elasticsearch: ElasticsearchServer, service_index: int, release_index: int
+) -> None:
+    keys = _windows(fleet, service_index, release_index)
+    source = ElasticsearchLogSource(elasticsearch.url)
+    data, queries = source.fetch(keys, SETTINGS, STEP)
+    assert source.requests_made == 1 and [q.template for q in queries] == ["logs"]
+    logs = fleet_logs.service(keys[0].service)
+    for key, release in zip(keys, (release_index - 1, release_index), strict=True):
+        window = data[key.name]
+        truth = logs.counts(release, key.window.start.timestamp(), key.window.end.timestamp())
+        assert {level: window.total(level) for level in LEVELS} == truth
+        assert sum(window.error_types.values()) == truth["error"]
+        assert window.sampled_from == truth["error"] + truth["warn"] == len(window.sample)
+        known = {t.error_type for t in TEMPLATES if t.error_type}
+        assert set(window.error_types) <= known
+
+
+def test_per_step_counts_are_stamped_at_the_end_of_each_step(fleet: Fleet, elasticsearch: ElasticsearchServer) -> None:
+    keys = _windows(fleet, 1, 1)
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch(keys, SETTINGS, STEP)
+    for key in keys:
+        for series in data[key.name].levels.values():
+            assert series.timestamps.min() > key.window.start.timestamp()
+            assert series.timestamps.max() <= key.window.end.timestamp()
+            assert all(t % 60 == 0 for t in series.timestamps)
+
+
+def test_the_sample_is_capped_and_spread_over_the_window(fleet: Fleet, elasticsearch: ElasticsearchServer) -> None:
+    keys = _windows(fleet, 2, 2)  # a busy service: more error lines than the cap
+    settings = LogSettings(index="logs-{service}", sample_size=20)
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch(keys, settings, STEP)
+    for key in keys:
+        window = data[key.name]
+        assert len(window.sample) == 20 < window.sampled_from
+        times = sorted(line.timestamp for line in window.sample)
+        span = key.window.end.timestamp() - key.window.start.timestamp()
+        assert times[-1] - times[0] > 0.5 * span  # not the first 20 lines of the window
+        assert {line.level for line in window.sample} <= {"error", "warn"}
+
+
+def test_deploy_events_are_read_with_their_commits(fleet: Fleet, elasticsearch: ElasticsearchServer) -> None:
+    source = ElasticsearchLogSource(elasticsearch.url, deploy_index="deploys")
+    events, query = source.events([s.name for s in fleet.services], fleet.start, fleet.end)
+    expected = {(s.name, r.version, r.deployed_at, r.commit) for s in fleet.services for r in s.releases[1:]}
+    assert {(e.service, e.version, e.started_at, e.commit) for e in events} == expected
+    assert query is not None and query.template == "deploy_events"
+
+
+def test_a_missing_index_is_named(fleet: Fleet, elasticsearch: ElasticsearchServer) -> None:
+    keys = [WindowKey(k.name, k.service, k.version, k.window, "logs-nope") for k in _windows(fleet, 0, 1)]
+    with pytest.raises(QueryRejected, match="index logs-nope does not exist"):
+        ElasticsearchLogSource(elasticsearch.url).fetch(keys, SETTINGS, STEP)
+
+
+def test_elasticsearch_down_is_unavailable_naming_the_url(fleet: Fleet) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(SourceUnavailable, match=url.replace(".", r"\.")):
+        ElasticsearchLogSource(url, retries=0, timeout=timedelta(seconds=2)).fetch(_windows(fleet, 0, 1), SETTINGS, STEP)
+    assert not ElasticsearchLogSource(url, retries=0).check().ok
+
+
+HOSTILE = ['user-service" OR *', "*", "a\\b", "service.name:*", '{"match_all": {}}']
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_service_names_match_literally_and_find_nothing(
+    fleet: Fleet, elasticsearch: ElasticsearchServer, name: str
+) -> None:
+    keys = [WindowKey(k.name, name, k.version, k.window, "logs-*") for k in _windows(fleet, 0, 1)]
+    body = dsl.counts_body(LogFields(), keys, STEP)
+    assert "query_string" not in json.dumps(body)
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch(keys, SETTINGS, STEP)
+    assert all(window.sampled_from == 0 and not window.levels for window in data.values())
+
+
+def test_untrusted_names_cannot_reach_an_index_pattern() -> None:
+    with pytest.raises(Exception, match="cannot be used in the index pattern"):
+        dsl.index_for("logs-{service}", "a,b")
+    assert dsl.index_for("logs-{service}", "Order-Service") == "logs-order-service"
+
+
+def test_oversized_binary_and_missing_messages_are_truncated_or_skipped(
+    fleet: Fleet, elasticsearch: ElasticsearchServer
+) -> None:
+    client = Elasticsearch(elasticsearch.url)
+    index = "logs-garbage-service"
+    client.indices.create(index=index, mappings=INDEX_MAPPINGS)
+    key = _windows(fleet, 0, 1)[1]
+    at = key.window.start + timedelta(minutes=1)
+    base = {"@timestamp": at.isoformat(), "service": {"name": "garbage-service", "version": key.version}, "log": {"level": "error"}}
+    docs = [
+        {**base, "message": "x" * 1_000_000},
+        {**base, "message": "bin\x00\x01\x02ary \ufffd garbage"},
+        {**base, "message": 12345},
+        dict(base),
+        {**base, "message": "   "},
+    ]
+    lines = "".join(json.dumps({"index": {"_index": index}}) + "\n" + json.dumps(d) + "\n" for d in docs)
+    assert not client.bulk(operations=lines, refresh=True)["errors"]
+    garbage = WindowKey("g", "garbage-service", key.version, key.window, index)
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch([garbage], SETTINGS, STEP)
+    window = data["g"]
+    assert window.sampled_from == 5
+    assert window.skipped == 3 and window.truncated == 1
+    assert sorted(line.message for line in window.sample) == ["bin   ary \ufffd garbage", "x" * MAX_MESSAGE + "…"]
+    assert all("\x00" not in line.message for line in window.sample)
