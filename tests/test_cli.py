@@ -107,3 +107,19 @@ def test_simulate_writes_openmetrics_and_truth(tmp_path: Path) -> None:
     assert text.startswith("# TYPE http_requests counter") and text.endswith("# EOF\n")
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert [s["name"] for s in truth["services"]] == ["user-service", "order-service"]
+
+
+def test_evaluate_prints_and_exports_the_log_findings() -> None:
+    _, _, fleet = analysis.demo()
+    service, release = next(
+        (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
+    )
+    table = runner.invoke(app, ["--demo", "evaluate", service, "--version", release])
+    assert table.exit_code == 3
+    assert "log signatures (rates per 1k requests):" in table.output
+    assert "NEW       error" in table.output and "e.g. " in table.output
+    document = json.loads(runner.invoke(app, ["--demo", "evaluate", service, "--version", release, "-f", "json"]).output)
+    first = document["logs"]["signatures"][0]
+    assert first["status"] == "NEW" and first["credible"] and first["examples"]
+    assert document["logs"]["candidate"]["sampled_from"] >= document["logs"]["candidate"]["sampled"] > 0
+    assert document["candidate"]["commit"]

@@ -1,0 +1,117 @@
+"""Log signatures on literal messages: masking, mining, NEW/INCREASED/KNOWN/GONE, the logs verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from releasehealth.config import log_metrics
+from releasehealth.model import Classification, LogLine, LogSignature, Series, SignatureStatus
+from scoring.logs import classify_signatures
+from scoring.signatures import SideTotals, compare, mine, rise_p_value
+
+ALPHA = 0.0025
+LOG_RATE, SIGNATURES = log_metrics()
+
+
+def _lines(text: str, count: int, level: str = "error", error_type: str = "") -> list[LogLine]:
+    return [LogLine(float(i), level, text.format(i=i, j=i * 7919 % 1000), error_type) for i in range(count)]
+
+
+def _totals(sampled: int, exposure: float = 100_000.0, population: int | None = None) -> SideTotals:
+    return SideTotals(sampled, sampled if population is None else population, exposure)
+
+
+@pytest.mark.parametrize(
+    ("message", "template"),
+    [
+        ("Timeout after 812ms calling 10.1.2.3:8080", "Timeout after <DURATION> calling <IP>"),
+        ("order 3f2b6c1e-0a4d-4e5f-9a8b-1c2d3e4f5a6b failed", "order <UUID> failed"),
+        ("read /var/lib/app/data.db failed", "read <PATH> failed"),
+        ("pool 43/100 exhausted", "pool <NUM>/<NUM> exhausted"),
+        ("checksum deadbeef12 mismatch", "checksum <HEX> mismatch"),
+    ],
+)
+def test_variable_parts_are_masked(message: str, template: str) -> None:
+    other = message.replace("812", "9000").replace("3f2b", "aaaa").replace("43", "7").replace("deadbeef12", "0badc0de99")
+    clusters = mine([LogLine(0, "error", message)], [LogLine(1, "error", other)])
+    assert list(clusters) == [template]
+
+
+def test_a_new_frequent_error_is_new_and_credible() -> None:
+    known = _lines("Timeout after {i}ms", 50)
+    new = _lines("NullPointerException at Foo.java:{j}", 40, error_type="NPE")
+    signatures = compare(known, known + new, (_totals(50), _totals(90)), tolerance=1.0, alpha=ALPHA)
+    assert [s.status for s in signatures] == [SignatureStatus.NEW, SignatureStatus.KNOWN]
+    first = signatures[0]
+    assert first.credible and first.error_type == "NPE" and first.candidate_count == 40
+    assert first.candidate_rate == pytest.approx(0.4) and first.baseline_rate == 0
+    assert len(first.examples) == 3
+
+
+def test_a_rare_new_line_is_new_but_not_credible() -> None:
+    signatures = compare(_lines("ok {i}", 30), _lines("ok {i}", 30) + _lines("odd thing", 2), (_totals(30), _totals(32)),
+                         tolerance=1.0, alpha=ALPHA)
+    new = next(s for s in signatures if s.status is SignatureStatus.NEW)
+    assert not new.credible
+
+
+def test_a_sixfold_rise_is_increased_and_a_small_drift_known() -> None:
+    baseline = _lines("Timeout after {i}ms", 30) + _lines("Slow query {i}", 30, "warn")
+    candidate = _lines("Timeout after {i}ms", 180) + _lines("Slow query {i}", 33, "warn")
+    signatures = {s.template: s for s in compare(baseline, candidate, (_totals(60), _totals(213)), tolerance=1.0, alpha=ALPHA)}
+    assert signatures["Timeout after <DURATION>"].status is SignatureStatus.INCREASED
+    assert signatures["Slow query <NUM>"].status is SignatureStatus.KNOWN
+
+
+def test_a_signature_only_in_the_baseline_is_gone() -> None:
+    signatures = compare(_lines("fixed bug {i}", 10) + _lines("ok {i}", 5), _lines("ok {i}", 5), (_totals(15), _totals(5)),
+                         tolerance=1.0, alpha=ALPHA)
+    assert {s.template: s.status for s in signatures}["fixed bug <NUM>"] is SignatureStatus.GONE
+
+
+def test_sampled_counts_are_scaled_to_the_window() -> None:
+    signatures = compare(_lines("a {i}", 10), _lines("a {i}", 10), (_totals(10, population=100), _totals(10, population=50)),
+                         tolerance=1.0, alpha=ALPHA)
+    assert (signatures[0].baseline_count, signatures[0].candidate_count) == (100, 50)
+
+
+def test_the_exact_rate_test_at_zero_and_equal_exposure() -> None:
+    assert rise_p_value(0, 8, 1.0, 1.0, ratio=1.0) == pytest.approx(0.5**8)
+    assert rise_p_value(10, 10, 1.0, 1.0, ratio=2.0) > 0.5
+
+
+def _sides(lines: float) -> tuple[dict, dict]:
+    series = Series({"level": "error"}, np.array([60.0]), np.array([lines]))
+    return {"lines": [series]}, {"lines": [series]}
+
+
+def _signature(status: SignatureStatus, count: float, credible: bool = True, ignored: bool = False) -> LogSignature:
+    return LogSignature(
+        "KeyError: <*> in rules.py line <NUM>", "error", "KeyError", status, 0, count, 0.0, 1.2, ("KeyError: 'x'",),
+        ignored=ignored, p_value=1e-9, credible=credible,
+    )
+
+
+def test_a_credible_new_error_signature_fails_naming_its_template() -> None:
+    verdict = classify_signatures(SIGNATURES, [_signature(SignatureStatus.NEW, 40)], *_sides(500))
+    assert verdict.classification is Classification.HIGH and verdict.critical
+    assert 'NEW error signature "KeyError: <*> in rules.py line <NUM>" (KeyError): 40 lines' in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        _signature(SignatureStatus.NEW, 40, ignored=True),
+        _signature(SignatureStatus.NEW, 40, credible=False),
+        _signature(SignatureStatus.NEW, 3),
+        _signature(SignatureStatus.KNOWN, 40),
+    ],
+)
+def test_ignored_rare_or_known_signatures_pass(signature: LogSignature) -> None:
+    assert classify_signatures(SIGNATURES, [signature], *_sides(500)).classification is Classification.PASS
+
+
+def test_no_log_lines_at_all_is_nodata() -> None:
+    verdict = classify_signatures(SIGNATURES, [], *_sides(0))
+    assert verdict.classification is Classification.NODATA and "are this version's logs shipped" in verdict.reason
