@@ -153,14 +153,18 @@ def simulate(
     hours: Annotated[float, typer.Option(help="Hours of history, ending now.")] = 26,
     services_count: Annotated[int, typer.Option("--services", help="Number of services (1-10).")] = 8,
 ) -> None:
-    """Write a simulated fleet as OpenMetrics (for promtool) and its ground truth as JSON."""
+    """Write a simulated fleet: metrics as OpenMetrics (for promtool), logs as bulk NDJSON (for
+    Elasticsearch, with index templates), and the ground truth as JSON."""
     from releasehealth.simulator import simulate as simulate_fleet
+    from releasehealth.simulator.logs import simulate_logs, write_ndjson
     from releasehealth.simulator.openmetrics import write_files
 
     fleet = simulate_fleet(seed=seed, hours=hours, services=services_count)
     metrics, truth = write_files(fleet, out_dir)
-    out.print(f"wrote {metrics} and {truth}")
-    out.print(f"load it: promtool tsdb create-blocks-from openmetrics {metrics} DATA_DIR")
+    logs = write_ndjson(simulate_logs(fleet), out_dir)
+    out.print(f"wrote {metrics}, {logs} and {truth}")
+    out.print(f"load the metrics: promtool tsdb create-blocks-from openmetrics {metrics} DATA_DIR")
+    out.print(f"load the logs: see the README (index templates {out_dir}/logs-template.json, deploys-template.json)")
 
 
 @app.command()

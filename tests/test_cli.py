@@ -102,6 +102,7 @@ def test_check_reports_a_down_source_and_exits_1(tmp_path: Path) -> None:
 
 def test_simulate_writes_openmetrics_and_truth(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--out", str(tmp_path), "--hours", "25", "--services", "2"])
+    assert (tmp_path / "logs.ndjson").stat().st_size > 0 and (tmp_path / "logs-template.json").exists()
     assert result.exit_code == 0, result.output
     text = (tmp_path / "fleet.om").read_text()
     assert text.startswith("# TYPE http_requests counter") and text.endswith("# EOF\n")

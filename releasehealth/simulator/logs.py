@@ -314,7 +314,8 @@ def bulk_lines(index: str, docs: Iterator[dict]) -> Iterator[str]:
 
 
 def write_ndjson(logs: FleetLogs, folder: Path) -> Path:
-    """Write every service's documents as one bulk NDJSON file (an index per service); return its path."""
+    """Write every service's documents as one bulk NDJSON file (an index per service), the ground truth,
+    and index templates with ECS keyword mappings for `logs-*` and `deploys`; return the NDJSON's path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "logs.ndjson"
     with path.open("w", encoding="utf-8") as out:
@@ -322,4 +323,7 @@ def write_ndjson(logs: FleetLogs, folder: Path) -> Path:
             out.writelines(bulk_lines(index_name(service.service), documents(service, logs.fleet)))
         out.writelines(bulk_lines("deploys", deploy_documents(logs.fleet)))
     (folder / "logs-truth.json").write_text(json.dumps(logs.truth(), indent=2), encoding="utf-8")
+    for name, pattern, mappings in (("logs", "logs-*", INDEX_MAPPINGS), ("deploys", "deploys", DEPLOY_MAPPINGS)):
+        template = {"index_patterns": [pattern], "template": {"mappings": mappings}}
+        (folder / f"{name}-template.json").write_text(json.dumps(template, indent=2), encoding="utf-8")
     return path
