@@ -1,4 +1,4 @@
-"""Plotly figures of the per-step evidence behind a verdict: baseline and candidate overlaid."""
+"""Plotly figures of the per-step evidence: a verdict's baseline and candidate overlaid, log lines per level."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import html
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from releasehealth.model import Classification, MetricVerdict, Series, Window
+from releasehealth.model import Classification, LogEvidence, LogWindowData, MetricVerdict, Series, Window
 
 # Scale to the unit people read: a ratio in percent, seconds in milliseconds.
 SCALES = {"ratio": (100.0, "%"), "seconds": (1000.0, "ms")}
 BASELINE_COLOUR = "#7f7f7f"
 CANDIDATE_COLOURS = {Classification.HIGH: "#d62728", Classification.LOW: "#d62728"}
 CANDIDATE_COLOUR = "#1f77b4"
+LEVEL_COLOURS = {"error": "#d62728", "warn": "#ff7f0e", "info": "#1f77b4", "debug": "#7f7f7f"}
+_LEVEL_RANK = {level: rank for rank, level in enumerate(LEVEL_COLOURS)}
 
 
 def plot_text(text: str) -> str:
@@ -66,4 +69,65 @@ def _trace(series: Series, window: Window | None, factor: float, name: str, colo
         line={"color": colour},
         name=plot_text(name),
         hovertemplate=f"%{{y:.3g}} {plot_text(suffix)}",
+    )
+
+
+def log_levels_figure(
+    logs: LogEvidence,
+    windows: tuple[Window | None, Window | None],
+    versions: tuple[str, str],
+) -> go.Figure | None:
+    """Log lines per step and level, baseline and candidate side by side on a shared y axis (overlaying
+    up to eight traces was unreadable); x is minutes since each window's start. None without data."""
+    sides = (("baseline", logs.baseline), ("candidate", logs.candidate))
+    titles = [plot_text(f"{role} {version}") for (role, _), version in zip(sides, versions, strict=True)]
+    figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04, subplot_titles=titles)
+    shown: set[str] = set()
+    for column, ((_, data), window) in enumerate(zip(sides, windows, strict=True), start=1):
+        if data is None or window is None:
+            continue
+        for level in _levels(data):
+            figure.add_trace(_level_trace(data.levels[level], window, level, level not in shown), row=1, col=column)
+            shown.add(level)
+    return _styled_levels(figure, windows) if figure.data else None
+
+
+def _levels(data: LogWindowData) -> list[str]:
+    """Known levels most severe first, then any other in name order, so colours and legend stay put."""
+    return sorted(data.levels, key=lambda level: (_LEVEL_RANK.get(level, len(_LEVEL_RANK)), level))
+
+
+def per_step(series: Series, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Minutes since the window's start at the end of every step, and the lines in each step.
+
+    Steps without a point count zero: log sources return only steps that have lines (Elasticsearch
+    `min_doc_count: 1`), and a line drawn across the gap would invent lines that were never logged.
+    """
+    step = window.step.total_seconds()
+    steps = round(window.duration.total_seconds() / step)
+    index = np.rint((series.timestamps - window.start.timestamp()) / step).astype(int) - 1
+    keep = (index >= 0) & (index < steps)
+    counts = np.zeros(steps)
+    np.add.at(counts, index[keep], series.values[keep])
+    return np.arange(1, steps + 1) * step / 60.0, counts
+
+
+def _level_trace(series: Series, window: Window, level: str, legend: bool) -> go.Scatter:
+    minutes, counts = per_step(series, window)
+    return go.Scatter(
+        x=minutes, y=counts, mode="lines", name=plot_text(level), legendgroup=plot_text(level), showlegend=legend,
+        line={"color": LEVEL_COLOURS.get(level), "width": 1.5}, hovertemplate="%{y:.0f} lines",
+    )
+
+
+def _styled_levels(figure: go.Figure, windows: tuple[Window | None, Window | None]) -> go.Figure:
+    step = next((w.step.total_seconds() for w in windows if w is not None), None)
+    figure.update_xaxes(title_text="minutes since window start")
+    figure.update_yaxes(title_text=f"log lines per {step:g} s step" if step else "log lines", col=1)
+    return figure.update_layout(
+        title="Log lines per level",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1.0},
+        hovermode="x unified",
     )

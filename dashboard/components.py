@@ -10,14 +10,14 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 
 from dashboard import charts, tables
 from dashboard.data import Loaded
 from releasehealth.config import Catalogue
-from releasehealth.model import Action, Evaluation, Query, SourceHealth
+from releasehealth.model import Action, Evaluation, LogEvidence, Query, SourceHealth, Window
 from releasehealth.serialize import evaluation_to_dict
 
 T = TypeVar("T")
@@ -32,6 +32,8 @@ OVERVIEW_COLUMNS = {
     "reason": st.column_config.TextColumn("reason", width="large"),
 }
 HISTORY_COLUMNS = {"score": OVERVIEW_COLUMNS["score"], "reason": OVERVIEW_COLUMNS["reason"]}
+# Counts are estimates scaled up from the sample, so decimals would claim a precision they do not have.
+LOG_COUNT = st.column_config.NumberColumn(format="%.0f", help="Lines in the window, estimated from the sample")
 
 
 def escape_markdown(text: str) -> str:
@@ -137,9 +139,11 @@ def release(evaluation: Evaluation, catalogue: Catalogue) -> None:
     st.subheader(escape_markdown(f"{evaluation.service} {recommendation.candidate}"))
     r = evaluation.recommendation
     banner(evaluation, catalogue.rollback(evaluation.service, r.candidate, r.baseline))
+    notes(evaluation)
     summary(evaluation)
     metric_charts(evaluation)
     verdicts(evaluation)
+    logs(evaluation)
     queries(evaluation.queries)
     download(evaluation)
 
@@ -160,6 +164,13 @@ def banner(evaluation: Evaluation, rollback_command: str) -> None:
         st.warning(text, icon=":material/pending:")
 
 
+def notes(evaluation: Evaluation) -> None:
+    """What degraded without failing the evaluation (e.g. deploy events unreadable): the verdict stands,
+    but the reader should know what it was built without."""
+    for note in evaluation.notes:
+        st.warning(_markdown_lines(note), icon=":material/warning:")
+
+
 def summary(evaluation: Evaluation) -> None:
     score, candidate, baseline = st.columns(3)
     score.metric("Score", tables.format_score(evaluation), help="Weighted share of passing metrics, 0–100")
@@ -173,26 +184,101 @@ def summary(evaluation: Evaluation) -> None:
     )
 
 
+def _windows(evaluation: Evaluation) -> tuple[Window | None, Window | None]:
+    return evaluation.baseline_window, evaluation.candidate_window
+
+
+def _versions(evaluation: Evaluation) -> tuple[str, str]:
+    return evaluation.recommendation.baseline, evaluation.recommendation.candidate
+
+
 def metric_charts(evaluation: Evaluation) -> None:
+    """A chart per verdict with per-step data, two a row; the others (log_signatures by design, failed
+    fetches) named in one line rather than a box each."""
     verdicts_ = tables.verdicts(evaluation)
     if not verdicts_:
         st.info("No metric was judged, so there is no evidence to chart.")
         return
-    windows = (evaluation.baseline_window, evaluation.candidate_window)
-    versions = (evaluation.recommendation.baseline, evaluation.recommendation.candidate)
-    for column, verdict in zip(itertools.cycle(st.columns(min(len(verdicts_), 2))), verdicts_):
-        figure = charts.metric_figure(verdict, windows, versions)
-        with column:
-            if figure is None:
-                st.info(escape_markdown(f"{verdict.metric}: no per-step data to chart ({verdict.classification.value})."))
-            else:
-                st.plotly_chart(figure, key=f"chart-{verdict.metric}")
+    figures = {v.metric: charts.metric_figure(v, _windows(evaluation), _versions(evaluation)) for v in verdicts_}
+    charted = {metric: figure for metric, figure in figures.items() if figure is not None}
+    if charted:
+        for column, (metric, figure) in zip(itertools.cycle(st.columns(min(len(charted), 2))), charted.items()):
+            with column:
+                st.plotly_chart(figure, key=f"chart-{metric}")
+    uncharted = [f"{v.metric} ({v.classification.value})" for v in verdicts_ if figures[v.metric] is None]
+    if uncharted:
+        st.caption(escape_markdown(f"No per-step data to chart: {', '.join(uncharted)}."))
 
 
 def verdicts(evaluation: Evaluation) -> None:
     table = tables.verdict_table(evaluation)
     if not table.empty:
         st.dataframe(table, hide_index=True, column_config={"reason": st.column_config.TextColumn(width="large")})
+
+
+def logs(evaluation: Evaluation) -> None:
+    """The log evidence: the signature diff, the messages of what is new or increased, lines per level."""
+    st.subheader("Logs")
+    evidence = evaluation.logs
+    if evidence is None:
+        # The core leaves `logs` unset both for a service without logs and for a release it did not judge.
+        st.info("Logs were not read: the release was not judged." if evaluation.score is None
+                else "Logs are not configured for this service.")
+        return
+    if evidence.error:
+        show_error(f"Logs could not be used: {evidence.error}")
+    if evidence.baseline is None and evidence.candidate is None:
+        return
+    signature_diff(evidence)
+    signature_examples(evidence)
+    log_levels(evidence, _windows(evaluation), _versions(evaluation))
+
+
+def signature_diff(evidence: LogEvidence) -> None:
+    if not evidence.signatures:
+        st.info("No error or warn message was sampled in either window, so there is no signature to compare.")
+        return
+    st.dataframe(
+        tables.signature_table(evidence), hide_index=True, column_config=_signature_columns(evidence.rate_basis),
+    )
+
+
+def _signature_columns(rate_basis: str) -> dict[str, Any]:
+    unit = tables.rate_label(rate_basis)
+    rate = st.column_config.NumberColumn(format="%.3f", help=f"Lines {unit} in the window")
+    return {
+        "template": st.column_config.TextColumn(width="large"),
+        "baseline count": LOG_COUNT,
+        "candidate count": LOG_COUNT,
+        f"baseline ({unit})": rate,
+        f"candidate ({unit})": rate,
+        "not a risk": st.column_config.CheckboxColumn(help="On the not-a-risk list: never fails a release"),
+        "credible": st.column_config.CheckboxColumn(help="p-value below the release's corrected alpha"),
+    }
+
+
+def signature_examples(evidence: LogEvidence) -> None:
+    """The template and raw example messages of every NEW or INCREASED signature, in code blocks: they
+    are log text, which Markdown would render (and HTML-like text in it is common)."""
+    for signature in tables.flagged_signatures(evidence):
+        st.caption(escape_markdown(tables.example_caption(signature)))
+        st.code(tables.example_text(signature), language=None, wrap_lines=True)
+
+
+def log_levels(evidence: LogEvidence, windows: tuple[Window | None, Window | None], versions: tuple[str, str]) -> None:
+    figure = charts.log_levels_figure(evidence, windows, versions)
+    if figure is not None:
+        st.plotly_chart(figure, key="log-levels-chart")
+    types, sampling = st.columns(2)
+    with types:
+        error_types = tables.error_types_table(evidence)
+        st.caption("Error types (lines per window)" if not error_types.empty else "No error type in either window.")
+        if not error_types.empty:
+            st.dataframe(error_types, hide_index=True)
+    with sampling:
+        for role, data, version in zip(("baseline", "candidate"), (evidence.baseline, evidence.candidate), versions):
+            if data is not None:
+                st.caption(escape_markdown(tables.sampling_text(role, version, data)))
 
 
 def queries(ran: Sequence[Query]) -> None:
@@ -203,12 +289,13 @@ def queries(ran: Sequence[Query]) -> None:
 
 
 def _query_caption(query: Query) -> str:
-    if query.step is None:
+    if query.start is None:
         return f"{query.template}: instant query at {tables.format_time(query.end)} on {query.source}"
-    return (
-        f"{query.template}: range query {tables.format_time(query.start)} → {tables.format_time(query.end)}, "
-        f"step {query.step.total_seconds():g}s, on {query.source}"
-    )
+    span = f"{tables.format_time(query.start)} → {tables.format_time(query.end)}"
+    if query.step is None:
+        # A PromQL instant query's lookback, or an Elasticsearch search's range: both cover the span.
+        return f"{query.template}: covers {span}, on {query.source}"
+    return f"{query.template}: range query {span}, step {query.step.total_seconds():g}s, on {query.source}"
 
 
 def download(evaluation: Evaluation) -> None:

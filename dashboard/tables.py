@@ -11,7 +11,17 @@ from typing import Any
 import pandas as pd
 
 from releasehealth.format import change_text, format_value
-from releasehealth.model import Action, Evaluation, MetricVerdict, SourceHealth, Window
+from releasehealth.model import (
+    Action,
+    Evaluation,
+    LogEvidence,
+    LogSignature,
+    LogWindowData,
+    MetricVerdict,
+    SignatureStatus,
+    SourceHealth,
+    Window,
+)
 
 # Riskiest first: what the on-call engineer must look at before anything else.
 RISK_ORDER = {Action.ROLLBACK: 0, Action.INCONCLUSIVE: 1, Action.HOLD: 2, Action.PROMOTE: 3}
@@ -88,7 +98,8 @@ def overview_table(evaluations: Sequence[Evaluation], now: datetime) -> pd.DataF
     return table
 
 
-_FIXED_COLUMNS = ("service", "version", "deployed", "age", "action", "score", "reason")
+# The log column sits by the score: a new error signature is what on-call looks for first in the logs.
+_FIXED_COLUMNS = ("service", "version", "deployed", "age", "action", "score", "new log signatures", "reason")
 
 
 def _overview_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -105,20 +116,47 @@ def _overview_row(evaluation: Evaluation, now: datetime) -> dict[str, Any]:
         "age": format_age(now - candidate.started_at) if candidate else NONE,
         "action": evaluation.recommendation.action.value,
         "score": _score(evaluation),
+        "new log signatures": new_signature_count(evaluation),
         "reason": evaluation.recommendation.reason,
     }
     for verdict in verdicts(evaluation):
-        before, after = (format_value(s.value, verdict.unit) for s in (verdict.baseline, verdict.candidate))
-        row[verdict.metric] = f"{before} → {after}"
-        row[f"{verdict.metric} change"] = change_text(verdict.change)
+        row.update(_metric_cells(verdict))
     return row
 
 
+def _metric_cells(verdict: MetricVerdict) -> dict[str, str]:
+    """Baseline → candidate and the change; a metric without values (log_signatures, NODATA) shows its
+    classification instead of "no data → no data"."""
+    if verdict.baseline.value is None and verdict.candidate.value is None:
+        return {verdict.metric: verdict.classification.value}
+    before, after = (format_value(s.value, verdict.unit) for s in (verdict.baseline, verdict.candidate))
+    return {verdict.metric: f"{before} → {after}", f"{verdict.metric} change": change_text(verdict.change)}
+
+
+def new_signature_count(evaluation: Evaluation) -> str:
+    """NEW error signatures whose absence from the baseline is credibly not chance and that are not on the
+    not-a-risk list; NONE when the logs were not read."""
+    logs = evaluation.logs
+    if logs is None or logs.error:
+        return NONE
+    return str(sum(_is_new_error(s) for s in logs.signatures))
+
+
+def _is_new_error(signature: LogSignature) -> bool:
+    return (
+        signature.status is SignatureStatus.NEW and signature.credible and signature.level == "error"
+        and not signature.ignored
+    )
+
+
 def release_table(evaluation: Evaluation) -> pd.DataFrame:
-    """The two releases compared: version, deploy time and the window each was judged on."""
+    """The two releases compared: version, deploy time and source, commit, and the window each was judged on."""
     rows = [
         {"role": role, "version": deploy.version if deploy else NONE,
-         "deployed": format_time(deploy.started_at if deploy else None), "window": format_window(window)}
+         "deployed": format_time(deploy.started_at if deploy else None),
+         "deploy source": deploy.source.value if deploy else NONE,
+         "commit": (deploy.commit if deploy else "") or NONE,
+         "window": format_window(window)}
         for role, deploy, window in (
             ("candidate", evaluation.candidate, evaluation.candidate_window),
             ("baseline", evaluation.baseline, evaluation.baseline_window),
@@ -176,3 +214,71 @@ def sources_table(health: Sequence[SourceHealth]) -> pd.DataFrame:
         for h in health
     ]
     return pd.DataFrame(rows)
+
+
+# ---- logs ----------------------------------------------------------------------------------------
+
+# NEW and INCREASED are what a reviewer must read the messages of; KNOWN and GONE stay in the table.
+FLAGGED = (SignatureStatus.NEW, SignatureStatus.INCREASED)
+
+
+def rate_label(basis: str) -> str:
+    """The unit of signature rates: "per 1k requests", or "per 1k log lines" when requests are unknown."""
+    return f"per 1k {basis}"
+
+
+def signature_table(logs: LogEvidence) -> pd.DataFrame:
+    """The signature diff, in the core's order (NEW first), with rates labelled by their basis."""
+    unit = rate_label(logs.rate_basis)
+    rows = [
+        {
+            "status": s.status.value,
+            "template": s.template,
+            "level": s.level,
+            "error type": s.error_type,
+            "baseline count": s.baseline_count,
+            "candidate count": s.candidate_count,
+            f"baseline ({unit})": s.baseline_rate,
+            f"candidate ({unit})": s.candidate_rate,
+            "p-value": format_p_value(s.p_value),
+            "not a risk": s.ignored,
+            "credible": s.credible,
+        }
+        for s in logs.signatures
+    ]
+    return pd.DataFrame(rows)
+
+
+def flagged_signatures(logs: LogEvidence) -> list[LogSignature]:
+    return [s for s in logs.signatures if s.status in FLAGGED]
+
+
+def example_caption(signature: LogSignature) -> str:
+    """What a flagged signature's code block shows, with the counts; no log text (that stays in the block)."""
+    counts = f"{signature.candidate_count:.0f} lines in the candidate, {signature.baseline_count:.0f} in the baseline"
+    return f"{signature.status.value} {signature.level} signature: {counts}. Its template, then example messages:"
+
+
+def example_text(signature: LogSignature) -> str:
+    """The template, a blank line, then the raw example messages: for a code block, never Markdown."""
+    return "\n".join([signature.template, "", *signature.examples])
+
+
+def error_types_table(logs: LogEvidence) -> pd.DataFrame:
+    """Lines per error type in each window, the candidate's most frequent first."""
+    baseline = logs.baseline.error_types if logs.baseline else {}
+    candidate = logs.candidate.error_types if logs.candidate else {}
+    rows = [
+        {"error type": name, "baseline": baseline.get(name, 0), "candidate": candidate.get(name, 0)}
+        for name in dict.fromkeys([*candidate, *baseline])
+    ]
+    table = pd.DataFrame(rows, columns=["error type", "baseline", "candidate"])
+    return table.sort_values(["candidate", "error type"], ascending=[False, True], ignore_index=True)
+
+
+def sampling_text(role: str, version: str, data: LogWindowData) -> str:
+    """How much of a window's error and warn lines the signatures were mined from, and what was dropped."""
+    text = f"{role} {version}: {len(data.sample)} of {data.sampled_from} error/warn lines sampled"
+    dropped = [f"{n} {what}" for n, what in ((data.skipped, "skipped (no message)"), (data.truncated, "truncated"))
+               if n]
+    return f"{text}; {', '.join(dropped)}" if dropped else text

@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import tables
+from dashboard import charts, tables
 from dashboard.components import escape_markdown
 from releasehealth import analysis
-from releasehealth.model import Action
+from releasehealth.config import Catalogue
+from releasehealth.model import (
+    Action,
+    Evaluation,
+    LogEvidence,
+    LogSignature,
+    LogWindowData,
+    MetricVerdict,
+    Series,
+    SignatureStatus,
+    Window,
+)
+from releasehealth.simulator import Fleet
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 TIMEOUT = 60
 DEMO_SERVICES = 8
 DOWN_URL = "http://127.0.0.1:9"
+# The demo logs carry warn messages like "Rejected input <script>alert('123')</script> in field **comment**".
+HOSTILE = ("<script>", "**comment**")
+# Elements whose text Streamlit renders as Markdown: log text must never reach them unescaped.
+MARKDOWN_KINDS = ("markdown", "caption", "title", "header", "subheader", "error", "warning", "info", "success")
+# The demo fleet ends at the current minute and its logs differ from one minute to the next: pinning its end
+# makes what a test evaluates exactly what the app under test shows.
+DEMO_END = datetime.now(UTC).replace(second=0, microsecond=0)
+_simulate_demo = analysis.demo
+
+
+def _pinned_demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, analysis.Sources, Fleet]:
+    return _simulate_demo(seed=seed, end=end or DEMO_END)
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +60,7 @@ def _clear_caches() -> Iterator[None]:
 
 @pytest.fixture
 def demo_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analysis, "demo", _pinned_demo)
     monkeypatch.setenv("RELEASE_HEALTH_DEMO", "1")
     monkeypatch.setenv("RELEASE_HEALTH_SEED", "7")
     monkeypatch.delenv("RELEASE_HEALTH_CONFIG", raising=False)
@@ -63,13 +93,51 @@ def _unescaped(text: str) -> str:
     return text.replace("\\", "")
 
 
+@functools.cache
+def _demo_fleet() -> tuple[Evaluation, ...]:
+    catalogue, sources, _ = _pinned_demo(seed=7)
+    return tuple(analysis.evaluate_fleet(catalogue, sources))
+
+
+def _demo_release(matches: Callable[[Evaluation], bool]) -> Evaluation:
+    return next(e for e in _demo_fleet() if e.candidate is not None and matches(e))
+
+
+def _evaluate_like_the_release_page(service: str, version: str) -> Evaluation:
+    """The release page evaluates one service, so its queries cover that service only (the fleet's cover all)."""
+    catalogue, sources, _ = _pinned_demo(seed=7)
+    return analysis.evaluate(catalogue, sources, service, version)
+
+
 def _failing_demo_release() -> tuple[str, str]:
-    catalogue, sources, _ = analysis.demo(seed=7)
-    failing = next(
-        e for e in analysis.evaluate_fleet(catalogue, sources)
-        if e.recommendation.action is Action.ROLLBACK and e.candidate is not None
-    )
+    failing = _demo_release(lambda e: e.recommendation.action is Action.ROLLBACK)
     return failing.service, failing.candidate.version
+
+
+def _signatures(evaluation: Evaluation) -> tuple[LogSignature, ...]:
+    return evaluation.logs.signatures if evaluation.logs else ()
+
+
+def _is_new_credible(signature: LogSignature) -> bool:
+    return signature.status is SignatureStatus.NEW and signature.credible
+
+
+def _has_series(verdict: MetricVerdict) -> bool:
+    return any(s is not None and s.timestamps.size for s in (verdict.baseline_series, verdict.candidate_series))
+
+
+def _markdown_texts(at: AppTest) -> list[str]:
+    texts = [element.value for kind in MARKDOWN_KINDS for element in getattr(at, kind)]
+    texts += [e.label for e in at.expander] + [m.label for m in at.metric] + [str(m.value) for m in at.metric]
+    return texts
+
+
+def _table_with(at: AppTest, column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _chart_keys(at: AppTest) -> list[str]:
+    return [chart.key for chart in at.get("plotly_chart")]
 
 
 def test_escape_markdown_makes_script_and_bold_inert() -> None:
@@ -94,6 +162,19 @@ def test_overview_lists_every_demo_service_riskiest_first(demo_env: None) -> Non
     assert counts[Action.ROLLBACK.value] >= 1
     assert sum(counts.values()) == DEMO_SERVICES
     assert {"error_ratio", "error_ratio change", "p95_latency", "p95_latency change"} <= set(table.columns)
+
+
+def test_overview_counts_new_credible_error_log_signatures(demo_env: None) -> None:
+    at = _app().run()
+
+    assert not at.exception
+    counts = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["new log signatures"], strict=True))
+    expected = {
+        e.service: str(sum(_is_new_credible(s) and s.level == "error" and not s.ignored for s in _signatures(e)))
+        for e in _demo_fleet()
+    }
+    assert counts == expected
+    assert any(count != "0" for count in counts.values())
 
 
 def test_overview_links_to_the_riskiest_release(demo_env: None) -> None:
@@ -130,12 +211,145 @@ def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: No
     codes = [c.value for c in at.code]
     assert f"kubectl rollout undo deployment/{service}" in codes
     assert any("http_requests_total" in code and service in code for code in codes)
-    assert len(at.get("plotly_chart")) == 2
+    evaluation = _demo_release(lambda e: e.service == service)
+    metric_charts = sorted(k for k in _chart_keys(at) if k.startswith("chart-"))
+    assert metric_charts == sorted(f"chart-{v.metric}" for v in evaluation.score.verdicts if _has_series(v))
+    assert {"chart-error_ratio", "chart-p95_latency", "chart-error_log_rate"} <= set(metric_charts)
     verdicts = at.dataframe[1].value
-    assert list(verdicts["metric"]) == ["error_ratio", "p95_latency"]
+    assert list(verdicts["metric"]) == [v.metric for v in evaluation.score.verdicts]
+    assert {"error_ratio", "p95_latency", "error_log_rate", "log_signatures"} <= set(verdicts["metric"])
     assert "HIGH" in set(verdicts["classification"])
     assert len(at.get("download_button")) == 1
     assert at.query_params == {"service": service, "version": version}
+
+
+def test_release_table_shows_commit_and_deploy_source(demo_env: None) -> None:
+    evaluation = _demo_release(lambda e: bool(e.candidate.commit))
+
+    at = _open("pages/release.py", service=evaluation.service, version=evaluation.candidate.version)
+
+    assert not at.exception
+    candidate = _table_with(at, "commit").set_index("role").loc["candidate"]
+    assert candidate["commit"] == evaluation.candidate.commit
+    assert candidate["deploy source"] == evaluation.candidate.source.value
+
+
+def test_release_page_logs_section_lists_a_new_signature_with_its_examples(demo_env: None) -> None:
+    chosen = _demo_release(lambda e: any(_is_new_credible(s) for s in _signatures(e)))
+    evaluation = _evaluate_like_the_release_page(chosen.service, chosen.candidate.version)
+    new = next(s for s in evaluation.logs.signatures if _is_new_credible(s))
+
+    at = _open("pages/release.py", service=evaluation.service, version=evaluation.candidate.version)
+
+    assert not at.exception
+    assert "Logs" in [h.value for h in at.subheader]
+    signatures = _table_with(at, "template")
+    assert list(signatures["status"]) == [s.status.value for s in evaluation.logs.signatures]
+    assert signatures["status"].iloc[0] == SignatureStatus.NEW.value
+    assert new.template in list(signatures.loc[signatures["status"] == "NEW", "template"])
+    unit = f"per 1k {evaluation.logs.rate_basis}"
+    assert {f"baseline ({unit})", f"candidate ({unit})", "p-value", "not a risk", "credible"} <= set(signatures.columns)
+    codes = [c.value for c in at.code]
+    assert any(c.startswith(new.template) and all(x in c for x in new.examples) for c in codes)
+    assert "log-levels-chart" in _chart_keys(at)
+    assert new.error_type in set(_table_with(at, "error type")["error type"])
+    assert any("error/warn lines sampled" in _unescaped(c.value) for c in at.caption)
+    # The Elasticsearch queries that ran are shown with the metric queries, as code.
+    assert evaluation.logs.queries
+    assert {q.text for q in evaluation.logs.queries} <= set(codes)
+    _assert_log_text_inert(at, evaluation.logs.signatures)
+
+
+def _assert_log_text_inert(at: AppTest, signatures: tuple[LogSignature, ...]) -> None:
+    """Log text is in the signature table (templates) and in code blocks (examples of NEW and INCREASED
+    signatures), and no element rendering Markdown holds it unescaped."""
+    templates = set(_table_with(at, "template")["template"])
+    codes = "\n".join(c.value for c in at.code)
+    for signature in signatures:
+        assert signature.template in templates
+        if signature.status in tables.FLAGGED:
+            assert all(example in codes for example in signature.examples)
+    assert not [t for t in _markdown_texts(at) if any(h in t for h in HOSTILE)]
+
+
+def test_release_page_shows_hostile_log_text_only_in_code_and_tables() -> None:
+    def script() -> None:
+        import dataclasses
+
+        from dashboard import components
+        from releasehealth import analysis
+        from releasehealth.model import LogSignature, SignatureStatus
+
+        # What the demo's warn messages look like, NEW so that its examples are shown too.
+        hostile = LogSignature(
+            "Rejected input <script>alert('<NUM>')</script> in field **comment** from <IP>", "warn", "<b>Err</b>",
+            SignatureStatus.NEW, 0, 3, 0.0, 0.1,
+            examples=("Rejected input <script>alert('123')</script> in field **comment** from 1.2.3.4",),
+        )
+        catalogue, sources, _ = analysis.demo(seed=7)
+        evaluation = analysis.evaluate(catalogue, sources, "user-service")
+        logs = dataclasses.replace(evaluation.logs, signatures=(hostile, *evaluation.logs.signatures))
+        components.release(dataclasses.replace(evaluation, logs=logs), catalogue)
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+
+    assert not at.exception
+    signatures = _table_with(at, "template")
+    assert signatures["template"].iloc[0].startswith("Rejected input <script>alert('<NUM>')</script>")
+    assert signatures["error type"].iloc[0] == "<b>Err</b>"
+    assert any("Rejected input <script>alert('123')</script> in field **comment**" in c.value for c in at.code)
+    assert not [t for t in _markdown_texts(at) if any(h in t for h in (*HOSTILE, "<b>"))]
+
+
+def test_release_with_unreadable_logs_shows_the_error_notes_and_verdicts() -> None:
+    def script() -> None:
+        import dataclasses
+
+        from dashboard import components
+        from releasehealth import analysis
+        from releasehealth.model import LogEvidence
+
+        catalogue, sources, _ = analysis.demo(seed=7)
+        evaluation = analysis.evaluate(catalogue, sources, "user-service")
+        broken = dataclasses.replace(
+            evaluation,
+            logs=LogEvidence(None, None, error="logs could not be read: <script>alert(1)</script> **down**"),
+            notes=("deploy events could not be read: <b>timeout</b>",),
+        )
+        components.release(broken, catalogue)
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+
+    assert not at.exception
+    errors = [e.value for e in at.error if "Logs could not be used" in _unescaped(e.value)]
+    assert errors == [
+        r"Logs could not be used\: logs could not be read\: \<script\>alert\(1\)\<\/script\> \*\*down\*\*"
+    ]
+    assert [w.value for w in at.warning if "deploy events" in w.value] == [
+        r"deploy events could not be read\: \<b\>timeout\<\/b\>"
+    ]
+    verdicts = _table_with(at, "classification")
+    assert {"error_ratio", "p95_latency", "error_log_rate", "log_signatures"} <= set(verdicts["metric"])
+    assert {"chart-error_ratio", "chart-p95_latency"} <= set(_chart_keys(at))
+    assert "log-levels-chart" not in _chart_keys(at)
+    assert not [d for d in at.dataframe if "template" in d.value.columns]
+    assert len(at.get("download_button")) == 1
+
+
+def test_release_without_logs_says_they_are_not_configured() -> None:
+    def script() -> None:
+        import dataclasses
+
+        from dashboard import components
+        from releasehealth import analysis
+
+        catalogue, sources, _ = analysis.demo(seed=7)
+        components.logs(dataclasses.replace(analysis.evaluate(catalogue, sources, "user-service"), logs=None))
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+
+    assert not at.exception
+    assert [i.value for i in at.info] == ["Logs are not configured for this service."]
 
 
 def test_release_page_defaults_to_latest_version_and_writes_it_to_the_url(demo_env: None) -> None:
@@ -182,8 +396,9 @@ def test_sources_page_shows_the_simulated_source_ok(demo_env: None) -> None:
 
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["url"]) == ["simulated"]
-    assert list(table["status"]) == ["ok"]
+    assert list(table["source"]) == ["prometheus", "elasticsearch"]
+    assert list(table["url"]) == ["simulated", "simulated"]
+    assert list(table["status"]) == ["ok", "ok"]
     assert not at.error
 
 
@@ -253,3 +468,47 @@ def test_overview_and_release_on_the_real_prometheus(monkeypatch: pytest.MonkeyP
     release = _open("pages/release.py", service=failing.name, version=failing.releases[-1].version)
     assert not release.exception
     assert release.error[0].value.startswith("**ROLLBACK**")
+
+
+# ---- pure builders ---------------------------------------------------------------------------------
+
+
+def _window_data(levels: dict[str, Series], *, skipped: int = 0, truncated: int = 0) -> LogWindowData:
+    return LogWindowData(levels, {"TimeoutError": 3}, (), 40, skipped=skipped, truncated=truncated)
+
+
+def test_per_step_fills_steps_without_lines_with_zero() -> None:
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    window = Window(start, start + timedelta(minutes=5), timedelta(minutes=1))
+    t0 = start.timestamp()
+    # Points at the end of steps 2 and 5 only, as Elasticsearch returns them (min_doc_count: 1).
+    series = Series({"level": "error"}, np.array([t0 + 120, t0 + 300]), np.array([4.0, 1.0]))
+
+    minutes, counts = charts.per_step(series, window)
+
+    assert minutes.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert counts.tolist() == [0.0, 4.0, 0.0, 0.0, 1.0]
+
+
+def test_sampling_text_names_skipped_and_truncated_only_when_nonzero() -> None:
+    assert tables.sampling_text("baseline", "1.0", _window_data({})) == "baseline 1.0: 0 of 40 error/warn lines sampled"
+    assert tables.sampling_text("candidate", "1.1", _window_data({}, skipped=2, truncated=1)) == (
+        "candidate 1.1: 0 of 40 error/warn lines sampled; 2 skipped (no message), 1 truncated"
+    )
+
+
+def test_new_signature_count_is_a_dash_when_logs_were_not_read() -> None:
+    evaluation = _demo_fleet()[0]
+    for logs in (None, LogEvidence(None, None, error="logs could not be read: timeout")):
+        assert tables.new_signature_count(dataclasses.replace(evaluation, logs=logs)) == tables.NONE
+
+
+def test_signature_table_labels_rates_with_their_basis() -> None:
+    signature = LogSignature("Timeout after <*>", "error", "TimeoutError", SignatureStatus.NEW, 0, 12, 0.0, 1.5)
+    logs = LogEvidence(None, None, (signature,), rate_basis="log lines")
+
+    table = tables.signature_table(logs)
+
+    assert table.loc[0, "candidate (per 1k log lines)"] == 1.5
+    assert table.loc[0, "p-value"] == tables.NONE
+    assert not table.loc[0, "not a risk"]
