@@ -9,9 +9,9 @@ from dashboard import components, data
 st.set_page_config(page_title="release-health", page_icon=":material/monitor_heart:", layout="wide")
 page = st.navigation(
     [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("pages/release.py", title="Release", icon=":material/difference:"),
-        st.Page("pages/sources.py", title="Sources", icon=":material/dns:"),
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("views/release.py", title="Release", icon=":material/difference:"),
+        st.Page("views/sources.py", title="Sources", icon=":material/dns:"),
     ]
 )
 components.sidebar(data.describe(), data.refresh)

@@ -21,7 +21,7 @@ from releasehealth.model import Action, Evaluation, LogEvidence, Query, SourceHe
 from releasehealth.serialize import evaluation_to_dict
 
 T = TypeVar("T")
-RELEASE_PAGE = "pages/release.py"
+RELEASE_PAGE = "views/release.py"
 # Every ASCII punctuation character: CommonMark lets any of them be backslash-escaped, and escaping all
 # of them also disarms Streamlit's extensions (:color[...] directives, $math$) and GFM autolinks.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")

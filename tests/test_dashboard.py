@@ -203,7 +203,7 @@ def test_overview_selecting_a_row_opens_its_release(demo_env: None) -> None:
 def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: None) -> None:
     service, version = _failing_demo_release()
 
-    at = _open("pages/release.py", service=service, version=version)
+    at = _open("views/release.py", service=service, version=version)
 
     assert not at.exception
     banner = _unescaped(at.error[0].value)
@@ -226,7 +226,7 @@ def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: No
 def test_release_table_shows_commit_and_deploy_source(demo_env: None) -> None:
     evaluation = _demo_release(lambda e: bool(e.candidate.commit))
 
-    at = _open("pages/release.py", service=evaluation.service, version=evaluation.candidate.version)
+    at = _open("views/release.py", service=evaluation.service, version=evaluation.candidate.version)
 
     assert not at.exception
     candidate = _table_with(at, "commit").set_index("role").loc["candidate"]
@@ -239,7 +239,7 @@ def test_release_page_logs_section_lists_a_new_signature_with_its_examples(demo_
     evaluation = _evaluate_like_the_release_page(chosen.service, chosen.candidate.version)
     new = next(s for s in evaluation.logs.signatures if _is_new_credible(s))
 
-    at = _open("pages/release.py", service=evaluation.service, version=evaluation.candidate.version)
+    at = _open("views/release.py", service=evaluation.service, version=evaluation.candidate.version)
 
     assert not at.exception
     assert "Logs" in [h.value for h in at.subheader]
@@ -356,7 +356,7 @@ def test_release_page_defaults_to_latest_version_and_writes_it_to_the_url(demo_e
     catalogue, sources, _ = analysis.demo(seed=7)
     latest = analysis.list_deploys(catalogue, sources, "user-service")[-1].version
 
-    at = _open("pages/release.py", service="user-service")
+    at = _open("views/release.py", service="user-service")
 
     assert not at.exception
     assert at.query_params == {"service": "user-service", "version": latest}
@@ -367,21 +367,21 @@ def test_release_page_defaults_to_latest_version_and_writes_it_to_the_url(demo_e
 
 
 def test_release_page_unknown_service_shows_error(demo_env: None) -> None:
-    at = _open("pages/release.py", service="no-such-service")
+    at = _open("views/release.py", service="no-such-service")
 
     assert not at.exception
     assert "unknown service 'no-such-service'" in _unescaped(at.error[0].value)
 
 
 def test_release_page_unknown_version_shows_error(demo_env: None) -> None:
-    at = _open("pages/release.py", service="user-service", version="9.9.9")
+    at = _open("views/release.py", service="user-service", version="9.9.9")
 
     assert not at.exception
     assert "no version '9.9.9'" in _unescaped(at.error[0].value)
 
 
 def test_release_history_lists_every_release(demo_env: None) -> None:
-    at = _open("pages/release.py", service="user-service")
+    at = _open("views/release.py", service="user-service")
     at.toggle[0].set_value(True).run()
 
     assert not at.exception
@@ -392,7 +392,7 @@ def test_release_history_lists_every_release(demo_env: None) -> None:
 
 
 def test_sources_page_shows_the_simulated_source_ok(demo_env: None) -> None:
-    at = _open("pages/sources.py")
+    at = _open("views/sources.py")
 
     assert not at.exception
     table = at.dataframe[0].value
@@ -412,8 +412,8 @@ def test_prometheus_down_shows_error_with_url_on_overview(down_env: None) -> Non
 
 
 def test_prometheus_down_shows_error_on_release_and_sources_pages(down_env: None) -> None:
-    release = _open("pages/release.py", service="user-service")
-    sources = _open("pages/sources.py")
+    release = _open("views/release.py", service="user-service")
+    sources = _open("views/sources.py")
 
     for at in (release, sources):
         assert not at.exception
@@ -465,7 +465,7 @@ def test_overview_and_release_on_the_real_prometheus(monkeypatch: pytest.MonkeyP
     listed = list(overview.dataframe[0].value["service"])
     assert sorted(listed) == sorted(s.name for s in fleet.services)
     failing = next(s for s in fleet.services if s.releases[-1].label.is_regression)
-    release = _open("pages/release.py", service=failing.name, version=failing.releases[-1].version)
+    release = _open("views/release.py", service=failing.name, version=failing.releases[-1].version)
     assert not release.exception
     assert release.error[0].value.startswith("**ROLLBACK**")
 
