@@ -52,11 +52,11 @@ class ElasticsearchLogSource:
         basic_auth: tuple[str, str] | None = None,
         verify_tls: bool = True,
         deploy_index: str | None = None,
-        deploy_fields: LogFields = LogFields(),
+        deploy_fields: LogFields | None = None,
     ) -> None:
         self.name = without_credentials(url)
         self.deploy_index = deploy_index
-        self._deploy_fields = deploy_fields
+        self._deploy_fields = deploy_fields or LogFields()
         self.requests_made = 0  # counted for benchmarks: every HTTP request, retries excluded
         self._client = Elasticsearch(
             url,

@@ -276,7 +276,7 @@ def log_levels(evidence: LogEvidence, windows: tuple[Window | None, Window | Non
         if not error_types.empty:
             st.dataframe(error_types, hide_index=True)
     with sampling:
-        for role, data, version in zip(("baseline", "candidate"), (evidence.baseline, evidence.candidate), versions):
+        for role, data, version in zip(("baseline", "candidate"), (evidence.baseline, evidence.candidate), versions, strict=True):
             if data is not None:
                 st.caption(escape_markdown(tables.sampling_text(role, version, data)))
 

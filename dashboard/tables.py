@@ -99,7 +99,7 @@ def overview_table(evaluations: Sequence[Evaluation], now: datetime) -> pd.DataF
 
 
 # The log column sits by the score: a new error signature is what on-call looks for first in the logs.
-_FIXED_COLUMNS = ("service", "version", "deployed", "age", "action", "score", "new log signatures", "reason")
+_FIXED_COLUMNS = ("service", "version", "deployed", "age", "action", "score", "failing log signatures", "reason")
 
 
 def _overview_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -116,7 +116,7 @@ def _overview_row(evaluation: Evaluation, now: datetime) -> dict[str, Any]:
         "age": format_age(now - candidate.started_at) if candidate else NONE,
         "action": evaluation.recommendation.action.value,
         "score": _score(evaluation),
-        "new log signatures": new_signature_count(evaluation),
+        "failing log signatures": failing_signature_count(evaluation),
         "reason": evaluation.recommendation.reason,
     }
     for verdict in verdicts(evaluation):
@@ -133,20 +133,13 @@ def _metric_cells(verdict: MetricVerdict) -> dict[str, str]:
     return {verdict.metric: f"{before} → {after}", f"{verdict.metric} change": change_text(verdict.change)}
 
 
-def new_signature_count(evaluation: Evaluation) -> str:
-    """NEW error signatures whose absence from the baseline is credibly not chance and that are not on the
-    not-a-risk list; NONE when the logs were not read."""
+def failing_signature_count(evaluation: Evaluation) -> str:
+    """New or increased error signatures that fail the release (the judge marks them); NONE when the
+    logs were not read."""
     logs = evaluation.logs
     if logs is None or logs.error:
         return NONE
-    return str(sum(_is_new_error(s) for s in logs.signatures))
-
-
-def _is_new_error(signature: LogSignature) -> bool:
-    return (
-        signature.status is SignatureStatus.NEW and signature.credible and signature.level == "error"
-        and not signature.ignored
-    )
+    return str(sum(s.failing for s in logs.signatures))
 
 
 def release_table(evaluation: Evaluation) -> pd.DataFrame:

@@ -6,6 +6,7 @@ query per template for the whole group (deploy detection included), never one pe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
 from releasehealth.windows import WindowPlan, plan_previous
 from scoring.judge import judge, per_metric_alpha
+from scoring.logs import fails
 from scoring.signatures import SideTotals, compare
 
 LOG_KINDS = (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)
@@ -393,7 +395,8 @@ def _log_evidence(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _F
         alpha=per_metric_alpha(catalogue.policy.alpha, len(target.service.metrics)),
         not_a_risk=catalogue.not_a_risk,
     )
-    return LogEvidence(logs.baseline, logs.candidate, signatures, basis, logs.queries)
+    marked = tuple(dataclasses.replace(s, failing=fails(s, spec)) for s in signatures)
+    return LogEvidence(logs.baseline, logs.candidate, marked, basis, logs.queries)
 
 
 def _requests(target: _Target, fetched: dict[tuple, _Fetched]) -> tuple[list[Series], list[Series]] | None:

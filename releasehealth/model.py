@@ -156,7 +156,7 @@ class LogLine:
 class LogWindowData:
     """What a log source returns for one version in one window."""
 
-    levels: dict[str, Series]  # normalised level -> lines per step
+    levels: dict[str, Series]  # normalised level -> lines per step (a step without lines is absent: zero)
     error_types: dict[str, int]  # error.type -> lines
     sample: tuple[LogLine, ...]  # error and warn messages, spread over the window
     sampled_from: int  # error and warn lines in the window: the sample's population
@@ -184,6 +184,7 @@ class LogSignature:
     ignored: bool = False  # on the "not a risk" list
     p_value: float | None = None  # of the rise (NEW: that the baseline's absence is chance)
     credible: bool = False  # p_value below the corrected alpha
+    failing: bool = False  # fails the release (the judge's rule: error level, credible, enough lines, not ignored)
 
 
 @dataclass(frozen=True)

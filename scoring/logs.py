@@ -28,7 +28,7 @@ def classify_signatures(
         return verdict.nodata(
             f"no log lines in the {'baseline' if b_lines == 0 else 'candidate'} window: are this version's logs shipped?"
         )
-    failing = [s for s in signatures if _fails(s, spec)]
+    failing = [s for s in signatures if fails(s, spec)]
     if failing:
         named = "; ".join(_describe(s) for s in failing[:NAMED])
         more = f"; and {len(failing) - NAMED} more" if len(failing) > NAMED else ""
@@ -45,7 +45,9 @@ def classify_signatures(
     return verdict.make(Classification.PASS, why)
 
 
-def _fails(signature: LogSignature, spec: MetricSpec) -> bool:
+def fails(signature: LogSignature, spec: MetricSpec) -> bool:
+    """Whether a signature fails the release: error level, not on the not-a-risk list, and NEW (credibly
+    absent from the baseline, with at least spec.min_count lines) or credibly INCREASED."""
     if signature.ignored or signature.level != "error":
         return False
     if signature.status is SignatureStatus.NEW:

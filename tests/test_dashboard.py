@@ -164,15 +164,12 @@ def test_overview_lists_every_demo_service_riskiest_first(demo_env: None) -> Non
     assert {"error_ratio", "error_ratio change", "p95_latency", "p95_latency change"} <= set(table.columns)
 
 
-def test_overview_counts_new_credible_error_log_signatures(demo_env: None) -> None:
+def test_overview_counts_the_failing_log_signatures(demo_env: None) -> None:
     at = _app().run()
 
     assert not at.exception
-    counts = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["new log signatures"], strict=True))
-    expected = {
-        e.service: str(sum(_is_new_credible(s) and s.level == "error" and not s.ignored for s in _signatures(e)))
-        for e in _demo_fleet()
-    }
+    counts = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["failing log signatures"], strict=True))
+    expected = {e.service: str(sum(s.failing for s in _signatures(e))) for e in _demo_fleet()}
     assert counts == expected
     assert any(count != "0" for count in counts.values())
 
@@ -497,10 +494,10 @@ def test_sampling_text_names_skipped_and_truncated_only_when_nonzero() -> None:
     )
 
 
-def test_new_signature_count_is_a_dash_when_logs_were_not_read() -> None:
+def test_failing_signature_count_is_a_dash_when_logs_were_not_read() -> None:
     evaluation = _demo_fleet()[0]
     for logs in (None, LogEvidence(None, None, error="logs could not be read: timeout")):
-        assert tables.new_signature_count(dataclasses.replace(evaluation, logs=logs)) == tables.NONE
+        assert tables.failing_signature_count(dataclasses.replace(evaluation, logs=logs)) == tables.NONE
 
 
 def test_signature_table_labels_rates_with_their_basis() -> None:

@@ -173,3 +173,12 @@ def test_a_missing_log_index_is_named_in_the_verdict(fleet: Fleet, prometheus, e
     evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), fleet.services[0].name)
     errors = [v.reason for v in evaluation.score.verdicts if v.classification is Classification.ERROR]
     assert errors and all(f"index applogs-{fleet.services[0].name} does not exist" in r for r in errors)
+
+
+def test_signatures_marked_failing_are_the_ones_the_verdict_names(fleet: Fleet, catalogue: Catalogue, sources) -> None:
+    for _, evaluation in _judged(fleet, catalogue, sources).values():
+        failing = [s for s in evaluation.logs.signatures if s.failing]
+        verdict = next(v for v in evaluation.score.verdicts if v.metric == "log_signatures")
+        assert bool(failing) == (verdict.classification is Classification.HIGH)
+        for signature in failing[:3]:
+            assert signature.template in verdict.reason
