@@ -236,7 +236,7 @@ def _evaluate_all(
 ) -> list[Evaluation]:
     targets = [_target(catalogue, service, deploys, version, now) for service, deploys, version in requests]
     judgeable = [t for t in targets if t.plan.candidate_window]
-    fetched = _fetch(catalogue, sources, judgeable, now)
+    fetched = _fetch(catalogue, sources, judgeable)
     logs = _fetch_logs(catalogue, sources, judgeable)
     return [
         _evaluation(catalogue, t, fetched, logs.get(id(t)), scan.queries.get(t.service.name, ()), tuple(scan.notes), now)
@@ -260,7 +260,7 @@ class _Fetched(NamedTuple):
     error: str
 
 
-def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target], now: datetime) -> dict[tuple, _Fetched]:
+def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -> dict[tuple, _Fetched]:
     """Run each template the targets need once per group, over the span covering all their windows."""
     out: dict[tuple, _Fetched] = {}
     by_group: dict[_GroupKey, list[_Target]] = {}

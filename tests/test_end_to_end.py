@@ -182,3 +182,21 @@ def test_signatures_marked_failing_are_the_ones_the_verdict_names(fleet: Fleet, 
         assert bool(failing) == (verdict.classification is Classification.HIGH)
         for signature in failing[:3]:
             assert signature.template in verdict.reason
+
+
+def test_a_signature_on_the_not_a_risk_list_no_longer_fails(fleet: Fleet, prometheus, elasticsearch) -> None:
+    catalogue = config.parse(example_config(prometheus.url, elasticsearch.url))
+    sources = analysis.connect(catalogue)
+    service, release = next(
+        (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
+    )
+    before = analysis.evaluate(catalogue, sources, service, release)
+    failing = [s.template for s in before.logs.signatures if s.failing]
+    assert failing
+    raw = example_config(prometheus.url, elasticsearch.url)
+    raw["logs"]["not_a_risk"] = failing
+    catalogue = config.parse(raw)
+    after = analysis.evaluate(catalogue, analysis.connect(catalogue), service, release)
+    verdict = next(v for v in after.score.verdicts if v.metric == "log_signatures")
+    assert verdict.classification is Classification.PASS and "on the not-a-risk list" in verdict.reason
+    assert all(s.ignored for s in after.logs.signatures if s.template in failing)
