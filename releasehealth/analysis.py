@@ -44,7 +44,7 @@ from releasehealth.model import (
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
 from releasehealth.windows import WindowPlan, plan_previous
-from scoring.judge import judge, per_metric_alpha
+from scoring.judge import judge, per_metric_alpha, release_alpha
 from scoring.logs import fails
 from scoring.signatures import SideTotals, compare
 
@@ -305,12 +305,20 @@ def _evaluation(
     inputs = [_metric_input(service, spec, target, fetched) for spec in service.metrics if spec.kind not in LOG_KINDS]
     evidence = _log_evidence(catalogue, target, fetched, logs) if service.logs else None
     inputs += [_log_input(spec, target, fetched, evidence) for spec in service.metrics if spec.kind in LOG_KINDS]
-    release_score, recommendation = judge(inputs, catalogue.policy, baseline_version, candidate_version)
+    release_score, recommendation = judge(
+        inputs, catalogue.policy, baseline_version, candidate_version, _information(catalogue, target)
+    )
     queries = tuple(dict.fromkeys(q for i in inputs for q in i.queries))
     return Evaluation(
         service.name, target.candidate, plan.baseline, catalogue.policy.baseline, plan.candidate_window,
         plan.baseline_window, release_score, recommendation, now, deploy_queries + queries, evidence, notes,
     )
+
+
+def _information(catalogue: Catalogue, target: _Target) -> float:
+    """The share of the full window the candidate has been observed for."""
+    window = target.plan.candidate_window
+    return min(1.0, window.duration / catalogue.policy.window) if window else 0.0
 
 
 def _metric_input(service: Service, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched]) -> MetricInput:
@@ -392,7 +400,7 @@ def _log_evidence(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _F
     signatures = compare(
         logs.baseline.sample, logs.candidate.sample, totals,
         tolerance=spec.tolerance.relative,
-        alpha=per_metric_alpha(catalogue.policy.alpha, len(target.service.metrics)),
+        alpha=per_metric_alpha(release_alpha(catalogue.policy, _information(catalogue, target)), target.service.metrics),
         not_a_risk=catalogue.not_a_risk,
     )
     marked = tuple(dataclasses.replace(s, failing=fails(s, spec)) for s in signatures)

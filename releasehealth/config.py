@@ -7,6 +7,7 @@ variables named in the file, never from the file itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import string
@@ -174,6 +175,8 @@ class PolicyModel(_Strict):
     alpha: float = Field(0.01, gt=0, lt=0.5)
     thresholds: ThresholdsModel = ThresholdsModel()
     group_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
+    muted: list[str] = []  # metrics judged and shown but never counted, for every service
+    check_interval: Duration | None = None  # how often a pipeline re-checks a rollout (alpha spending)
 
     @model_validator(mode="after")
     def _step_divides_window(self) -> PolicyModel:
@@ -198,6 +201,7 @@ class ServiceModel(_Strict):
     selector: dict[LabelName, str] = {}
     team: str = ""
     logs: ServiceLogsModel = ServiceLogsModel()
+    muted: list[str] = []  # this service's metrics judged and shown but never counted
 
     @field_validator("preset")
     @classmethod
@@ -349,6 +353,7 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         thresholds=Thresholds(pass_score=p.thresholds.pass_, marginal_score=p.thresholds.marginal),
         alpha=p.alpha,
         group_weights=dict(p.group_weights),
+        check_interval=p.check_interval,
     )
     prom = model.sources.prometheus
     settings = PrometheusSettings(
@@ -362,7 +367,12 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     )
     es = _to_elasticsearch(model.sources.elasticsearch)
     log_specs = log_metrics(model.logs) if es and model.logs.enabled else ()
-    services = tuple(_to_service(s, presets[s.preset], es, log_specs) for s in model.services)
+    services = tuple(
+        _mute(_to_service(s, presets[s.preset], es, log_specs), set(p.muted) | set(s.muted)) for s in model.services
+    )
+    problems = _unknown_muted(model, services)
+    if problems:
+        raise ConfigError(path, problems)
     return Catalogue(
         settings, policy, services, model.rollback_command, path, presets, es, frozenset(model.logs.not_a_risk)
     )
@@ -419,6 +429,23 @@ def _to_service(
         metrics=preset.metrics + (log_specs if model.logs.enabled else ()),
         logs=_service_logs(model.logs, es) if es and model.logs.enabled and log_specs else None,
     )
+
+
+def _unknown_muted(model: CatalogueModel, services: tuple[Service, ...]) -> list[str]:
+    """A muted name that is no metric would silently mute nothing: say so, with its path."""
+    known = {m.name for s in services for m in s.metrics}
+    problems = [f"policy.muted: unknown metric {n!r} (known: {', '.join(sorted(known))})" for n in model.policy.muted if n not in known]
+    for i, (service, built) in enumerate(zip(model.services, services, strict=True)):
+        mine = {m.name for m in built.metrics}
+        problems += [
+            f"services[{i}].muted: unknown metric {n!r} (known: {', '.join(sorted(mine))})" for n in service.muted if n not in mine
+        ]
+    return problems
+
+
+def _mute(service: Service, names: set[str]) -> Service:
+    metrics = tuple(dataclasses.replace(m, muted=True) if m.name in names else m for m in service.metrics)
+    return dataclasses.replace(service, metrics=metrics)
 
 
 def _service_logs(model: ServiceLogsModel, es: ElasticsearchSettings) -> LogSettings:

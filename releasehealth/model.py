@@ -94,6 +94,7 @@ class MetricSpec:
     weight: float = 1.0
     quantile: float | None = None
     min_count: int = 100
+    muted: bool = False  # judged and shown, but never counted in the score or the recommendation
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,8 @@ class MetricVerdict:
     tolerance: Tolerance | None = None
     critical: bool = False
     group: str = "default"
+    muted: bool = False
+    alpha: float | None = None  # the level the p-value was held to (after the corrections of scoring.multiple)
     queries: tuple[Query, ...] = ()
     # The per-step evidence behind the summaries (e.g. error ratio per step), for charts.
     baseline_series: Series | None = None
@@ -341,6 +344,8 @@ class Policy:
     thresholds: Thresholds = Thresholds()
     alpha: float = 0.01  # false-alarm budget of one release, shared among its metrics
     group_weights: dict[str, float] = field(default_factory=dict)  # group -> weight in the score (default 1)
+    # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.
+    check_interval: timedelta | None = None
 
 
 @dataclass(frozen=True)

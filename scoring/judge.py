@@ -1,9 +1,9 @@
 """The judge: classify each metric, score the release, recommend an action. Each step a pure function.
 
-Multiple testing: every metric is tested at alpha / m (Bonferroni over the m metrics judged), so the
-chance that any of a release's metrics raises a false alarm stays below alpha however many metrics a
-service has (Dunn, "Multiple comparisons among means", JASA 56, 1961). Repeated evaluations during a
-rollout are not yet corrected for.
+False alarms are kept under alpha per release (see scoring.multiple): a check spends its share of
+alpha (all of it when a release is judged once); the log-signature metric gets 1/m of it (it corrects
+across its own signatures), and the other metrics share the rest through Holm's step-down procedure.
+Muted metrics are judged and shown but take no alpha and count in neither score nor recommendation.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from releasehealth.model import (
     GroupScore,
     MetricInput,
     MetricKind,
+    MetricSpec,
     MetricVerdict,
     Policy,
     Recommendation,
@@ -25,46 +26,72 @@ from releasehealth.model import (
 )
 from scoring.latency import classify_quantile
 from scoring.logs import classify_signatures
+from scoring.multiple import check_alpha, holm_adjusted
 from scoring.ratio import classify_ratio
 
-Classifier = Callable[[MetricInput, float], MetricVerdict]
+Classifier = Callable[[MetricInput, float, float], MetricVerdict]  # (input, alpha, alpha of the interval shown)
 CLASSIFIERS: dict[MetricKind, Classifier] = {
-    MetricKind.RATIO: lambda i, alpha: classify_ratio(i.spec, i.baseline, i.candidate, alpha),
-    MetricKind.LOG_RATE: lambda i, alpha: classify_ratio(i.spec, i.baseline, i.candidate, alpha),
-    MetricKind.HISTOGRAM_QUANTILE: lambda i, alpha: classify_quantile(i.spec, i.baseline, i.candidate, alpha),
-    MetricKind.LOG_SIGNATURES: lambda i, _: classify_signatures(i.spec, i.signatures, i.baseline, i.candidate),
+    MetricKind.RATIO: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
+    MetricKind.LOG_RATE: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
+    MetricKind.HISTOGRAM_QUANTILE: lambda i, alpha, ci: classify_quantile(i.spec, i.baseline, i.candidate, alpha, ci),
+    MetricKind.LOG_SIGNATURES: lambda i, *_: classify_signatures(i.spec, i.signatures, i.baseline, i.candidate),
 }
 FAILING = (Classification.HIGH, Classification.LOW)
 MISSING = (Classification.NODATA, Classification.ERROR)
 
 
-def judge(inputs: Sequence[MetricInput], policy: Policy, baseline: str, candidate: str) -> tuple[ReleaseScore, Recommendation]:
-    """Return the release's score and recommendation from its metrics' inputs."""
-    verdicts = classify(inputs, policy.alpha)
+def judge(
+    inputs: Sequence[MetricInput], policy: Policy, baseline: str, candidate: str, information: float = 1.0
+) -> tuple[ReleaseScore, Recommendation]:
+    """Return the release's score and recommendation from its metrics' inputs; `information` is the share
+    of the full window the candidate has been observed for (it sets the alpha a repeated check may spend)."""
+    verdicts = classify(inputs, release_alpha(policy, information))
     release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs}, policy.group_weights)
     return release_score, recommend(release_score, policy, baseline, candidate)
 
 
-def per_metric_alpha(alpha: float, metrics: int) -> float:
-    """Bonferroni: each of `metrics` tests gets alpha / metrics."""
-    return alpha / max(1, metrics)
+def release_alpha(policy: Policy, information: float) -> float:
+    """The alpha this check of a release may spend (all of policy.alpha when releases are judged once)."""
+    interval = policy.check_interval / policy.window if policy.check_interval else None
+    return check_alpha(policy.alpha, information, interval)
+
+
+def per_metric_alpha(alpha: float, specs: Sequence[MetricSpec]) -> float:
+    """Bonferroni share of one metric: alpha over the metrics that count (muted ones take none)."""
+    return alpha / max(1, sum(not spec.muted for spec in specs))
 
 
 def classify(inputs: Sequence[MetricInput], alpha: float) -> list[MetricVerdict]:
-    """Return one verdict per metric; a fetch error becomes an ERROR verdict, never an exception."""
-    return [_classify_one(item, per_metric_alpha(alpha, len(inputs))) for item in inputs]
+    """Return one verdict per metric; a fetch error becomes an ERROR verdict, never an exception.
+
+    Every metric is first judged at its Bonferroni share; Holm's procedure then also passes, at the
+    level the Holm family holds, the metrics whose adjusted p-value clears it.
+    """
+    share = per_metric_alpha(alpha, [item.spec for item in inputs])
+    verdicts = [_classify_one(item, share, share) for item in inputs]
+    family = [
+        k for k, (item, verdict) in enumerate(zip(inputs, verdicts, strict=True))
+        if not item.spec.muted and item.spec.kind is not MetricKind.LOG_SIGNATURES and verdict.p_value is not None
+    ]
+    level = share * len(family)
+    adjusted = holm_adjusted([verdicts[k].p_value for k in family])
+    for k, p_adjusted in zip(family, adjusted, strict=True):
+        if p_adjusted < level and verdicts[k].p_value >= share:
+            verdicts[k] = _classify_one(inputs[k], level, share)  # p <= adjusted < level: credible
+        verdicts[k] = dataclasses.replace(verdicts[k], alpha=level)
+    return verdicts
 
 
-def _classify_one(item: MetricInput, alpha: float) -> MetricVerdict:
+def _classify_one(item: MetricInput, alpha: float, ci_alpha: float) -> MetricVerdict:
     spec = item.spec
     if item.error:
         empty = Summary(None, 0.0)
         return MetricVerdict(
             spec.name, Classification.ERROR, f"{spec.name} ERROR: {item.error}", empty, empty, unit=spec.unit,
-            critical=spec.critical, group=spec.group, tolerance=spec.tolerance, queries=item.queries,
+            critical=spec.critical, group=spec.group, muted=spec.muted, tolerance=spec.tolerance, queries=item.queries,
         )
-    verdict = CLASSIFIERS[spec.kind](item, alpha)
-    return dataclasses.replace(verdict, queries=item.queries)
+    verdict = CLASSIFIERS[spec.kind](item, alpha, ci_alpha)
+    return dataclasses.replace(verdict, queries=item.queries, muted=spec.muted, alpha=alpha)
 
 
 def score(
@@ -75,7 +102,7 @@ def score(
     so that errors, latency and logs count as signals of their own however many metrics each has.
     None if nothing was judged."""
     groups: dict[str, list[MetricVerdict]] = {}
-    for verdict in verdicts:
+    for verdict in (v for v in verdicts if not v.muted):
         groups.setdefault(verdict.group, []).append(verdict)
     group_scores = []
     for name, members in groups.items():
@@ -93,7 +120,7 @@ def score(
 def recommend(release: ReleaseScore, policy: Policy, baseline: str, candidate: str) -> Recommendation:
     """Critical failure -> ROLLBACK; half or more metrics unjudged -> INCONCLUSIVE; else by thresholds.
     Missing data never promotes: a passing score with any unjudged metric holds."""
-    verdicts = release.verdicts
+    verdicts = [v for v in release.verdicts if not v.muted]
     failing = [v for v in verdicts if v.classification in FAILING]
     missing = [v for v in verdicts if v.classification in MISSING]
     critical = [v for v in failing if v.critical]

@@ -110,8 +110,10 @@ def classify_quantile(
     baseline: dict[str, list[Series]],
     candidate: dict[str, list[Series]],
     alpha: float,
+    ci_alpha: float | None = None,
 ) -> MetricVerdict:
-    """Return the verdict on a latency quantile; inputs map "buckets" to the `le`-labelled series."""
+    """Return the verdict on a latency quantile; inputs map "buckets" to the `le`-labelled series. The
+    change is credible when p < alpha; the confidence interval shown is at 1 - ci_alpha (default alpha)."""
     q = spec.quantile or 0.95
     b_steps, b_bounds, b_counts = bucket_matrix(baseline.get("buckets", []))
     c_steps, c_bounds, c_counts = bucket_matrix(candidate.get("buckets", []))
@@ -131,8 +133,9 @@ def classify_quantile(
     c_blocks = _block_quantiles(q, c_bounds, c_counts)
     if len(b_blocks) < 2 or len(c_blocks) < 2:
         return verdict.nodata(f"too few time blocks with traffic ({len(b_blocks)} and {len(c_blocks)}; 2 needed)")
-    p_value, low, high = _welch_log(c_blocks, b_blocks, alpha, spec, b.value)
-    interval = f"{(1 - alpha) * 100:g}% CI {(low - 1) * 100:+.0f}..{(high - 1) * 100:+.0f}%"
+    ci_alpha = ci_alpha or alpha
+    p_value, low, high = _welch_log(c_blocks, b_blocks, ci_alpha, spec, b.value)
+    interval = f"{(1 - ci_alpha) * 100:g}% CI {(low - 1) * 100:+.0f}..{(high - 1) * 100:+.0f}%"
     return verdict.decide(p_value, alpha, interval, f"{len(b_blocks)}+{len(c_blocks)} blocks")
 
 

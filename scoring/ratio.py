@@ -34,8 +34,10 @@ def classify_ratio(
     baseline: dict[str, list[Series]],
     candidate: dict[str, list[Series]],
     alpha: float,
+    ci_alpha: float | None = None,
 ) -> MetricVerdict:
-    """Return the verdict on a ratio metric; inputs map "numerator"/"denominator" to series."""
+    """Return the verdict on a ratio metric; inputs map "numerator"/"denominator" to series. The change
+    is credible when p < alpha; the confidence interval shown is at 1 - ci_alpha (default alpha)."""
     b_steps, b_num, b_den = _counts(baseline)
     c_steps, c_num, c_den = _counts(candidate)
     b, c = _summary(b_num, b_den), _summary(c_num, c_den)
@@ -56,8 +58,9 @@ def classify_ratio(
     sign = harmful_sign(spec.direction, p_c - p_b)
     excess = sign * (p_c - p_b) - tolerance_margin(spec, p_b)
     p_value = beyond_margin_p_value(excess, se, spec.direction, stats.norm()) if sign else 1.0
-    half = stats.norm.ppf(1 - alpha / 2) * se
-    ci = f"{(1 - alpha) * 100:g}% CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
+    ci_alpha = ci_alpha or alpha
+    half = stats.norm.ppf(1 - ci_alpha / 2) * se
+    ci = f"{(1 - ci_alpha) * 100:g}% CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
     return verdict.decide(p_value, alpha, ci, f"dispersion {phi:.2f}")
 
 

@@ -113,3 +113,16 @@ def test_rollback_command_shell_quotes_untrusted_label_values() -> None:
     raw = example_config("http://p:9090")
     raw["rollback_command"] = "deploy {service}={baseline}"
     assert config.parse(raw).rollback("a b", "x", "$(reboot)") == "deploy 'a b'='$(reboot)'"
+
+
+def test_muted_metrics_and_check_interval_are_read_and_typos_rejected() -> None:
+    raw = example_config("http://p:9090")
+    raw["policy"] = {"muted": ["p95_latency"], "check_interval": "5m"}
+    raw["services"] = [{"name": "a", "muted": ["error_ratio"]}, {"name": "b"}]
+    catalogue = config.parse(raw)
+    assert {m.name for m in catalogue.services[0].metrics if m.muted} == {"error_ratio", "p95_latency"}
+    assert {m.name for m in catalogue.services[1].metrics if m.muted} == {"p95_latency"}
+    assert catalogue.policy.check_interval == timedelta(minutes=5)
+    raw["services"][1]["muted"] = ["p59_latency"]
+    with pytest.raises(ConfigError, match=r"services\[1\]\.muted: unknown metric 'p59_latency'"):
+        config.parse(raw)

@@ -222,3 +222,77 @@ def test_a_numerator_without_points_counts_as_zero() -> None:
     empty = {"numerator": [Series({}, np.array([]), np.array([]))], "denominator": _ratio_side([0], [1000] * 30)["denominator"]}
     verdict = classify_ratio(ERROR_RATIO, empty, empty, ALPHA)
     assert verdict.classification is Classification.PASS and "no errors in either window" in verdict.reason
+
+
+# ---- multiple testing --------------------------------------------------------------------------------
+
+
+def test_holm_adjusts_step_down() -> None:
+    from scoring.multiple import holm_adjusted
+
+    assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjusted([0.5]) == [0.5]
+
+
+def test_alpha_spent_over_all_checks_adds_up_to_alpha() -> None:
+    from scoring.multiple import check_alpha, spending
+
+    checks = [check_alpha(0.01, k / 6, 1 / 6) for k in range(1, 7)]
+    assert sum(checks) == pytest.approx(0.01)
+    assert checks == sorted(checks)  # early checks spend little
+    assert check_alpha(0.01, 1.0, None) == 0.01 and spending(0.01, 0.0) == 0.0
+
+
+def _fixed(name: str, p_value: float | None, muted: bool = False, critical: bool = False) -> MetricInput:
+    spec = MetricSpec(name, MetricKind.RATIO, {}, "ratio", critical=critical, muted=muted)
+    return MetricInput(spec, {"p": [Series({}, np.array([1.0]), np.array([p_value if p_value is not None else np.nan]))]}, {})
+
+
+@pytest.fixture
+def p_value_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in classifier for RATIO that fails a metric exactly when its given p-value is below alpha."""
+    from scoring import judge as judge_module
+
+    def classify(item: MetricInput, alpha: float, _: float) -> MetricVerdict:
+        p = float(item.baseline["p"][0].values[0])
+        if np.isnan(p):
+            return MetricVerdict(item.spec.name, Classification.NODATA, "no data", Summary(None, 0), Summary(None, 0))
+        label = Classification.HIGH if p < alpha else Classification.PASS
+        return MetricVerdict(item.spec.name, label, f"p={p}", Summary(1, 1), Summary(2, 1), p_value=p,
+                             critical=item.spec.critical)
+
+    monkeypatch.setitem(judge_module.CLASSIFIERS, MetricKind.RATIO, classify)
+
+
+def test_holm_passes_what_bonferroni_misses(p_value_classifier: None) -> None:
+    from scoring.judge import classify
+
+    verdicts = classify([_fixed("a", 1e-6), _fixed("b", 0.007)], alpha=0.01)
+    # Bonferroni would hold b to 0.005; Holm, after a is rejected, to 0.01.
+    assert [v.classification for v in verdicts] == [Classification.HIGH, Classification.HIGH]
+    assert classify([_fixed("a", 0.5), _fixed("b", 0.007)], alpha=0.01)[1].classification is Classification.PASS
+
+
+def test_a_muted_metric_takes_no_alpha_and_cannot_fail_the_release(p_value_classifier: None) -> None:
+    from scoring.judge import classify
+
+    verdicts = classify([_fixed("a", 0.008), _fixed("b", 1e-9, muted=True, critical=True)], alpha=0.01)
+    assert verdicts[0].classification is Classification.HIGH  # a alone takes all of alpha
+    assert verdicts[1].muted and verdicts[1].classification is Classification.HIGH
+    release = score(verdicts, {})
+    assert [g.group for g in release.groups] == ["default"]
+    recommendation = recommend(release, Policy(), "1.0", "1.1")
+    assert "critical" not in recommendation.reason
+
+
+def test_an_early_check_during_a_rollout_spends_less_alpha(p_value_classifier: None) -> None:
+    from datetime import timedelta
+
+    from scoring.judge import release_alpha
+
+    policy = Policy(alpha=0.01, check_interval=timedelta(minutes=5))
+    assert release_alpha(policy, 1 / 3) < release_alpha(policy, 1.0) < 0.01
+    assert release_alpha(Policy(alpha=0.01), 0.5) == 0.01
+    _, early = judge([_fixed("a", 1e-4)], policy, "1.0", "1.1", information=1 / 3)
+    _, late = judge([_fixed("a", 1e-4)], policy, "1.0", "1.1", information=1.0)
+    assert early.action is Action.PROMOTE and late.action is Action.ROLLBACK
