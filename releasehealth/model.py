@@ -16,6 +16,7 @@ class MetricKind(StrEnum):
     HISTOGRAM_QUANTILE = "histogram_quantile"  # a quantile of a Prometheus histogram
     LOG_RATE = "log_rate"  # error-level log lines per request (or per log line)
     LOG_SIGNATURES = "log_signatures"  # new or increased error signatures mined from log messages
+    GAUGE = "gauge"  # a level sampled per step (memory, CPU): rank test and trend test
 
 
 class Direction(StrEnum):
@@ -42,7 +43,13 @@ class Action(StrEnum):
 
 
 class BaselinePolicy(StrEnum):
-    PREVIOUS = "previous"
+    """Which release, over which window, the candidate is compared with (DESIGN §5)."""
+
+    PREVIOUS = "previous"  # the release it replaced, just before the deploy
+    LAST_GOOD = "last-good"  # the latest release whose stored verdict was PROMOTE (needs the history store)
+    PINNED = "pinned"  # a named version
+    TIME_SHIFTED = "time-shifted"  # whatever served the same clock window one day (or week) earlier
+    CONCURRENT = "concurrent"  # the previous version while both serve (canary, rolling deploy)
 
 
 class DeploySourceKind(StrEnum):
@@ -346,6 +353,8 @@ class Policy:
     group_weights: dict[str, float] = field(default_factory=dict)  # group -> weight in the score (default 1)
     # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.
     check_interval: timedelta | None = None
+    baseline_shift: timedelta = timedelta(days=1)  # for time-shifted baselines
+    pinned_version: str | None = None  # for pinned baselines
 
 
 @dataclass(frozen=True)
