@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from collectors.base import LogSource, MetricSource
@@ -43,7 +43,7 @@ from releasehealth.model import (
 )
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
-from releasehealth.windows import WindowPlan, plan_previous
+from releasehealth.windows import WindowPlan, plan
 from scoring.judge import judge, per_metric_alpha, release_alpha
 from scoring.logs import fails
 from scoring.signatures import SideTotals, compare
@@ -251,13 +251,14 @@ def _target(
         lookback = catalogue.policy.lookback
         return _Target(service, None, WindowPlan(None, None, None, f"no version of {service.name} was seen in the last {lookback}"))
     candidate = deploys[-1] if version is None else next(d for d in deploys if d.version == version)
-    return _Target(service, candidate, plan_previous(deploys, candidate, catalogue.policy, now))
+    return _Target(service, candidate, plan(deploys, candidate, catalogue.policy, now))
 
 
 class _Fetched(NamedTuple):
     query: Query
     series: list[Series]
     error: str
+    more: tuple[Query, ...] = ()  # further spans of the same template (a far time-shifted baseline)
 
 
 def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -> dict[tuple, _Fetched]:
@@ -268,20 +269,47 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -
         by_group.setdefault(_group_key(target.service), []).append(target)
     for key, members in by_group.items():
         preset = catalogue.presets[key.preset]
-        start = min(t.plan.baseline_window.start for t in members)
-        end = max(t.plan.candidate_window.end for t in members)
         names = sorted({t.service.name for t in members})
         templates = sorted({name for t in members for spec in t.service.metrics for name in spec.queries.values()})
+        windows = [w for t in members for w in (t.plan.baseline_window, t.plan.candidate_window)]
         for template in templates:
-            query = build_query(
-                template, preset.templates[template], names, key.labels, extra=key.selector,
-                step=catalogue.policy.step, start=start, end=end, source=sources.metrics.name,
-            )
-            try:
-                out[(key, template)] = _Fetched(query, sources.metrics.fetch(query), "")
-            except SourceError as exc:
-                out[(key, template)] = _Fetched(query, [], f"query {template!r} failed: {exc}")
+            queries = [
+                build_query(
+                    template, preset.templates[template], names, key.labels, extra=key.selector,
+                    step=catalogue.policy.step, start=start, end=end, source=sources.metrics.name,
+                )
+                for start, end in spans(windows)
+            ]
+            out[(key, template)] = _run(sources, template, queries)
     return out
+
+
+SPAN_GAP = timedelta(hours=6)
+
+
+def spans(windows: Sequence[Window]) -> list[tuple[datetime, datetime]]:
+    """The time ranges to query for `windows`: one covering them all unless they lie apart (a
+    time-shifted baseline a day or a week back), then one per cluster, split where no window falls
+    within SPAN_GAP."""
+    ordered = sorted((w.start, w.end) for w in windows)
+    merged: list[list[datetime]] = []
+    for start, end in ordered:
+        if merged and start - merged[-1][1] <= SPAN_GAP:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+def _run(sources: Sources, template: str, queries: list[Query]) -> _Fetched:
+    """Run the queries of one template (one per span) as one result; an error fails the template."""
+    series: list[Series] = []
+    try:
+        for query in queries:
+            series += sources.metrics.fetch(query)
+    except SourceError as exc:
+        return _Fetched(queries[0], [], f"query {template!r} failed: {exc}")
+    return _Fetched(queries[0], series, "", tuple(queries[1:]))
 
 
 def _evaluation(
@@ -300,7 +328,7 @@ def _evaluation(
         recommendation = Recommendation(Action.INCONCLUSIVE, plan.problem, baseline_version, candidate_version)
         return Evaluation(
             service.name, target.candidate, plan.baseline, catalogue.policy.baseline, None, None, None,
-            recommendation, now, deploy_queries, notes=notes,
+            recommendation, now, deploy_queries, notes=notes, baseline_description=plan.description,
         )
     inputs = [_metric_input(service, spec, target, fetched) for spec in service.metrics if spec.kind not in LOG_KINDS]
     evidence = _log_evidence(catalogue, target, fetched, logs) if service.logs else None
@@ -312,6 +340,7 @@ def _evaluation(
     return Evaluation(
         service.name, target.candidate, plan.baseline, catalogue.policy.baseline, plan.candidate_window,
         plan.baseline_window, release_score, recommendation, now, deploy_queries + queries, evidence, notes,
+        plan.description,
     )
 
 
@@ -324,7 +353,7 @@ def _information(catalogue: Catalogue, target: _Target) -> float:
 def _metric_input(service: Service, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched]) -> MetricInput:
     results = {role: fetched[(_group_key(service), template)] for role, template in spec.queries.items()}
     errors = [r.error for r in results.values() if r.error]
-    queries = tuple(r.query for r in results.values())
+    queries = tuple(q for r in results.values() for q in (r.query, *r.more))
     if errors:
         return MetricInput(spec, {}, {}, queries, "; ".join(errors))
     plan = target.plan

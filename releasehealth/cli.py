@@ -119,9 +119,15 @@ def evaluate(
     at: Annotated[
         datetime | None, typer.Option(help="Evaluate as of this UTC time instead of now (ISO 8601).")
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="previous, concurrent, time-shifted[:1d|:7d], pinned:VERSION or last-good (default: the config's)."),
+    ] = None,
 ) -> None:
     """Judge a release of SERVICE against its baseline; the exit code carries the recommendation."""
     catalogue, sources = ctx.obj.open()
+    if baseline:
+        catalogue = config.with_baseline(catalogue, baseline)
     now = at.replace(tzinfo=at.tzinfo or UTC) if at else None
     evaluation = analysis.evaluate(catalogue, sources, service, version, now=now)
     if output is OutputFormat.JSON:
@@ -206,6 +212,8 @@ def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> Non
         f"[bold {colour}]{r.action.value}[/] {escape(evaluation.service)} "
         f"{escape(r.candidate)} (baseline {escape(r.baseline)}, policy {evaluation.policy.value})"
     )
+    if evaluation.baseline_description:
+        out.print(f"baseline: {escape(evaluation.baseline_description)}")
     out.print(f"reason: {escape(r.reason)}")
     if evaluation.candidate_window and evaluation.baseline_window:
         b, c = evaluation.baseline_window, evaluation.candidate_window

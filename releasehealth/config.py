@@ -171,12 +171,22 @@ class PolicyModel(_Strict):
     step: Duration = timedelta(minutes=1)
     lookback: Duration = timedelta(days=7)
     baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
+    baseline_shift: Duration = timedelta(days=1)  # time-shifted: how far back (1d, 7d)
+    pinned_version: str | None = None  # pinned: the version every release is compared with
     min_window_share: float = Field(0.5, gt=0, le=1)
     alpha: float = Field(0.01, gt=0, lt=0.5)
     thresholds: ThresholdsModel = ThresholdsModel()
     group_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
     muted: list[str] = []  # metrics judged and shown but never counted, for every service
     check_interval: Duration | None = None  # how often a pipeline re-checks a rollout (alpha spending)
+
+    @model_validator(mode="after")
+    def _baseline_is_complete(self) -> PolicyModel:
+        if self.baseline is BaselinePolicy.PINNED and not self.pinned_version:
+            raise ValueError("baseline: pinned needs pinned_version")
+        if self.baseline is BaselinePolicy.TIME_SHIFTED and self.lookback < self.baseline_shift + 2 * self.window:
+            raise ValueError(f"baseline: time-shifted by {self.baseline_shift} needs a longer lookback than {self.lookback}")
+        return self
 
     @model_validator(mode="after")
     def _step_divides_window(self) -> PolicyModel:
@@ -354,6 +364,8 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         alpha=p.alpha,
         group_weights=dict(p.group_weights),
         check_interval=p.check_interval,
+        baseline_shift=p.baseline_shift,
+        pinned_version=p.pinned_version,
     )
     prom = model.sources.prometheus
     settings = PrometheusSettings(
@@ -429,6 +441,33 @@ def _to_service(
         metrics=preset.metrics + (log_specs if model.logs.enabled else ()),
         logs=_service_logs(model.logs, es) if es and model.logs.enabled and log_specs else None,
     )
+
+
+def with_baseline(catalogue: Catalogue, choice: str) -> Catalogue:
+    """The catalogue with another baseline policy: previous, last-good, concurrent, time-shifted[:SHIFT]
+    (e.g. time-shifted:7d) or pinned:VERSION. Raises ConfigError on anything else."""
+    name, _, argument = choice.partition(":")
+    try:
+        policy = BaselinePolicy(name)
+    except ValueError:
+        known = ", ".join(p.value for p in BaselinePolicy)
+        raise ConfigError("--baseline", [f"unknown baseline {choice!r} (known: {known}; time-shifted:7d, pinned:1.2.3)"]) from None
+    changes: dict[str, Any] = {"baseline": policy}
+    try:
+        if policy is BaselinePolicy.TIME_SHIFTED and argument:
+            changes["baseline_shift"] = _duration(argument)
+        elif policy is BaselinePolicy.PINNED:
+            if not argument:
+                raise ValueError("pinned needs a version: pinned:1.2.3")
+            changes["pinned_version"] = argument
+        elif argument:
+            raise ValueError(f"{name} takes no argument")
+    except ValueError as exc:
+        raise ConfigError("--baseline", [str(exc)]) from None
+    updated = dataclasses.replace(catalogue.policy, **changes)
+    if updated.baseline is BaselinePolicy.TIME_SHIFTED and updated.lookback < updated.baseline_shift + 2 * updated.window:
+        raise ConfigError("--baseline", [f"a shift of {argument or updated.baseline_shift} needs a lookback longer than it (policy.lookback)"])
+    return dataclasses.replace(catalogue, policy=updated)
 
 
 def _unknown_muted(model: CatalogueModel, services: tuple[Service, ...]) -> list[str]:

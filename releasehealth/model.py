@@ -316,7 +316,8 @@ class Evaluation:
     evaluated_at: datetime
     queries: tuple[Query, ...] = ()
     logs: LogEvidence | None = None
-    notes: tuple[str, ...] = ()  # what degraded without failing the evaluation (e.g. deploy events unreadable)
+    notes: tuple[str, ...] = ()
+    baseline_description: str = ""  # how the baseline was chosen: "the previous release: 1.2.0", "pinned 1.1.0"...  # what degraded without failing the evaluation (e.g. deploy events unreadable)
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,6 +26,7 @@ def evaluation_to_dict(evaluation: Evaluation) -> dict[str, Any]:
         "candidate": _deploy(evaluation.candidate),
         "baseline": _deploy(evaluation.baseline),
         "baseline_policy": evaluation.policy.value,
+        "baseline_description": evaluation.baseline_description,
         "candidate_window": _window(evaluation.candidate_window),
         "baseline_window": _window(evaluation.baseline_window),
         "recommendation": {

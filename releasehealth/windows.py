@@ -1,11 +1,17 @@
-"""Baseline and candidate windows of a release (DESIGN §5), aligned to the evaluation step."""
+"""Baseline and candidate windows of a release for each baseline policy (DESIGN §5), aligned to the step.
+
+The candidate window runs from deploy + warm-up for `window`, clipped to now and to the next deploy
+(and, for `concurrent`, to when the previous version stopped serving). The baseline window has the same
+length. Every plan either has both windows or says, in one sentence, why it cannot have them yet.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from releasehealth.model import Deploy, Policy, Window
+from releasehealth.model import BaselinePolicy, Deploy, Policy, Window
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,7 @@ class WindowPlan:
     baseline_window: Window | None
     candidate_window: Window | None
     problem: str = ""
+    description: str = ""  # how the baseline was chosen, for people: "previous release", "pinned 1.2.0"...
 
 
 def floor_to(at: datetime, step: timedelta) -> datetime:
@@ -28,37 +35,155 @@ def ceil_to(at: datetime, step: timedelta) -> datetime:
     return floored if floored == at else floored + step
 
 
+def plan(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
+    """The windows of `candidate` under `policy.baseline`."""
+    planners: dict[BaselinePolicy, Callable[[list[Deploy], Deploy, Policy, datetime], WindowPlan]] = {
+        BaselinePolicy.PREVIOUS: plan_previous,
+        BaselinePolicy.TIME_SHIFTED: plan_time_shifted,
+        BaselinePolicy.PINNED: plan_pinned,
+        BaselinePolicy.CONCURRENT: plan_concurrent,
+        BaselinePolicy.LAST_GOOD: _plan_last_good,
+    }
+    return planners[policy.baseline](sorted(deploys, key=lambda d: d.started_at), candidate, policy, now)
+
+
 def plan_previous(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
-    """Windows for the `previous` policy: the candidate from deploy + warm-up for `window`, clipped to
-    now and to the next deploy; the baseline the same length, ending at the deploy, within the
-    previous release's own life after its warm-up."""
-    ordered = sorted(deploys, key=lambda d: d.started_at)
-    index = ordered.index(candidate)
-    if index == 0:
-        return WindowPlan(None, None, None, f"no earlier release of {candidate.service} was seen to compare with")
-    baseline, step = ordered[index - 1], policy.step
-    later = [d.started_at for d in ordered[index + 1:]]
-    c_start = ceil_to(candidate.started_at + policy.warmup, step)
-    c_end = floor_to(min([c_start + policy.window, now, *later]), step)
-    b_end = floor_to(candidate.started_at, step)
-    b_start = max(b_end - (c_end - c_start), ceil_to(baseline.started_at + policy.warmup, step))
-    length = min(c_end - c_start, b_end - b_start)
-    needed = policy.window * policy.min_window_share
-    if length < needed:
-        if c_end - c_start < needed:
-            problem = (
-                f"too early: {candidate.version} has {_minutes(max(c_end - c_start, timedelta()))} of data after "
-                f"its {_minutes(policy.warmup)} warm-up, {_minutes(needed)} needed"
-            )
-        else:
-            problem = f"the baseline {baseline.version} ran only {_minutes(b_end - b_start)} after its warm-up, {_minutes(needed)} needed"
-        return WindowPlan(baseline, None, None, problem)
+    """The baseline is the release replaced, over the same length just before the deploy, within that
+    release's own life after its warm-up."""
+    baseline = _previous(deploys, candidate)
+    if baseline is None:
+        return _no_earlier(candidate)
+    c_start, c_end = _candidate_span(deploys, candidate, policy, now)
+    b_end = floor_to(candidate.started_at, policy.step)
+    b_start = max(b_end - (c_end - c_start), ceil_to(baseline.started_at + policy.warmup, policy.step))
+    return _equal_length(baseline, (b_start, b_end), (c_start, c_end), candidate, policy, "the previous release")
+
+
+def plan_time_shifted(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
+    """The baseline is whatever served the same clock window `baseline_shift` earlier: it cancels the
+    time of day (or week) that a consecutive window cannot."""
+    shift = policy.baseline_shift
+    c_start, c_end = _candidate_span(deploys, candidate, policy, now)
+    too_early = _too_early(candidate, c_end - c_start, policy)
+    if too_early:
+        return WindowPlan(None, None, None, too_early)
+    b_start, b_end = c_start - shift, c_end - shift
+    serving = [d for d in deploys if d.started_at <= b_start]
+    label = f"time-shifted by {_duration(shift)}"
+    if not serving:
+        return WindowPlan(None, None, None, f"no release of {candidate.service} was seen serving {_duration(shift)} earlier")
+    baseline = serving[-1]
+    following = [d for d in deploys if b_start < d.started_at < b_end]
+    if following:
+        return WindowPlan(baseline, None, None, f"the window {_duration(shift)} earlier spans the deploy of {following[0].version}")
+    if baseline.version == candidate.version:
+        return WindowPlan(baseline, None, None, f"{candidate.version} itself was serving {_duration(shift)} earlier")
+    step = policy.step
     return WindowPlan(
-        baseline,
-        Window(b_end - length, b_end, step),
-        Window(c_start, c_start + length, step),
+        baseline, Window(b_start, b_end, step), Window(c_start, c_end, step),
+        description=f"{label}: {baseline.version} over the same clock window",
     )
 
 
-def _minutes(delta: timedelta) -> str:
-    return f"{delta.total_seconds() / 60:.0f} min"
+def plan_pinned(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
+    """The baseline is a named version, over the last stretch of its life of the candidate's length."""
+    pinned = next((d for d in deploys if d.version == policy.pinned_version), None)
+    if pinned is None:
+        return WindowPlan(None, None, None, f"the pinned version {policy.pinned_version} was not seen in the lookback")
+    if pinned.version == candidate.version:
+        return WindowPlan(pinned, None, None, f"{candidate.version} is the pinned version itself")
+    c_start, c_end = _candidate_span(deploys, candidate, policy, now)
+    later = [d.started_at for d in deploys if d.started_at > pinned.started_at]
+    b_end = floor_to(min([now, *later, *([pinned.last_seen] if pinned.last_seen else [])]), policy.step)
+    b_start = max(b_end - (c_end - c_start), ceil_to(pinned.started_at + policy.warmup, policy.step))
+    return _equal_length(pinned, (b_start, b_end), (c_start, c_end), candidate, policy, f"pinned {pinned.version}")
+
+
+def plan_concurrent(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
+    """The baseline is the previous version over the very same window, while both serve (a canary or a
+    rolling deploy): no time-of-day or traffic difference between them."""
+    baseline = _previous(deploys, candidate)
+    if baseline is None:
+        return _no_earlier(candidate)
+    stopped = baseline.last_seen or now
+    c_start, c_end = _candidate_span(deploys, candidate, policy, min(now, stopped))
+    needed = policy.window * policy.min_window_share
+    if c_end - c_start < needed and stopped < now:
+        return WindowPlan(
+            baseline, None, None,
+            f"{baseline.version} stopped serving {_duration(max(stopped - candidate.started_at, timedelta()))} after "
+            f"{candidate.version} started: too short a concurrent window ({_duration(needed)} needed after the warm-up)",
+        )
+    too_early = _too_early(candidate, c_end - c_start, policy)
+    if too_early:
+        return WindowPlan(baseline, None, None, too_early)
+    window = Window(c_start, c_end, policy.step)
+    return WindowPlan(baseline, window, window, description=f"concurrent: {baseline.version} over the same window")
+
+
+def _plan_last_good(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
+    return WindowPlan(
+        None, None, None,
+        "the last-good baseline needs the verdicts of the history store, which this version does not keep yet: "
+        "use previous, pinned, time-shifted or concurrent",
+    )
+
+
+def _previous(deploys: list[Deploy], candidate: Deploy) -> Deploy | None:
+    index = deploys.index(candidate)
+    return deploys[index - 1] if index > 0 else None
+
+
+def _no_earlier(candidate: Deploy) -> WindowPlan:
+    return WindowPlan(None, None, None, f"no earlier release of {candidate.service} was seen to compare with")
+
+
+def _candidate_span(deploys: list[Deploy], candidate: Deploy, policy: Policy, until: datetime) -> tuple[datetime, datetime]:
+    later = [d.started_at for d in deploys if d.started_at > candidate.started_at]
+    c_start = ceil_to(candidate.started_at + policy.warmup, policy.step)
+    c_end = floor_to(min([c_start + policy.window, until, *later]), policy.step)
+    return c_start, max(c_end, c_start)
+
+
+def _too_early(candidate: Deploy, observed: timedelta, policy: Policy) -> str:
+    needed = policy.window * policy.min_window_share
+    if observed >= needed:
+        return ""
+    return (
+        f"too early: {candidate.version} has {_duration(max(observed, timedelta()))} of data after its "
+        f"{_duration(policy.warmup)} warm-up, {_duration(needed)} needed"
+    )
+
+
+def _equal_length(
+    baseline: Deploy,
+    baseline_span: tuple[datetime, datetime],
+    candidate_span: tuple[datetime, datetime],
+    candidate: Deploy,
+    policy: Policy,
+    description: str,
+) -> WindowPlan:
+    """Both windows cut to the shorter one, or the reason one of them is too short."""
+    (b_start, b_end), (c_start, c_end) = baseline_span, candidate_span
+    length = min(c_end - c_start, b_end - b_start)
+    too_early = _too_early(candidate, c_end - c_start, policy)
+    if too_early:
+        return WindowPlan(baseline, None, None, too_early)
+    needed = policy.window * policy.min_window_share
+    if length < needed:
+        ran = _duration(max(b_end - b_start, timedelta()))
+        return WindowPlan(baseline, None, None, f"the baseline {baseline.version} ran only {ran} after its warm-up, {_duration(needed)} needed")
+    step = policy.step
+    return WindowPlan(
+        baseline, Window(b_end - length, b_end, step), Window(c_start, c_start + length, step),
+        description=f"{description}: {baseline.version}" if not description.endswith(baseline.version) else description,
+    )
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    if minutes >= 1440 and minutes % 1440 == 0:
+        return f"{minutes / 1440:.0f} d"
+    if minutes >= 120:
+        return f"{minutes / 60:g} h"
+    return f"{minutes:.0f} min"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,26 @@ def test_a_signature_on_the_not_a_risk_list_no_longer_fails(fleet: Fleet, promet
     verdict = next(v for v in after.score.verdicts if v.metric == "log_signatures")
     assert verdict.classification is Classification.PASS and "on the not-a-risk list" in verdict.reason
     assert all(s.ignored for s in after.logs.signatures if s.template in failing)
+
+
+def test_a_time_shifted_baseline_reads_a_second_span_and_judges(fleet: Fleet, catalogue: Catalogue, sources) -> None:
+    service = fleet.services[0]
+    shifted = config.with_baseline(catalogue, "time-shifted:12h")
+    evaluation = analysis.evaluate(shifted, sources, service.name)
+    assert evaluation.policy.value == "time-shifted"
+    assert evaluation.baseline_window.start == evaluation.candidate_window.start - timedelta(hours=12)
+    serving = [r for r in service.releases if r.deployed_at <= evaluation.baseline_window.start][-1]
+    assert evaluation.baseline.version == serving.version
+    assert "time-shifted by 12 h" in evaluation.baseline_description
+    errors_queries = [q for q in evaluation.queries if q.template == "errors"]
+    assert len(errors_queries) == 2  # two spans, twelve hours apart, not one query over both
+    assert evaluation.score is not None and evaluation.recommendation.action is not Action.INCONCLUSIVE
+
+
+def test_a_pinned_baseline_compares_with_that_version(fleet: Fleet, config_file: Path) -> None:
+    service = fleet.services[1]
+    pinned = service.releases[1].version
+    result = runner.invoke(app, ["-c", str(config_file), "evaluate", service.name, "--baseline", f"pinned:{pinned}", "-f", "json"])
+    document = json.loads(result.output)
+    assert document["baseline"]["version"] == pinned and document["baseline_policy"] == "pinned"
+    assert document["baseline_description"] == f"pinned {pinned}"
