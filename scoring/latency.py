@@ -19,7 +19,7 @@ from scipy import stats
 from scipy.stats import norm
 
 from releasehealth.model import MetricSpec, MetricVerdict, Series, Summary
-from scoring.series import blocks, by_label, on_steps, sum_by_time
+from scoring.series import blocks, by_label, on_steps, sum_by_time, valid_steps
 from scoring.verdict import VerdictBuilder, beyond_margin_p_value, harmful_sign, tolerance_margin
 
 TEST_NAME = "Welch t-test on log quantiles of time blocks"
@@ -87,22 +87,36 @@ def smooth_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> flo
 
 
 def bucket_matrix(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, bounds, counts[step, bucket]) from `le`-labelled bucket series, bounds ascending."""
+    """(steps, bounds, counts[step, bucket]) from `le`-labelled bucket series, bounds ascending; a step
+    with a NaN, infinite or negative count is left out (see `invalid_rows`)."""
+    steps, bounds, counts = _raw_buckets(series)
+    keep = valid_steps(counts) if counts.size else np.zeros(len(steps), dtype=bool)
+    return steps[keep], bounds, counts[keep] if counts.size else counts
+
+
+def invalid_rows(series: list[Series]) -> int:
+    """How many steps `bucket_matrix` leaves out."""
+    steps, _, counts = _raw_buckets(series)
+    return int((~valid_steps(counts)).sum()) if counts.size else 0
+
+
+def _raw_buckets(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     groups = by_label(series, "le")
-    parsed = sorted((float(le), items) for le, items in groups.items() if _is_number(le))
-    if not parsed:
+    parsed = sorted((float(le), items) for le, items in groups.items() if _is_bound(le))
+    if not parsed or parsed[-1][0] != math.inf:
         return np.array([]), np.array([]), np.zeros((0, 0))
     steps, _ = sum_by_time(s for _, items in parsed for s in items)
     counts = np.column_stack([on_steps(items, steps) for _, items in parsed])
     return steps, np.array([b for b, _ in parsed]), counts
 
 
-def _is_number(text: str) -> bool:
+def _is_bound(text: str) -> bool:
+    """A histogram bound: a number or +Inf; a NaN bound is garbage."""
     try:
-        float(text)
+        value = float(text)
     except ValueError:
         return False
-    return True
+    return not math.isnan(value) and value > 0
 
 
 def classify_quantile(
@@ -117,8 +131,8 @@ def classify_quantile(
     q = spec.quantile or 0.95
     b_steps, b_bounds, b_counts = bucket_matrix(baseline.get("buckets", []))
     c_steps, c_bounds, c_counts = bucket_matrix(candidate.get("buckets", []))
-    b = _summary(q, b_bounds, b_counts)
-    c = _summary(q, c_bounds, c_counts)
+    b = _summary(q, b_bounds, b_counts, invalid_rows(baseline.get("buckets", [])))
+    c = _summary(q, c_bounds, c_counts, invalid_rows(candidate.get("buckets", [])))
     verdict = VerdictBuilder(
         spec, TEST_NAME, b, c, _per_step(q, b_steps, b_bounds, b_counts), _per_step(q, c_steps, c_bounds, c_counts)
     )
@@ -139,14 +153,16 @@ def classify_quantile(
     return verdict.decide(p_value, alpha, interval, f"{len(b_blocks)}+{len(c_blocks)} blocks")
 
 
-def _summary(q: float, bounds: np.ndarray, counts: np.ndarray) -> Summary:
+def _summary(q: float, bounds: np.ndarray, counts: np.ndarray, invalid: int) -> Summary:
     if not counts.size:
-        return Summary(None, 0.0, "no histogram buckets")
+        return Summary(None, 0.0, "no usable histogram buckets (a histogram needs an le=\"+Inf\" bucket)")
     totals = counts.sum(axis=0)
     linear = histogram_quantile(q, bounds, totals)
     detail = f"p{q * 100:g} of {totals[-1]:.0f} requests"
     if linear is not None:
         detail += f"; Prometheus' linear histogram_quantile gives {linear * 1000:.0f} ms"
+    if invalid:
+        detail += f"; {invalid} invalid step(s) left out"
     return Summary(smooth_quantile(q, bounds, totals), float(totals[-1]), detail)
 
 

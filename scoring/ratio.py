@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from releasehealth.model import Classification, MetricSpec, MetricVerdict, Series, Summary
-from scoring.series import on_steps, sum_by_time
+from scoring.series import on_steps, sum_by_time, valid_steps
 from scoring.verdict import VerdictBuilder, beyond_margin_p_value, harmful_sign, tolerance_margin
 
 TEST_NAME = "quasi-binomial two-proportion z-test on window totals"
@@ -38,9 +38,9 @@ def classify_ratio(
 ) -> MetricVerdict:
     """Return the verdict on a ratio metric; inputs map "numerator"/"denominator" to series. The change
     is credible when p < alpha; the confidence interval shown is at 1 - ci_alpha (default alpha)."""
-    b_steps, b_num, b_den = _counts(baseline)
-    c_steps, c_num, c_den = _counts(candidate)
-    b, c = _summary(b_num, b_den), _summary(c_num, c_den)
+    b_steps, b_num, b_den, b_invalid = _counts(baseline)
+    c_steps, c_num, c_den, c_invalid = _counts(candidate)
+    b, c = _summary(b_num, b_den, b_invalid), _summary(c_num, c_den, c_invalid)
     verdict = VerdictBuilder(spec, TEST_NAME, b, c, _ratio_series(b_steps, b_num, b_den), _ratio_series(c_steps, c_num, c_den))
     if b.count < spec.min_count or c.count < spec.min_count:
         return verdict.nodata(
@@ -64,16 +64,21 @@ def classify_ratio(
     return verdict.decide(p_value, alpha, ci, f"dispersion {phi:.2f}")
 
 
-def _counts(side: dict[str, list[Series]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, numerator, denominator) aligned on the denominator's steps; missing errors are zero."""
+def _counts(side: dict[str, list[Series]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(steps, numerator, denominator, invalid steps) aligned on the denominator's steps; missing errors
+    are zero; a step with a NaN, infinite or negative count, or more errors than requests, is dropped."""
     steps, denominator = sum_by_time(side.get("denominator", []))
-    return steps, on_steps(side.get("numerator", []), steps), denominator
+    numerator = on_steps(side.get("numerator", []), steps)
+    keep = valid_steps(numerator, denominator)
+    keep[keep] &= numerator[keep] <= denominator[keep]
+    return steps[keep], numerator[keep], denominator[keep], int((~keep).sum())
 
 
-def _summary(numerator: np.ndarray, denominator: np.ndarray) -> Summary:
+def _summary(numerator: np.ndarray, denominator: np.ndarray, invalid: int) -> Summary:
     total = float(denominator.sum())
     value = float(numerator.sum()) / total if total > 0 else None
-    return Summary(value, total, f"{numerator.sum():.0f} of {total:.0f}")
+    dropped = f"; {invalid} invalid step(s) left out" if invalid else ""
+    return Summary(value, total, f"{numerator.sum():.0f} of {total:.0f}{dropped}")
 
 
 def _ratio_series(steps: np.ndarray, numerator: np.ndarray, denominator: np.ndarray) -> Series:

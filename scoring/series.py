@@ -10,14 +10,15 @@ from releasehealth.model import Series
 
 
 def sum_by_time(series: Iterable[Series]) -> tuple[np.ndarray, np.ndarray]:
-    """Return (timestamps, values): the union of all steps, each value the sum over the series."""
+    """Return (timestamps, values): the union of all steps, each value the sum over the series.
+    A NaN or infinite value makes its step's sum NaN or infinite, for `valid_steps` to drop."""
     series = list(series)
     if not series:
         return np.array([], dtype=np.float64), np.array([], dtype=np.float64)
     timestamps = np.unique(np.concatenate([s.timestamps for s in series]))
     totals = np.zeros(timestamps.size)
     for s in series:
-        np.add.at(totals, np.searchsorted(timestamps, s.timestamps), np.nan_to_num(s.values))
+        np.add.at(totals, np.searchsorted(timestamps, s.timestamps), s.values)
     return timestamps, totals
 
 
@@ -45,3 +46,15 @@ def blocks(size: int, count: int) -> list[slice]:
     """Split `size` consecutive steps into `count` contiguous blocks of near-equal length."""
     edges = np.linspace(0, size, min(count, size) + 1).round().astype(int)
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def valid_steps(*columns: np.ndarray) -> np.ndarray:
+    """A mask of the steps where every column is finite and not negative (counts and levels cannot be:
+    such a step is a scrape gap artefact or garbage, and is left out rather than trusted)."""
+    if not columns or len(columns[0]) == 0:
+        return np.zeros(0, dtype=bool)
+    mask = np.ones(len(columns[0]), dtype=bool)
+    for column in columns:
+        rows = np.asarray(column, dtype=np.float64).reshape(len(mask), -1)
+        mask &= np.isfinite(rows).all(axis=1) & (rows >= 0).all(axis=1)
+    return mask

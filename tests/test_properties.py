@@ -1,0 +1,161 @@
+"""Edge cases and properties of the judge: defined outcomes for bad data, invariants under hypothesis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from releasehealth.model import (
+    Action,
+    Classification,
+    Direction,
+    MetricInput,
+    MetricKind,
+    MetricSpec,
+    Policy,
+    Series,
+    Tolerance,
+)
+from scoring.judge import judge
+from scoring.latency import classify_quantile
+from scoring.ratio import classify_ratio
+
+ALPHA = 0.005
+RATIO = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", tolerance=Tolerance(0.2, 0.001), min_count=100)
+SYMMETRIC = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", Direction.EITHER, Tolerance(0.0, 0.002), min_count=100)
+P95 = MetricSpec("p95", MetricKind.HISTOGRAM_QUANTILE, {}, "seconds", tolerance=Tolerance(0.2, 0.0), quantile=0.95,
+                 min_count=100)
+BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf]
+VALID = {Classification.PASS, Classification.HIGH, Classification.LOW, Classification.NODATA}
+
+
+def _steps(n: int) -> np.ndarray:
+    return 1_800_000_000 + 60.0 * np.arange(1, n + 1)
+
+
+def _ratio(errors: list[float], requests: list[float]) -> dict[str, list[Series]]:
+    """Errors and requests per step; when one is shorter, its later steps are missing (a gap)."""
+    return {
+        "numerator": [Series({}, _steps(len(errors)), np.array(errors, dtype=float))],
+        "denominator": [Series({}, _steps(len(requests)), np.array(requests, dtype=float))],
+    }
+
+
+def _buckets(rows: list[list[float]], scale: float = 1.0) -> dict[str, list[Series]]:
+    """Per-step non-cumulative bucket counts, turned into cumulative `le` series."""
+    counts = np.cumsum(np.array(rows, dtype=float), axis=1)
+    t = _steps(len(rows))
+    labels = [repr(b * scale) if math.isfinite(b) else "+Inf" for b in BOUNDS]
+    return {"buckets": [Series({"le": le}, t, counts[:, i]) for i, le in enumerate(labels)]}
+
+
+# ---- bad data: a defined outcome with a reason, never an exception ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("errors", "requests"),
+    [
+        ([], []),  # empty
+        ([1], [1000]),  # one point
+        ([math.nan] * 30, [1000] * 30),  # NaN errors
+        ([5] * 30, [math.inf] * 30),  # infinite requests
+        ([5] * 30, [-1000] * 30),  # a counter reset gone wrong
+        ([2000] * 30, [1000] * 30),  # more errors than requests
+        ([1e15] * 30, [1e18] * 30),  # huge values
+        ([5] * 30, [1000] * 5),  # a gap: fewer request steps than error steps
+    ],
+)
+def test_ratio_bad_data_has_a_defined_outcome(errors: list[float], requests: list[float]) -> None:
+    good = _ratio([5] * 30, [1000] * 30)
+    for baseline, candidate in ((good, _ratio(errors, requests)), (_ratio(errors, requests), good)):
+        verdict = classify_ratio(RATIO, baseline, candidate, ALPHA)
+        assert verdict.classification in VALID and verdict.reason
+
+
+def test_invalid_steps_are_left_out_and_said() -> None:
+    candidate = _ratio([5] * 28 + [math.nan, 5], [1000] * 28 + [1000, -3])
+    verdict = classify_ratio(RATIO, _ratio([5] * 30, [1000] * 30), candidate, ALPHA)
+    assert verdict.candidate.count == 28_000
+    assert "2 invalid step(s) left out" in verdict.candidate.detail
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [[0] * 15],
+        [[math.nan] * 15] * 20,
+        [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, math.inf]] * 20,
+        [[-5] * 15] * 20,
+        [[0, 0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0]] * 20,  # constant, all in one bucket
+    ],
+)
+def test_latency_bad_data_has_a_defined_outcome(rows: list[list[float]]) -> None:
+    good = _buckets([[0, 0, 10, 40, 30, 10, 6, 3, 1, 0, 0, 0, 0, 0, 0]] * 20)
+    for baseline, candidate in ((good, _buckets(rows) if rows else {"buckets": []}), (_buckets(rows) if rows else {}, good)):
+        verdict = classify_quantile(P95, baseline, candidate, ALPHA)
+        assert verdict.classification in VALID and verdict.reason
+
+
+def test_a_histogram_without_an_inf_bucket_is_nodata() -> None:
+    t = _steps(20)
+    partial = {"buckets": [Series({"le": "0.1"}, t, np.full(20, 100.0)), Series({"le": "NaN"}, t, np.full(20, 5.0))]}
+    verdict = classify_quantile(P95, partial, partial, ALPHA)
+    assert verdict.classification is Classification.NODATA and "+Inf" in verdict.baseline.detail
+
+
+def test_a_fetch_error_and_empty_inputs_still_give_a_recommendation() -> None:
+    inputs = [MetricInput(RATIO, {}, {}), MetricInput(P95, {}, {}, error="boom")]
+    release, recommendation = judge(inputs, Policy(), "1.0", "1.1")
+    assert recommendation.action is Action.INCONCLUSIVE and "2 of 2 metrics could not be judged" in recommendation.reason
+
+
+# ---- properties --------------------------------------------------------------------------------------
+
+counts = st.lists(st.integers(min_value=0, max_value=50), min_size=10, max_size=40)
+traffic = st.integers(min_value=200, max_value=5000)
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(errors=counts, per_step=traffic)
+def test_identical_windows_never_roll_back(errors: list[int], per_step: int) -> None:
+    side = _ratio(errors, [per_step] * len(errors))
+    rows = [[0, 0, e % 7, 40, 30 + e, 10, 6, 3, 1, 0, 0, 0, 0, 0, 0] for e in errors]
+    inputs = [
+        MetricInput(RATIO, side, side),
+        MetricInput(P95, _buckets(rows), _buckets(rows)),
+    ]
+    _, recommendation = judge(inputs, Policy(), "1.0", "1.1")
+    assert recommendation.action is not Action.ROLLBACK
+
+
+@PROPERTY
+@given(baseline=counts, candidate=counts, per_step=traffic)
+def test_swapping_the_windows_swaps_high_and_low(baseline: list[int], candidate: list[int], per_step: int) -> None:
+    n = min(len(baseline), len(candidate))
+    b, c = _ratio(baseline[:n], [per_step] * n), _ratio(candidate[:n], [per_step] * n)
+    forward = classify_ratio(SYMMETRIC, b, c, ALPHA).classification
+    backward = classify_ratio(SYMMETRIC, c, b, ALPHA).classification
+    swap = {Classification.HIGH: Classification.LOW, Classification.LOW: Classification.HIGH}
+    assert backward == swap.get(forward, forward)
+
+
+@PROPERTY
+@given(
+    shift=st.integers(min_value=0, max_value=25),
+    noise=st.lists(st.integers(min_value=0, max_value=8), min_size=12, max_size=30),
+    scale=st.sampled_from([0.001, 0.5, 3.0, 1000.0]),
+)
+def test_scaling_the_latency_unit_leaves_the_verdict_unchanged(shift: int, noise: list[int], scale: float) -> None:
+    base = [[0, 0, 5 + n, 40, 30, 10 + n, 6, 3, 1, 0, 0, 0, 0, 0, 0] for n in noise]
+    moved = [[0, 0, 5, 40 - min(shift, 39), 30, 10 + n + shift, 6 + shift, 3, 1, 0, 0, 0, 0, 0, 0] for n in noise]
+    original = classify_quantile(P95, _buckets(base), _buckets(moved), ALPHA)
+    scaled = classify_quantile(P95, _buckets(base, scale), _buckets(moved, scale), ALPHA)
+    assert scaled.classification == original.classification
+    if original.change is not None:
+        assert scaled.change == pytest.approx(original.change, rel=1e-6, abs=1e-9)
