@@ -17,7 +17,7 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import promql_parser
 import yaml
@@ -171,6 +171,7 @@ class PolicyModel(_Strict):
     step: Duration = timedelta(minutes=1)
     lookback: Duration = timedelta(days=7)
     baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
+    judge: Literal["release-health", "kayenta"] = "release-health"
     baseline_shift: Duration = timedelta(days=1)  # time-shifted: how far back (1d, 7d)
     pinned_version: str | None = None  # pinned: the version every release is compared with
     min_window_share: float = Field(0.5, gt=0, le=1)
@@ -364,6 +365,7 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         alpha=p.alpha,
         group_weights=dict(p.group_weights),
         check_interval=p.check_interval,
+        judge=p.judge,
         baseline_shift=p.baseline_shift,
         pinned_version=p.pinned_version,
     )

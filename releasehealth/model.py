@@ -354,6 +354,7 @@ class Policy:
     group_weights: dict[str, float] = field(default_factory=dict)  # group -> weight in the score (default 1)
     # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.
     check_interval: timedelta | None = None
+    judge: str = "release-health"  # or "kayenta": Kayenta's classifier and scorer, for comparison and migration
     baseline_shift: timedelta = timedelta(days=1)  # for time-shifted baselines
     pinned_version: str | None = None  # for pinned baselines
 

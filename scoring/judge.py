@@ -24,6 +24,7 @@ from releasehealth.model import (
     ReleaseScore,
     Summary,
 )
+from scoring.kayenta import kayenta_judge
 from scoring.latency import classify_quantile
 from scoring.logs import classify_signatures
 from scoring.multiple import check_alpha, holm_adjusted
@@ -44,7 +45,10 @@ def judge(
     inputs: Sequence[MetricInput], policy: Policy, baseline: str, candidate: str, information: float = 1.0
 ) -> tuple[ReleaseScore, Recommendation]:
     """Return the release's score and recommendation from its metrics' inputs; `information` is the share
-    of the full window the candidate has been observed for (it sets the alpha a repeated check may spend)."""
+    of the full window the candidate has been observed for (it sets the alpha a repeated check may spend).
+    With policy.judge == "kayenta", Kayenta's classifier and scorer decide instead (scoring.kayenta)."""
+    if policy.judge == "kayenta":
+        return kayenta_judge(inputs, baseline, candidate, thresholds=policy.thresholds)
     verdicts = classify(inputs, release_alpha(policy, information))
     release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs}, policy.group_weights)
     return release_score, recommend(release_score, policy, baseline, candidate)
