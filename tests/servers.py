@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 from pathlib import Path
 
 import requests
@@ -40,7 +41,9 @@ def require(command: str) -> str:
 
 
 @dataclass
-class PrometheusServer:
+class Server:
+    """A server process this test session started, and where it answers."""
+
     url: str
     process: subprocess.Popen
     folder: Path
@@ -53,6 +56,17 @@ class PrometheusServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+
+
+class PrometheusServer(Server):
+    pass
+
+
+S = TypeVar("S", bound=Server)
+
+
+class ElasticsearchServer(Server):
+    pass
 
 
 def backfill(fleet: Fleet, folder: Path) -> Path:
@@ -83,38 +97,27 @@ def start_prometheus(tsdb: Path, folder: Path) -> PrometheusServer:
         ],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    server = PrometheusServer(f"http://127.0.0.1:{port}", process, folder)
-    deadline = time.monotonic() + 60
+    return wait_ready(PrometheusServer(f"http://127.0.0.1:{port}", process, folder), "/-/ready", log.name, 60)
+
+
+def wait_ready(server: S, path: str, log: str, seconds: float) -> S:
+    """Return `server` once GET `path` answers 200; stop it and fail, pointing at its log, if it exits
+    or does not answer in time."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}; see {folder / 'prometheus.log'}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.process.args[0]} exited with {server.process.returncode}; see {log}")
         try:
-            if requests.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
+            if requests.get(server.url + path, timeout=1).status_code == 200:
                 return server
         except requests.RequestException:
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     server.stop()
-    raise RuntimeError("prometheus did not become ready within 60 s")
+    raise RuntimeError(f"{server.process.args[0]} did not answer within {seconds:.0f} s; see {log}")
 
 
 # ---- an Elasticsearch-API server: noida-db ----------------------------------------------------------
-
-
-@dataclass
-class ElasticsearchServer:
-    url: str
-    process: subprocess.Popen
-    folder: Path
-
-    def stop(self) -> None:
-        """Stop the server by its PID (SIGTERM, then SIGKILL if it lingers)."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
 
 
 def noida_binary() -> str:
@@ -138,19 +141,7 @@ def start_elasticsearch(folder: Path) -> ElasticsearchServer:
         [noida_binary(), "start", "--only", "elasticsearch", "--elasticsearch-port", str(port), "--data-dir", str(data)],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    server = ElasticsearchServer(f"http://127.0.0.1:{port}", process, folder)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"noida-db exited with {process.returncode}; see {folder / 'noida.log'}")
-        try:
-            if requests.get(server.url, timeout=1).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("noida-db did not answer within 30 s")
+    return wait_ready(ElasticsearchServer(f"http://127.0.0.1:{port}", process, folder), "/", log.name, 30)
 
 
 def load_logs(url: str, logs: FleetLogs, chunk: int = 10_000) -> None:
