@@ -2,7 +2,9 @@
 
 It answers the generic preset's templates from the simulator's counters, with Prometheus' semantics
 for aligned data: `increase(x[step])` at t is the counter growth over [t-step, t], present only when the
-version has at least two samples there; deploy times are the first and last sample of each version.
+version has at least two samples there (`rate` divides it by the step; a ratio of rates over zero requests
+is +Inf or NaN, as Prometheus gives); a gauge at t is its latest sample at or before t, no older than
+Prometheus' 5-minute lookback; deploy times are the first and last sample of each version.
 It reads the template's name and the query's services, not the PromQL text, so the text it reports is
 the query that would run against a real Prometheus.
 """
@@ -34,7 +36,8 @@ from releasehealth.model import (
 from releasehealth.simulator.fleet import BUCKETS, Fleet, SimulatedService
 from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs
 
-SUPPORTED = ("requests", "errors", "latency_buckets", "first_seen", "last_seen")
+SUPPORTED = ("requests", "errors", "latency_buckets", "first_seen", "last_seen", "memory", "cpu", "cpu_per_request")
+LOOKBACK_SECONDS = 300.0  # Prometheus' default --query.lookback-delta: how long a gauge sample stays current
 
 
 class SimulatedMetricSource:
@@ -74,8 +77,13 @@ class SimulatedMetricSource:
                 s for column, le in enumerate(bounds)
                 if (s := _increase({**labels, "le": le}, times, cumulative[:, column], steps, query)) is not None
             ]
-        values = counters["errors"] if query.template == "errors" else counters["requests"]
-        series = _increase(labels, times, values, steps, query)
+        if query.template == "memory":
+            series = _latest(labels, *service.gauge(version), steps)
+        elif query.template in ("cpu", "cpu_per_request"):
+            series = _cpu(query, labels, times, counters, steps)
+        else:
+            values = counters["errors"] if query.template == "errors" else counters["requests"]
+            series = _increase(labels, times, values, steps, query)
         return [] if series is None else [series]
 
     def _instant(self, query: Query, labels: dict[str, str], times: np.ndarray) -> list[Series]:
@@ -105,6 +113,29 @@ def _increase(
         return None
     growth = values[last[present]] - values[first[present]]
     return Series(labels, steps[present].astype(np.float64), growth.astype(np.float64))
+
+
+def _latest(labels: dict[str, str], times: np.ndarray, values: np.ndarray, steps: np.ndarray) -> Series | None:
+    """A gauge at each step t: its latest sample at or before t, if that is within the lookback."""
+    last = np.searchsorted(times, steps, side="right") - 1
+    present = (last >= 0) & (steps - times[np.maximum(last, 0)] < LOOKBACK_SECONDS)
+    if not present.any():
+        return None
+    return Series(labels, steps[present].astype(np.float64), values[last[present]].astype(np.float64))
+
+
+def _cpu(
+    query: Query, labels: dict[str, str], times: np.ndarray, counters: dict[str, np.ndarray], steps: np.ndarray
+) -> Series | None:
+    """`rate` of the CPU counter (cores), or divided by the rate of requests (CPU seconds per request)."""
+    cpu = _increase(labels, times, counters["cpu_seconds"], steps, query)
+    if cpu is None:
+        return None
+    if query.template == "cpu":
+        return Series(labels, cpu.timestamps, cpu.values / query.step.total_seconds())
+    requests = _increase(labels, times, counters["requests"], steps, query)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return Series(labels, cpu.timestamps, cpu.values / requests.values)
 
 
 class SimulatedLogSource:

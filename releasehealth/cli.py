@@ -50,11 +50,13 @@ class Context:
     config_path: str
     demo: bool
     seed: int
+    demo_end: datetime | None = None
 
     def open(self) -> tuple[config.Catalogue, analysis.Sources]:
         """The catalogue and sources: the embedded demo fleet, or the config file's real sources."""
         if self.demo:
-            catalogue, sources, _ = analysis.demo(seed=self.seed)
+            end = self.demo_end.replace(tzinfo=self.demo_end.tzinfo or UTC) if self.demo_end else None
+            catalogue, sources, _ = analysis.demo(seed=self.seed, end=end)
             return catalogue, sources
         catalogue = config.load(self.config_path)
         return catalogue, analysis.connect(catalogue)
@@ -82,8 +84,11 @@ def main_options(
     ] = config.DEFAULT_PATH,
     demo: Annotated[bool, typer.Option("--demo", help="Use the embedded simulated fleet instead of the config.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the demo fleet.")] = 7,
+    demo_end: Annotated[
+        datetime | None, typer.Option(help="End the demo fleet's history at this UTC time (default: now), to reproduce it.")
+    ] = None,
 ) -> None:
-    ctx.obj = Context(config_path, demo, seed)
+    ctx.obj = Context(config_path, demo, seed, demo_end)
 
 
 @app.command()

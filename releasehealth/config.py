@@ -523,6 +523,7 @@ class _MetricModel(_Strict):
     weight: float = Field(1.0, gt=0)
     quantile: float | None = Field(None, gt=0, lt=1)
     min_count: int = Field(100, ge=1)
+    muted: bool = False  # a dry run: judged and shown, never counted (and it takes no alpha)
 
 
 class _PresetModel(_Strict):
@@ -592,6 +593,7 @@ def _to_spec(model: _MetricModel) -> MetricSpec:
         weight=model.weight,
         quantile=model.quantile,
         min_count=model.min_count,
+        muted=model.muted,
     )
 
 

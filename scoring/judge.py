@@ -24,6 +24,7 @@ from releasehealth.model import (
     ReleaseScore,
     Summary,
 )
+from scoring.gauge import classify_gauge
 from scoring.kayenta import kayenta_judge
 from scoring.latency import classify_quantile
 from scoring.logs import classify_signatures
@@ -36,6 +37,7 @@ CLASSIFIERS: dict[MetricKind, Classifier] = {
     MetricKind.LOG_RATE: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.HISTOGRAM_QUANTILE: lambda i, alpha, ci: classify_quantile(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.LOG_SIGNATURES: lambda i, *_: classify_signatures(i.spec, i.signatures, i.baseline, i.candidate),
+    MetricKind.GAUGE: lambda i, alpha, ci: classify_gauge(i.spec, i.baseline, i.candidate, alpha, ci),
 }
 FAILING = (Classification.HIGH, Classification.LOW)
 MISSING = (Classification.NODATA, Classification.ERROR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -12,10 +13,14 @@ from typer.testing import CliRunner
 from releasehealth import analysis
 from releasehealth.cli import app
 from releasehealth.simulator import ReleaseLabel
+from releasehealth.simulator.fleet import FAULTS
 from tests.conftest import example_config
 from tests.servers import free_port
 
 runner = CliRunner()
+# The demo ends at a fixed time of day, as the test fleet does: the same traffic, and verdicts, every run.
+DEMO_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+DEMO = ["--demo", "--demo-end", DEMO_END.strftime("%Y-%m-%dT%H:%M:%S")]
 
 
 def test_unknown_service_is_a_clear_error_exit_1() -> None:
@@ -37,12 +42,12 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_exit_codes_follow_the_recommendation_on_the_demo_fleet() -> None:
-    _, _, fleet = analysis.demo()
-    expected = {label: 3 for label in ReleaseLabel if label.is_regression} | {ReleaseLabel.GOOD: 0}
+    _, _, fleet = analysis.demo(end=DEMO_END)
+    expected = {label: 3 for label in FAULTS} | {ReleaseLabel.GOOD: 0}  # the default scenario's labels
     seen = set()
     for service in fleet.services:
         for release in service.releases[1:]:
-            result = runner.invoke(app, ["--demo", "evaluate", service.name, "--version", release.version, "-f", "json"])
+            result = runner.invoke(app, [*DEMO, "evaluate", service.name, "--version", release.version, "-f", "json"])
             assert result.exit_code == expected[release.label], result.output
             assert json.loads(result.output)["candidate"]["version"] == release.version
             seen.add(release.label)
@@ -111,15 +116,15 @@ def test_simulate_writes_openmetrics_and_truth(tmp_path: Path) -> None:
 
 
 def test_evaluate_prints_and_exports_the_log_findings() -> None:
-    _, _, fleet = analysis.demo()
+    _, _, fleet = analysis.demo(end=DEMO_END)
     service, release = next(
         (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
     )
-    table = runner.invoke(app, ["--demo", "evaluate", service, "--version", release])
+    table = runner.invoke(app, [*DEMO, "evaluate", service, "--version", release])
     assert table.exit_code == 3
     assert "log signatures (rates per 1k requests):" in table.output
     assert "NEW       error" in table.output and "e.g. " in table.output
-    document = json.loads(runner.invoke(app, ["--demo", "evaluate", service, "--version", release, "-f", "json"]).output)
+    document = json.loads(runner.invoke(app, [*DEMO, "evaluate", service, "--version", release, "-f", "json"]).output)
     first = document["logs"]["signatures"][0]
     assert first["status"] == "NEW" and first["credible"] and first["examples"]
     assert document["logs"]["candidate"]["sampled_from"] >= document["logs"]["candidate"]["sampled"] > 0

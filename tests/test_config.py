@@ -18,7 +18,7 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert len(catalogue.services) == 8
     assert catalogue.policy.window == timedelta(minutes=30)
     assert catalogue.policy.thresholds.pass_score == 95 and catalogue.policy.thresholds.marginal_score == 75
-    assert {m.name for m in catalogue.services[0].metrics} == {"error_ratio", "p95_latency"}
+    assert {m.name for m in catalogue.services[0].metrics} == {"error_ratio", "p95_latency", "memory", "cpu_per_request"}
 
 
 def test_label_overrides_replace_the_preset_labels() -> None:
@@ -120,8 +120,9 @@ def test_muted_metrics_and_check_interval_are_read_and_typos_rejected() -> None:
     raw["policy"] = {"muted": ["p95_latency"], "check_interval": "5m"}
     raw["services"] = [{"name": "a", "muted": ["error_ratio"]}, {"name": "b"}]
     catalogue = config.parse(raw)
-    assert {m.name for m in catalogue.services[0].metrics if m.muted} == {"error_ratio", "p95_latency"}
-    assert {m.name for m in catalogue.services[1].metrics if m.muted} == {"p95_latency"}
+    dry_runs = {"memory", "cpu_per_request"}  # the generic preset's gauges ship muted
+    assert {m.name for m in catalogue.services[0].metrics if m.muted} == {"error_ratio", "p95_latency"} | dry_runs
+    assert {m.name for m in catalogue.services[1].metrics if m.muted} == {"p95_latency"} | dry_runs
     assert catalogue.policy.check_interval == timedelta(minutes=5)
     raw["services"][1]["muted"] = ["p59_latency"]
     with pytest.raises(ConfigError, match=r"services\[1\]\.muted: unknown metric 'p59_latency'"):

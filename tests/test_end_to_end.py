@@ -95,7 +95,8 @@ def test_evaluate_json_carries_verdicts_reasons_baseline_and_queries(fleet: Flee
     assert "p95_latency HIGH" in by_metric["p95_latency"]["reason"]
     assert by_metric["p95_latency"]["queries"] and by_metric["p95_latency"]["test"]
     assert {q["template"] for q in document["queries"]} == {
-        "first_seen", "last_seen", "deploy_events", "requests", "errors", "latency_buckets", "logs",
+        "first_seen", "last_seen", "deploy_events", "requests", "errors", "latency_buckets", "memory", "cpu_per_request",
+        "logs",
     }
 
 
@@ -138,8 +139,9 @@ def test_the_fleet_overview_uses_one_query_per_template(fleet: Fleet, catalogue:
     evaluations = analysis.evaluate_fleet(catalogue, sources)
     assert [e.service for e in evaluations] == [s.name for s in fleet.services]
     assert [e.candidate.version for e in evaluations] == [s.releases[-1].version for s in fleet.services]
-    # first_seen + last_seen + requests + errors + latency_buckets, whatever the number of services.
-    assert sources.metrics.queries_run == 5
+    # first_seen + last_seen + requests + errors + latency_buckets + memory + cpu_per_request, whatever the
+    # number of services.
+    assert sources.metrics.queries_run == 7
     # deploy events + one multi-search (counts and message samples), for the whole fleet.
     assert sources.logs.requests_made == 2
 

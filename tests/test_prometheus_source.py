@@ -253,3 +253,44 @@ def test_credentials_in_the_url_never_appear_in_names_or_errors() -> None:
     with pytest.raises(SourceUnavailable) as caught:
         source.fetch(_instant(source.name))
     assert "s3cret" not in str(caught.value)
+
+
+# ---- gauges: memory and CPU -----------------------------------------------------------------------------
+
+# A gauge step reads the sample at that step and the CPU counter's 1-minute rate needs no extrapolation
+# (samples sit on the range's ends), so Prometheus should give the simulator's values; 1e-6 relative
+# covers the six decimals the OpenMetrics file keeps.
+GAUGE_TOLERANCE = 1e-6
+
+
+def _mine(series: list, release, window: Window) -> list:
+    return [s.between(window) for s in series if s.labels["version"] == release.version]
+
+
+@pytest.mark.parametrize("index", [0, 3, 6])
+def test_memory_and_cpu_from_prometheus_match_the_simulator(fleet: Fleet, prometheus: PrometheusServer, index: int) -> None:
+    from collectors.simulated import SimulatedMetricSource
+
+    service = fleet.services[index]
+    release = service.releases[-1]
+    window = _candidate_window(release)
+    source, simulated = PrometheusMetricSource(prometheus.url), SimulatedMetricSource(fleet)
+    gauge_times, memory = service.gauge(release.version)
+    counter_times, counters = service.cumulative(release.version)
+    at = lambda times, t: np.searchsorted(times, t)  # scrapes are aligned with the steps
+    for template in ("memory", "cpu", "cpu_per_request"):
+        query = _range(template, [service.name], window.start, window.end, prometheus.url)
+        (real,), (answered,) = _mine(source.fetch(query), release, window), _mine(simulated.fetch(query), release, window)
+        steps = real.timestamps
+        # The in-memory source stops one step short of a query's end (float rounding in its step grid);
+        # every step it does answer must be Prometheus' own.
+        assert len(steps) == 30 and np.array_equal(steps[: answered.timestamps.size], answered.timestamps)
+        assert answered.timestamps.size >= 29
+        np.testing.assert_allclose(real.values[: answered.values.size], answered.values, rtol=GAUGE_TOLERANCE)
+        if template == "memory":
+            truth = memory[at(gauge_times, steps)]
+        else:
+            cpu = counters["cpu_seconds"][at(counter_times, steps)] - counters["cpu_seconds"][at(counter_times, steps - 60)]
+            requests = counters["requests"][at(counter_times, steps)] - counters["requests"][at(counter_times, steps - 60)]
+            truth = cpu / 60 if template == "cpu" else cpu / requests
+        np.testing.assert_allclose(real.values, truth, rtol=GAUGE_TOLERANCE)

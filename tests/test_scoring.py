@@ -296,3 +296,39 @@ def test_an_early_check_during_a_rollout_spends_less_alpha(p_value_classifier: N
     _, early = judge([_fixed("a", 1e-4)], policy, "1.0", "1.1", information=1 / 3)
     _, late = judge([_fixed("a", 1e-4)], policy, "1.0", "1.1", information=1.0)
     assert early.action is Action.PROMOTE and late.action is Action.ROLLBACK
+
+
+# ---- the generic preset's gauges in the score ------------------------------------------------------------
+
+
+def _generic_verdicts(failing: str, counted: bool = False) -> list[MetricVerdict]:
+    """A verdict per metric of the generic preset and the logs group: `failing` HIGH, the rest PASS; the
+    gauges muted as shipped, or `counted`."""
+    import dataclasses
+
+    from releasehealth.config import load_preset, log_metrics
+
+    specs = load_preset("generic").metrics + log_metrics()
+    verdicts = [
+        _verdict(s.name, Classification.HIGH if s.name == failing else Classification.PASS, s.critical, s.group)
+        for s in specs
+    ]
+    return [dataclasses.replace(v, muted=s.muted and not counted) for v, s in zip(verdicts, specs, strict=True)]
+
+
+@pytest.mark.parametrize("gauge", ["memory", "cpu_per_request"])
+def test_the_generic_gauges_are_dry_runs(gauge: str) -> None:
+    # Judged and shown, never counted: each counted metric would take a share of the release's alpha.
+    verdicts = _generic_verdicts(gauge)
+    assert next(v for v in verdicts if v.metric == gauge).muted
+    assert _recommend(*verdicts) is Action.PROMOTE
+
+
+def test_counted_gauges_leave_a_latency_regression_rolled_back() -> None:
+    # A fourth, equally weighted group would lift one failing group to exactly the marginal score (75).
+    assert _recommend(*_generic_verdicts("p95_latency", counted=True)) is Action.ROLLBACK
+
+
+@pytest.mark.parametrize("gauge", ["memory", "cpu_per_request"])
+def test_a_counted_gauge_failing_alone_holds_the_release(gauge: str) -> None:
+    assert _recommend(*_generic_verdicts(gauge, counted=True)) is Action.HOLD

@@ -70,9 +70,17 @@ def test_openmetrics_groups_each_family_and_ends_with_eof() -> None:
     write_openmetrics(simulate(seed=7, end=END, services=1, hours=25), out)
     lines = out.getvalue().splitlines()
     assert lines[0] == "# TYPE http_requests counter" and lines[-1] == "# EOF"
-    histogram_at = lines.index("# TYPE http_request_duration_seconds histogram")
-    assert all(line.startswith("http_requests_total{") for line in lines[2:histogram_at])
-    assert all(line.startswith("http_request_duration_seconds_") for line in lines[histogram_at + 2:-1])
+    types = [k for k, line in enumerate(lines) if line.startswith("# TYPE ")]
+    assert [lines[k] for k in types] == [
+        "# TYPE http_requests counter",
+        "# TYPE http_request_duration_seconds histogram",
+        "# TYPE process_cpu_seconds counter",
+        "# TYPE process_resident_memory_bytes gauge",
+    ]
+    prefixes = ("http_requests_total{", "http_request_duration_seconds_", "process_cpu_seconds_total{",
+                "process_resident_memory_bytes{")
+    for prefix, first, after in zip(prefixes, types, types[1:] + [len(lines) - 1], strict=True):
+        assert all(line.startswith(prefix) for line in lines[first + 2:after]), prefix
 
 
 def test_logs_follow_traffic_and_carry_the_labelled_faults() -> None:
@@ -107,3 +115,117 @@ def test_logs_are_written_as_bulk_ndjson(tmp_path) -> None:
     assert {"@timestamp", "service", "log", "message", "trace"} <= set(first)
     assert first["service"]["name"] == "user-service" and first["log"]["level"] in ("error", "warn", "info")
     assert json.loads(actions[-1]) == {"index": {"_index": "deploys"}} and "commit" in docs[-1]
+
+
+# ---- resources (memory, CPU) and the accuracy scenario ------------------------------------------------
+
+
+def test_every_version_exposes_memory_near_its_level_and_cpu_that_follows_traffic() -> None:
+    service = simulate(seed=7, end=END).services[0]
+    for release in service.releases:
+        times, memory = service.gauge(release.version)
+        settled = memory[times > release.deployed_at.timestamp() + 600]  # after the caches refill
+        assert np.median(settled) == pytest.approx(release.memory_bytes, rel=0.06)
+    _, counters = service.cumulative(service.releases[1].version)
+    cpu, requests = np.diff(counters["cpu_seconds"]), np.diff(counters["requests"])
+    assert np.corrcoef(cpu, requests)[0, 1] > 0.9
+
+
+def test_a_new_version_exposes_memory_only_from_its_own_first_scrape() -> None:
+    service = simulate(seed=7, end=END).services[1]
+    for before, after in zip(service.releases, service.releases[1:], strict=False):
+        assert service.gauge(before.version)[0][-1] == after.deployed_at.timestamp()
+        assert service.gauge(after.version)[0][0] == after.deployed_at.timestamp() + 30
+
+
+def test_the_default_scenario_has_no_resource_faults_and_good_releases_keep_their_level() -> None:
+    for service in simulate(seed=7, end=END).services:
+        assert all(r.leak_per_hour == 0 and r.traffic == 1.0 for r in service.releases)
+        levels = [r.memory_bytes for r in service.releases]
+        assert max(levels) / min(levels) < 1.11
+
+
+def _accuracy(seed: int = 5):
+    return simulate(seed=seed, end=END, services=10, releases_per_service=8, scenario="accuracy")
+
+
+def test_the_accuracy_scenario_has_every_fault_at_every_size_and_every_good_variant() -> None:
+    from releasehealth.simulator.fleet import FAULT_SIZES, GOOD_LABELS
+
+    releases = [r for s in _accuracy().services for r in s.releases[1:]]
+    cells = {(r.label, r.factor) for r in releases}
+    assert {(label, size) for label, sizes in FAULT_SIZES.items() for size in sizes} <= cells
+    assert set(GOOD_LABELS) <= {r.label for r in releases}
+    assert {r.fault_size for r in releases if r.label is ReleaseLabel.LATENCY} == {"+10%", "+25%", "+50%"}
+    assert {r.fault_size for r in releases if r.label is ReleaseLabel.ERROR_RATIO} == {"x1.5", "x2", "x5"}
+    assert 0.4 <= sum(not r.label.is_regression for r in releases) / len(releases) <= 0.5
+
+
+def test_good_variants_are_not_regressions_and_new_faults_are() -> None:
+    assert not any(label.is_regression for label in (ReleaseLabel.GOOD_RAMP, ReleaseLabel.GOOD_MIX, ReleaseLabel.GOOD_NOISY))
+    assert all(label.is_regression for label in (ReleaseLabel.MEMORY_LEAK, ReleaseLabel.CPU, ReleaseLabel.TRAFFIC_DROP))
+    assert not ReleaseLabel.INITIAL.is_regression and not ReleaseLabel.GOOD.is_regression
+
+
+def test_the_accuracy_scenario_has_low_traffic_services() -> None:
+    rates = [s.base_rps for s in _accuracy().services]
+    assert sum(0.5 <= r <= 3 for r in rates) == 3 and sum(r >= 4 for r in rates) == 7
+
+
+def test_the_accuracy_scenario_is_deterministic_from_the_seed() -> None:
+    a, b = _accuracy(), _accuracy()
+    assert a.truth() == b.truth()
+    for x, y in zip(a.services, b.services, strict=True):
+        assert np.array_equal(x.requests, y.requests) and np.array_equal(x.memory, y.memory)
+        assert np.array_equal(x.cpu_seconds, y.cpu_seconds) and np.array_equal(x.buckets, y.buckets)
+    assert _accuracy(6).truth() != a.truth()
+
+
+def test_faults_have_their_labelled_size_in_the_data() -> None:
+    fleet = _accuracy()
+    for service in fleet.services:
+        for before, after in zip(service.releases, service.releases[1:], strict=False):
+            if after.label is ReleaseLabel.MEMORY_LEAK:
+                # Linear growth: the medians of minutes 5-10 and 60-65 after the deploy, at 7.5 and 62.5 min.
+                times, memory = service.gauge(after.version)
+                age = (times - after.deployed_at.timestamp()) / 3600
+                early, late = (np.median(memory[(age > a) & (age <= a + 5 / 60)]) for a in (5 / 60, 1.0))
+                leak = after.leak_per_hour
+                assert late / early == pytest.approx((1 + leak * 62.5 / 60) / (1 + leak * 7.5 / 60), rel=0.05)
+                assert leak >= after.factor - 1  # on top of any leak of the release it replaces
+            if after.label is ReleaseLabel.CPU:
+                assert after.cpu_per_request == pytest.approx(before.cpu_per_request * after.factor)
+            if after.label is ReleaseLabel.TRAFFIC_DROP:
+                assert after.traffic == after.factor == 0.6
+
+
+def test_the_truth_carries_label_and_fault_size() -> None:
+    releases = [r for s in _accuracy().truth()["services"] for r in s["releases"]]
+    leak = next(r for r in releases if r["label"] == "memory_leak")
+    assert leak["fault_size"].endswith("%/h") and leak["regression"] is True and leak["leak_per_hour"] > 0
+    assert {"memory_bytes", "cpu_seconds_per_request", "traffic", "factor"} <= set(leak)
+
+
+def test_an_unknown_scenario_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown scenario 'chaos'"):
+        simulate(seed=1, end=END, scenario="chaos")
+
+
+def test_good_variants_change_the_workload_alike_in_both_windows() -> None:
+    fleet = _accuracy()
+    ramps = spikes = 0
+    for service in fleet.services:
+        mean_latency = service.latency_sum / np.maximum(service.requests, 1)
+        for release in service.releases[1:]:
+            at = release.deployed_at.timestamp()
+            before = (service.times > at - 1800) & (service.times <= at)
+            after = (service.times > at + 300) & (service.times <= at + 2100)
+            if release.label is ReleaseLabel.GOOD_RAMP:
+                ramps += 1
+                # +24% from the ramp; the diurnal cycle can take back at most ~12% over 40 minutes.
+                assert service.requests[after].sum() > service.requests[before].sum()
+            if release.label is ReleaseLabel.GOOD_NOISY and service.base_rps >= 4:
+                spikes += 1
+                for window in (before, after):  # a spike at least doubles the typical latency, in each window
+                    assert mean_latency[window].max() > 1.8 * np.median(mean_latency[window])
+    assert ramps and spikes

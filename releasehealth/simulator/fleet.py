@@ -1,14 +1,20 @@
 """A deterministic simulated fleet: services with diurnal traffic, noise and labelled releases.
 
 Every service is scraped every `scrape_interval`; each scrape records the requests, 5xx errors,
-4xx responses and latency-histogram bucket counts of the interval that ends at that scrape. A deploy
-switches traffic to the new version at an instant aligned to the minute; the old version's last scrape
-and the new version's first scrape (counters at 0) share that instant, so Prometheus' `increase()` over
-aligned steps recovers the simulated counts exactly.
+4xx responses, latency-histogram bucket counts and CPU seconds of the interval that ends at that scrape,
+and the resident memory at that instant. A deploy switches traffic to the new version at an instant
+aligned to the minute; the old version's last scrape and the new version's first scrape (counters at 0)
+share that instant, so Prometheus' `increase()` over aligned steps recovers the simulated counts exactly.
+The new version's memory gauge starts at its first own scrape.
+
+Two scenarios: "default" (the demo and the tests: four faults of one size each, good releases) and
+"accuracy" (the benchmark: every fault at several sizes, good releases on a traffic ramp, with a
+traffic-mix change or with noisy neighbours, and low-traffic services).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +38,8 @@ SERVICE_NAMES = (
     "review-service",
 )
 Z95 = float(norm.ppf(0.95))
+SCENARIOS = ("default", "accuracy")
+MIB = 2.0**20
 
 
 class ReleaseLabel(StrEnum):
@@ -43,10 +51,20 @@ class ReleaseLabel(StrEnum):
     LATENCY = "latency"  # every latency is multiplied by `factor` (so is p95)
     NEW_EXCEPTION = "new_exception"  # a new, handled exception type is logged (metrics unchanged)
     ERROR_LOG_BURST = "error_log_burst"  # a known error message is logged `factor` times as often
+    MEMORY_LEAK = "memory_leak"  # memory grows linearly after the deploy, by (factor - 1) of its level an hour
+    CPU = "cpu"  # each request costs `factor` times the CPU
+    TRAFFIC_DROP = "traffic_drop"  # the release serves `factor` of the traffic (0.6: 40% fewer requests)
+    GOOD_RAMP = "good_ramp"  # good, deployed on a traffic ramp: +50% over the hour around the deploy
+    GOOD_MIX = "good_mix"  # good, the traffic mix turns cheaper: latency -15%, error ratio within +-15%
+    GOOD_NOISY = "good_noisy"  # good, noisy neighbours: short latency spikes in both windows alike
 
     @property
     def is_regression(self) -> bool:
-        return self is not ReleaseLabel.GOOD and self is not ReleaseLabel.INITIAL
+        return self not in NOT_REGRESSIONS
+
+
+GOOD_LABELS = (ReleaseLabel.GOOD, ReleaseLabel.GOOD_RAMP, ReleaseLabel.GOOD_MIX, ReleaseLabel.GOOD_NOISY)
+NOT_REGRESSIONS = frozenset({ReleaseLabel.INITIAL, *GOOD_LABELS})
 
 
 @dataclass(frozen=True)
@@ -59,10 +77,26 @@ class SimulatedRelease:
     latency_median: float  # seconds; latency is lognormal(log(median), sigma)
     latency_sigma: float
     commit: str = ""
+    memory_bytes: float = 0.0  # resident memory once warm, before any leak
+    leak_per_hour: float = 0.0  # memory growth per hour after the deploy, as a share of memory_bytes
+    cpu_per_request: float = 0.0  # CPU seconds each request costs (on top of the service's idle CPU)
+    traffic: float = 1.0  # share of the service's traffic this release serves
 
     @property
     def p95_latency(self) -> float:
         return self.latency_median * math.exp(Z95 * self.latency_sigma)
+
+    @property
+    def fault_size(self) -> str:
+        """The fault's size in words: "x2" errors, "+25%" latency or CPU, "+50%/h" memory, "-40%" traffic."""
+        relative = {ReleaseLabel.LATENCY, ReleaseLabel.CPU, ReleaseLabel.TRAFFIC_DROP}
+        if self.label is ReleaseLabel.MEMORY_LEAK:
+            return f"+{(self.factor - 1) * 100:.0f}%/h"
+        if self.label in relative:
+            return f"{(self.factor - 1) * 100:+.0f}%"
+        if self.label in (ReleaseLabel.ERROR_RATIO, ReleaseLabel.ERROR_LOG_BURST):
+            return f"x{self.factor:g}"
+        return ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +113,8 @@ class SimulatedService:
     client_errors: np.ndarray  # 4xx, a subset of requests (not failures)
     buckets: np.ndarray  # int64 [scrape, bucket] non-cumulative counts, last column is +Inf
     latency_sum: np.ndarray  # float seconds per scrape interval
+    cpu_seconds: np.ndarray  # float CPU seconds used per scrape interval
+    memory: np.ndarray  # float resident bytes at each scrape, of the release serving it
 
     def release(self, version: str) -> SimulatedRelease:
         for release in self.releases:
@@ -116,11 +152,11 @@ class SimulatedService:
         index = self.scrapes_of(version)
         mine = self.release_index[index] == [r.version for r in self.releases].index(version)
         out = {}
-        for name in ("requests", "errors", "client_errors", "latency_sum"):
+        for name in ("requests", "errors", "client_errors", "latency_sum", "cpu_seconds"):
             out[name] = np.where(mine, getattr(self, name)[index], 0)
         out["buckets"] = np.where(mine[:, None], self.buckets[index], 0)
         out["requests"][0] = out["errors"][0] = out["client_errors"][0] = 0
-        out["latency_sum"][0] = 0.0
+        out["latency_sum"][0] = out["cpu_seconds"][0] = 0.0
         out["buckets"][0] = 0
         return out
 
@@ -130,6 +166,12 @@ class SimulatedService:
         increments = self._increments(version)
         return self.times[index], {name: np.cumsum(values, axis=0) for name, values in increments.items()}
 
+    def gauge(self, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """(scrape times, resident bytes) of `version`: its own scrapes only (a process that has not
+        started exposes no memory; the deploy instant belongs to the version it retires)."""
+        own = np.flatnonzero(self.release_index == [r.version for r in self.releases].index(version))
+        return self.times[own], self.memory[own]
+
 
 @dataclass(frozen=True, eq=False)
 class Fleet:
@@ -138,6 +180,7 @@ class Fleet:
     end: datetime
     scrape_interval: timedelta
     services: tuple[SimulatedService, ...]
+    scenario: str = "default"
 
     def service(self, name: str) -> SimulatedService:
         for service in self.services:
@@ -149,6 +192,7 @@ class Fleet:
         """The ground truth as JSON-ready data: every release, its label, fault size and true values."""
         return {
             "seed": self.seed,
+            "scenario": self.scenario,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "scrape_interval_seconds": self.scrape_interval.total_seconds(),
@@ -163,7 +207,13 @@ class Fleet:
                             "label": r.label.value,
                             "factor": r.factor,
                             "error_ratio": r.error_ratio,
+                            "fault_size": r.fault_size,
+                            "regression": r.label.is_regression,
                             "p95_latency_seconds": r.p95_latency,
+                            "memory_bytes": r.memory_bytes,
+                            "leak_per_hour": r.leak_per_hour,
+                            "cpu_seconds_per_request": r.cpu_per_request,
+                            "traffic": r.traffic,
                             "commit": r.commit,
                         }
                         for r in s.releases
@@ -181,25 +231,32 @@ def simulate(
     services: int = 8,
     releases_per_service: int = 3,
     scrape_interval: timedelta = timedelta(seconds=30),
+    scenario: str = "default",
 ) -> Fleet:
     """Return a simulated fleet ending at `end` (default: now, floored to the minute).
 
-    The same seed and end give the same fleet. Each service draws from its own random stream, so its
-    releases and faults do not depend on how many services are simulated.
+    The same seed, end and scenario give the same fleet. Each service draws from its own random streams,
+    so its releases and faults do not depend on how many services are simulated. `scenario` is
+    "default" (the demo's four faults, one size each) or "accuracy" (every fault at several sizes, the
+    good-release variants, and every third service on low traffic); raises ValueError for another.
     """
     if not 1 <= services <= len(SERVICE_NAMES):
         raise ValueError(f"services must be between 1 and {len(SERVICE_NAMES)}")
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
     end = _floor_minute(end or datetime.now(UTC))
     start = end - timedelta(hours=hours)
-    labels = _release_labels(np.random.default_rng(seed), services * releases_per_service)
+    count = services * releases_per_service
+    planner = _accuracy_plan if scenario == "accuracy" else _default_plan
+    plan = planner(np.random.default_rng(seed), count)
     built = tuple(
         _simulate_service(
-            np.random.default_rng([seed, i]), SERVICE_NAMES[i], start, end, scrape_interval,
-            labels[i * releases_per_service:(i + 1) * releases_per_service],
+            (seed, i), SERVICE_NAMES[i], start, end, scrape_interval,
+            plan[i * releases_per_service:(i + 1) * releases_per_service], scenario,
         )
         for i in range(services)
     )
-    return Fleet(seed, start, end, scrape_interval, built)
+    return Fleet(seed, start, end, scrape_interval, built, scenario)
 
 
 def _floor_minute(at: datetime) -> datetime:
@@ -208,6 +265,31 @@ def _floor_minute(at: datetime) -> datetime:
 
 
 FAULTS = (ReleaseLabel.ERROR_RATIO, ReleaseLabel.LATENCY, ReleaseLabel.NEW_EXCEPTION, ReleaseLabel.ERROR_LOG_BURST)
+DEFAULT_FACTORS = {ReleaseLabel.ERROR_RATIO: 3.0, ReleaseLabel.LATENCY: 1.5, ReleaseLabel.ERROR_LOG_BURST: 6.0}
+# The accuracy scenario's faults and sizes (SimulatedRelease.factor): error ratio x1.5/x2/x5, p95 +10/+25/+50%,
+# memory x1.5/x2/x3 an hour after the deploy, CPU per request +40%/x2, 40% of the traffic lost.
+FAULT_SIZES: dict[ReleaseLabel, tuple[float, ...]] = {
+    ReleaseLabel.ERROR_RATIO: (1.5, 2.0, 5.0),
+    ReleaseLabel.LATENCY: (1.1, 1.25, 1.5),
+    ReleaseLabel.MEMORY_LEAK: (1.5, 2.0, 3.0),
+    ReleaseLabel.CPU: (1.4, 2.0),
+    ReleaseLabel.TRAFFIC_DROP: (0.6,),
+    ReleaseLabel.NEW_EXCEPTION: (1.0,),
+    ReleaseLabel.ERROR_LOG_BURST: (6.0,),
+}
+GOOD_SHARE = 0.45  # of the accuracy scenario's releases: enough good ones to measure a 1% false-rollback rate
+LOW_TRAFFIC_EVERY = 3  # in the accuracy scenario, every third service serves 0.5-3 req/s
+LOW_TRAFFIC_RPS = (0.5, 3.0)
+RAMP = 0.5  # GOOD_RAMP: traffic +50%, rising from 30 min before the deploy to 35 min after, gone an hour later
+MIX_LATENCY, MIX_ERRORS, MIX_CPU = 0.85, (0.85, 1.15), 0.85  # GOOD_MIX: the new workload, from the deploy on
+SPIKES_PER_WINDOW = 2  # GOOD_NOISY: latency spikes in the 30 min before the deploy and in the 30 min judged after
+SPIKE_SECONDS, SPIKE_LATENCY, SPIKE_ERRORS = (60.0, 180.0), (2.0, 4.0), 2.0
+# Resources: resident memory level (log-uniform), its noise, slow drift and refill after a restart; CPU.
+MEMORY_BYTES = (150 * MIB, 2048 * MIB)
+MEMORY_NOISE, MEMORY_DRIFT, DRIFT_HOURS = 0.015, 0.03, (5.0, 9.0)
+WARM_DEFICIT, WARM_SECONDS = 0.2, 90.0  # a new process starts 20% lighter and fills its caches in minutes
+CPU_PER_REQUEST, IDLE_CORES, CPU_NOISE = (0.002, 0.015), (0.01, 0.04), 0.05
+HEALTHY_LIKE = (*GOOD_LABELS, ReleaseLabel.NEW_EXCEPTION, ReleaseLabel.ERROR_LOG_BURST)
 
 
 def _release_labels(rng: np.random.Generator, count: int) -> list[ReleaseLabel]:
@@ -219,47 +301,101 @@ def _release_labels(rng: np.random.Generator, count: int) -> list[ReleaseLabel]:
     return labels
 
 
+def _default_plan(rng: np.random.Generator, count: int) -> list[tuple[ReleaseLabel, float]]:
+    return [(label, DEFAULT_FACTORS.get(label, 1.0)) for label in _release_labels(rng, count)]
+
+
+def _accuracy_plan(rng: np.random.Generator, count: int) -> list[tuple[ReleaseLabel, float]]:
+    """GOOD_SHARE of the releases good (the four variants in turn); the rest cycle through every fault
+    and size from a random starting cell, so each seed covers them all evenly; then shuffled."""
+    cells = [(label, size) for label, sizes in FAULT_SIZES.items() for size in sizes]
+    goods = round(count * GOOD_SHARE)
+    first = int(rng.integers(len(cells)))
+    plan = [(GOOD_LABELS[i % len(GOOD_LABELS)], 1.0) for i in range(goods)]
+    plan += [cells[(first + i) % len(cells)] for i in range(count - goods)]
+    rng.shuffle(plan)
+    return plan
+
+
 def _simulate_service(
-    rng: np.random.Generator,
+    streams: tuple[int, int],
     name: str,
     start: datetime,
     end: datetime,
     scrape: timedelta,
-    labels: list[ReleaseLabel],
+    plan: list[tuple[ReleaseLabel, float]],
+    scenario: str,
 ) -> SimulatedService:
-    releases = _plan_releases(rng, start, end, labels)
+    """One service from its own streams: `streams` (seed, position) draws traffic and faults exactly as
+    before gauges existed; (seed, position, 2) draws the resources; (seed, position, 3) the accuracy
+    scenario's extras (low traffic, ramps, spikes), so adding them leaves the default fleet unchanged."""
+    rng = np.random.default_rng(list(streams))
+    extras = np.random.default_rng([*streams, 3])
+    releases = _plan_releases(rng, start, end, plan)
     step = int(scrape.total_seconds())
     times = np.arange(int(start.timestamp()), int(end.timestamp()) + 1, step, dtype=np.int64)
     deploys = np.array([int(r.deployed_at.timestamp()) for r in releases[1:]], dtype=np.int64)
     # The scrape at a deploy instant closes the old version's last interval.
     release_index = np.searchsorted(deploys, times, side="left")
     base_rps = float(np.round(rng.uniform(4, 60), 1))
+    if scenario == "accuracy" and streams[1] % LOW_TRAFFIC_EVERY == LOW_TRAFFIC_EVERY - 1:
+        base_rps = float(np.round(extras.uniform(*LOW_TRAFFIC_RPS), 2))
     peak_hour = rng.uniform(12, 18)
     hours = (times % 86400) / 3600
     diurnal = 1 + 0.6 * np.cos(2 * np.pi * (hours - peak_hour) / 24)
-    rate = base_rps * diurnal * rng.lognormal(0, 0.1, size=times.size) * step
+    rate = base_rps * diurnal * rng.lognormal(0, 0.1, size=times.size) * step * _traffic(times, releases, release_index)
     requests = rng.poisson(rate)
     error_ratio = np.array([r.error_ratio for r in releases])[release_index]
+    spikes = _spikes(extras, times, releases)
     # Overdispersion: the error probability itself wanders from interval to interval.
-    p_error = np.clip(error_ratio * rng.lognormal(-0.045, 0.3, size=times.size), 0, 1)
+    p_error = np.clip(error_ratio * rng.lognormal(-0.045, 0.3, size=times.size) * np.where(spikes > 1, SPIKE_ERRORS, 1.0), 0, 1)
     errors = rng.binomial(requests, p_error)
     client_errors = rng.binomial(requests - errors, 0.01)
     medians = np.array([r.latency_median for r in releases])[release_index]
     sigmas = np.array([r.latency_sigma for r in releases])[release_index]
-    medians = medians * rng.lognormal(0, 0.05, size=times.size)
+    medians = medians * rng.lognormal(0, 0.05, size=times.size) * spikes
     buckets = _bucket_counts(rng, requests, medians, sigmas)
     latency_sum = requests * medians * np.exp(sigmas**2 / 2)
+    resources = np.random.default_rng([*streams, 2])
+    releases = _with_resources(resources, releases)
+    cpu_seconds = _cpu_seconds(resources, releases, release_index, requests, step)
     return SimulatedService(
         name, base_rps, tuple(releases), times, release_index,
         requests.astype(np.int64), errors.astype(np.int64), client_errors.astype(np.int64),
-        buckets, latency_sum,
+        buckets, latency_sum, cpu_seconds, _memory(resources, times, releases, release_index),
     )
 
 
+def _traffic(times: np.ndarray, releases: list[SimulatedRelease], release_index: np.ndarray) -> np.ndarray:
+    """Per scrape, the multiplier of the service's traffic: the serving release's share, and the ramps
+    around GOOD_RAMP deploys (all ones in the default scenario)."""
+    share = np.array([r.traffic for r in releases])[release_index]
+    for release in releases:
+        if release.label is ReleaseLabel.GOOD_RAMP:
+            at = release.deployed_at.timestamp()
+            share = share * (1 + RAMP * np.interp(times, [at - 1800, at + 2100, at + 5700], [0.0, 1.0, 0.0]))
+    return share
+
+
+def _spikes(rng: np.random.Generator, times: np.ndarray, releases: list[SimulatedRelease]) -> np.ndarray:
+    """Per scrape, the latency multiplier of noisy neighbours: around each GOOD_NOISY deploy, the same
+    number of 1-3 minute spikes in the 30 minutes before it and in the 30 minutes after its 5-minute
+    warm-up (the default policy's windows), so baseline and candidate suffer alike."""
+    out = np.ones(times.size)
+    for release in (r for r in releases if r.label is ReleaseLabel.GOOD_NOISY):
+        at = release.deployed_at.timestamp()
+        for low, high in ((at - 1800, at), (at + 300, at + 2100)):
+            for _ in range(SPIKES_PER_WINDOW):
+                length = rng.uniform(*SPIKE_SECONDS)
+                begin = rng.uniform(low, high - length)
+                out[(times > begin) & (times <= begin + length)] *= rng.uniform(*SPIKE_LATENCY)
+    return out
+
+
 def _plan_releases(
-    rng: np.random.Generator, start: datetime, end: datetime, labels: list[ReleaseLabel]
+    rng: np.random.Generator, start: datetime, end: datetime, plan: list[tuple[ReleaseLabel, float]]
 ) -> list[SimulatedRelease]:
-    """An initial release plus one deploy per label, spread over the span at least 2 h apart."""
+    """An initial release plus one deploy per planned (label, size), spread over the span at least 1 h apart."""
     major, minor = int(rng.integers(1, 4)), int(rng.integers(0, 20))
     healthy_error = float(rng.uniform(0.002, 0.01))
     healthy_median = float(rng.uniform(0.04, 0.15))
@@ -269,33 +405,87 @@ def _plan_releases(
             f"{major}.{minor}.0", start, ReleaseLabel.INITIAL, 1.0, healthy_error, healthy_median, sigma, _commit(rng)
         )
     ]
-    # The first deploy leaves a day of history before it; the last leaves at least an hour after it.
+    # The first deploy leaves two hours of history before it; the last leaves at least an hour after it.
     first, last = start + timedelta(hours=2), end - timedelta(hours=1, minutes=10)
-    segment = (last - first) / len(labels)
-    for i, label in enumerate(labels):
+    segment = (last - first) / len(plan)
+    for i, (label, factor) in enumerate(plan):
         offset = segment * (i + rng.uniform(0.1, 0.6))
         deployed_at = _floor_minute(first + offset)
-        previous = releases[-1]
-        error, median, factor = healthy_error, healthy_median, 1.0
-        if label in (ReleaseLabel.GOOD, ReleaseLabel.NEW_EXCEPTION, ReleaseLabel.ERROR_LOG_BURST):
-            # A good release is healthy (it fixes any earlier fault) and still drifts a little: the
-            # judge must tolerate that. Log faults leave the metrics healthy: only the logs tell.
-            error *= rng.uniform(0.9, 1.1)
-            median *= rng.uniform(0.97, 1.03)
-            factor = {ReleaseLabel.ERROR_LOG_BURST: 6.0}.get(label, 1.0)
-        elif label is ReleaseLabel.ERROR_RATIO:
-            # A fault is relative to the release it replaces, which is the baseline it is judged against.
-            factor = 3.0
-            error, median = previous.error_ratio * factor, previous.latency_median
-        else:
-            factor = 1.5
-            error, median = previous.error_ratio, previous.latency_median * factor
+        if label is ReleaseLabel.GOOD_MIX:
+            # The workload itself changes at the deploy (and stays changed for the releases after it).
+            healthy_error *= rng.uniform(*MIX_ERRORS)
+            healthy_median *= MIX_LATENCY
+        error, median = _release_values(rng, label, factor, releases[-1], healthy_error, healthy_median)
+        traffic = factor if label is ReleaseLabel.TRAFFIC_DROP else 1.0
         releases.append(
             SimulatedRelease(
-                f"{major}.{minor}.{i + 1}", deployed_at, label, factor, error, median, sigma, _commit(rng)
+                f"{major}.{minor}.{i + 1}", deployed_at, label, factor, error, median, sigma, _commit(rng),
+                traffic=traffic,
             )
         )
     return releases
+
+
+def _release_values(
+    rng: np.random.Generator, label: ReleaseLabel, factor: float, previous: SimulatedRelease, error: float, median: float
+) -> tuple[float, float]:
+    """(5xx ratio, latency median) of a release given the healthy values and the release it replaces."""
+    if label in HEALTHY_LIKE:
+        # A good release is healthy (it fixes any earlier fault) and still drifts a little: the judge must
+        # tolerate that. Log faults leave the metrics healthy: only the logs tell.
+        return error * rng.uniform(0.9, 1.1), median * rng.uniform(0.97, 1.03)
+    # A fault is relative to the release it replaces, which is the baseline it is judged against.
+    if label is ReleaseLabel.ERROR_RATIO:
+        return previous.error_ratio * factor, previous.latency_median
+    if label is ReleaseLabel.LATENCY:
+        return previous.error_ratio, previous.latency_median * factor
+    return previous.error_ratio, previous.latency_median  # memory, CPU and traffic faults leave these alone
+
+
+def _with_resources(rng: np.random.Generator, releases: list[SimulatedRelease]) -> list[SimulatedRelease]:
+    """The releases with their memory level, leak and CPU cost: healthy-like releases near the service's
+    healthy level, leak-free; a fault relative to the release it replaces; every other release keeps what
+    it replaced (only a good release fixes an earlier fault)."""
+    memory = float(np.exp(rng.uniform(*np.log(MEMORY_BYTES))))
+    cpu = float(rng.uniform(*CPU_PER_REQUEST))
+    out = [dataclasses.replace(releases[0], memory_bytes=memory, cpu_per_request=cpu)]
+    for release in releases[1:]:
+        previous = out[-1]
+        if release.label is ReleaseLabel.GOOD_MIX:
+            cpu *= MIX_CPU  # cheaper requests from this deploy on
+        level, leak, cost = previous.memory_bytes, previous.leak_per_hour, previous.cpu_per_request
+        if release.label in HEALTHY_LIKE:
+            level, leak, cost = memory * rng.uniform(0.95, 1.05), 0.0, cpu * rng.uniform(0.95, 1.05)
+        elif release.label is ReleaseLabel.MEMORY_LEAK:
+            leak += release.factor - 1  # on top of any leak of the release it replaces
+        elif release.label is ReleaseLabel.CPU:
+            cost = previous.cpu_per_request * release.factor
+        out.append(dataclasses.replace(release, memory_bytes=level, leak_per_hour=leak, cpu_per_request=cost))
+    return out
+
+
+def _cpu_seconds(
+    rng: np.random.Generator, releases: list[SimulatedRelease], release_index: np.ndarray, requests: np.ndarray, step: int
+) -> np.ndarray:
+    """CPU seconds per scrape interval: the service's idle cores plus each request's cost, with noise."""
+    idle = rng.uniform(*IDLE_CORES)
+    cost = np.array([r.cpu_per_request for r in releases])[release_index]
+    return (idle * step + cost * requests) * rng.lognormal(0, CPU_NOISE, size=requests.size)
+
+
+def _memory(
+    rng: np.random.Generator, times: np.ndarray, releases: list[SimulatedRelease], release_index: np.ndarray
+) -> np.ndarray:
+    """Resident bytes per scrape of the serving release: its level, refilled after the restart, drifting
+    slowly, growing linearly if it leaks, with scrape-to-scrape noise."""
+    age = times - np.array([r.deployed_at.timestamp() for r in releases])[release_index]
+    level = np.array([r.memory_bytes for r in releases])[release_index]
+    leak = np.array([r.leak_per_hour for r in releases])[release_index]
+    period, phase = rng.uniform(*DRIFT_HOURS) * 3600, rng.uniform(0, 2 * np.pi)
+    drift = 1 + MEMORY_DRIFT * np.sin(2 * np.pi * times / period + phase)
+    warm = 1 - WARM_DEFICIT * np.exp(-age / WARM_SECONDS)
+    noise = 1 + rng.normal(0, MEMORY_NOISE, size=times.size)
+    return np.round(level * warm * drift * (1 + leak * age / 3600) * noise)
 
 
 def _commit(rng: np.random.Generator) -> str:

@@ -212,7 +212,8 @@ def _assemble(
 
 def _messages(rng: np.random.Generator, text: str, count: int) -> list[str]:
     """`count` messages of one template, each variable part drawn independently."""
-    fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    # Sorted: a set's order follows PYTHONHASHSEED, and the draws must follow the seed alone.
+    fields = sorted({name for _, name, _, _ in string.Formatter().parse(text) if name})
     columns = {name: _values(rng, name, count) for name in fields}
     return [text.format(**{name: column[i] for name, column in columns.items()}) for i in range(count)]
 

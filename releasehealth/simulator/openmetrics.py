@@ -1,7 +1,8 @@
 """Writes a simulated fleet as OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`.
 
 Names follow the generic preset (prometheus_client conventions): the counter family `http_requests`
-(`http_requests_total{service,version,code}`) and the histogram `http_request_duration_seconds`.
+(`http_requests_total{service,version,code}`), the histogram `http_request_duration_seconds`, and the
+process collector's counter `process_cpu_seconds_total` and gauge `process_resident_memory_bytes`.
 """
 
 from __future__ import annotations
@@ -52,14 +53,32 @@ def _histogram_series(service: SimulatedService) -> Iterator[str]:
         yield from _lines("http_request_duration_seconds_count", _labels(**base), times, cum["requests"])
 
 
+def _cpu_series(service: SimulatedService) -> Iterator[str]:
+    for release in service.releases:
+        times, cum = service.cumulative(release.version)
+        yield from _lines("process_cpu_seconds_total", _labels(service=service.name, version=release.version), times, cum["cpu_seconds"])
+
+
+def _memory_series(service: SimulatedService) -> Iterator[str]:
+    for release in service.releases:
+        times, values = service.gauge(release.version)
+        yield from _lines("process_resident_memory_bytes", _labels(service=service.name, version=release.version), times, values)
+
+
+FAMILIES = (
+    ("http_requests", "counter", "Requests served, by status code.", _counter_series),
+    ("http_request_duration_seconds", "histogram", "Request latency.", _histogram_series),
+    ("process_cpu_seconds", "counter", "Total user and system CPU time spent in seconds.", _cpu_series),
+    ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", _memory_series),
+)
+
+
 def write_openmetrics(fleet: Fleet, out: TextIO) -> None:
-    """Write every service's counters and histograms; all samples of a family together, then `# EOF`."""
-    out.write("# TYPE http_requests counter\n# HELP http_requests Requests served, by status code.\n")
-    for service in fleet.services:
-        out.writelines(_counter_series(service))
-    out.write("# TYPE http_request_duration_seconds histogram\n# HELP http_request_duration_seconds Request latency.\n")
-    for service in fleet.services:
-        out.writelines(_histogram_series(service))
+    """Write every family (counters, histogram, gauge) with all its samples together, then `# EOF`."""
+    for name, kind, help_text, series in FAMILIES:
+        out.write(f"# TYPE {name} {kind}\n# HELP {name} {help_text}\n")
+        for service in fleet.services:
+            out.writelines(series(service))
     out.write("# EOF\n")
 
 
