@@ -34,7 +34,6 @@ from failing a release.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import NamedTuple
 
@@ -102,11 +101,11 @@ def classify_gauge(
     """Return the verdict on a gauge; inputs map "value" to series. The change is credible when p < alpha;
     the confidence intervals shown are at 1 - ci_alpha (default alpha). Never raises on empty, NaN or inf."""
     b, c = (per_step(side.get("value", []), remove_outliers) for side in (baseline, candidate))
-    verdict = _GaugeVerdict(spec, TEST_NAME, _summary(b), _summary(c), Series({}, *b), Series({}, *c))
+    verdict = VerdictBuilder(spec, TEST_NAME, _summary(b), _summary(c), Series({}, *b), Series({}, *c))
     return _classify(verdict, spec, b, c, alpha, ci_alpha or alpha)
 
 
-def _classify(verdict: _GaugeVerdict, spec: MetricSpec, b: Points, c: Points, alpha: float, ci_alpha: float) -> MetricVerdict:
+def _classify(verdict: VerdictBuilder, spec: MetricSpec, b: Points, c: Points, alpha: float, ci_alpha: float) -> MetricVerdict:
     """Guard clauses first (no data, too few points, identical, constant), then the two tests."""
     needed = max(spec.min_count, MIN_POINTS)
     if not b.values.size or not c.values.size:
@@ -195,7 +194,7 @@ def _slope(window: Points) -> tuple[float, float, float]:
 
 
 def _compare(
-    verdict: _GaugeVerdict, spec: MetricSpec, b: Points, c: Points, alpha: float, ci_alpha: float
+    verdict: VerdictBuilder, spec: MetricSpec, b: Points, c: Points, alpha: float, ci_alpha: float
 ) -> MetricVerdict:
     level = level_test(b.values, c.values, spec, ci_alpha)
     trend = trend_test(b, c, spec, ci_alpha)
@@ -204,8 +203,8 @@ def _compare(
         return _leak(verdict, spec, trend, p_value, ci_alpha)
     unit, confidence = spec.unit, f"{(1 - ci_alpha) * 100:g}%"
     interval = (
-        f"{confidence} CI of the shift {_amount(level.low, unit, True)}..{_amount(level.high, unit, True)} "
-        f"(Hodges-Lehmann {_amount(level.shift, unit, True)})"
+        f"{confidence} CI of the shift {format_value(level.low, unit, True)}..{format_value(level.high, unit, True)} "
+        f"(Hodges-Lehmann {format_value(level.shift, unit, True)})"
     )
     detail = (
         f"mean ratio {_ratio(float(c.values.mean()), float(b.values.mean()))}, CLES {level.cles:.2f}, "
@@ -215,7 +214,7 @@ def _compare(
     return verdict.decide(p_value, alpha, interval, detail)
 
 
-def _leak(verdict: _GaugeVerdict, spec: MetricSpec, trend: Trend, p_value: float, ci_alpha: float) -> MetricVerdict:
+def _leak(verdict: VerdictBuilder, spec: MetricSpec, trend: Trend, p_value: float, ci_alpha: float) -> MetricVerdict:
     unit = spec.unit
     label = Classification.HIGH if trend.harmful > 0 else Classification.LOW
     moving = "rising" if trend.candidate > trend.baseline else "falling"
@@ -229,7 +228,7 @@ def _leak(verdict: _GaugeVerdict, spec: MetricSpec, trend: Trend, p_value: float
     return verdict.make(label, why, relative_change(b, c), p_value)
 
 
-def _constant(verdict: _GaugeVerdict, spec: MetricSpec, b: Points, c: Points, alpha: float) -> MetricVerdict:
+def _constant(verdict: VerdictBuilder, spec: MetricSpec, b: Points, c: Points, alpha: float) -> MetricVerdict:
     """Both windows hold one value each: no noise to test against, so a change beyond the margin in
     the harmful direction is certain (p = 0) and anything else passes (p = 1)."""
     difference = float(c.values[0] - b.values[0])
@@ -248,36 +247,6 @@ def _summary(window: Points) -> Summary:
     return Summary(float(window.values.mean()), float(window.values.size), f"mean of {window.values.size} steps")
 
 
-class _GaugeVerdict(VerdictBuilder):
-    """Reasons with bytes in MiB/GiB (the shared formatter prints raw bytes), and saying when the metric is
-    muted: a dry-run HIGH beside a PROMOTE must not read as an oversight."""
-
-    def values_text(self) -> str:
-        unit = self.spec.unit
-        return f"{_amount(self.candidate.value, unit)} vs {_amount(self.baseline.value, unit)}"
-
-    def make(
-        self, classification: Classification, why: str, change: float | None = None, p_value: float | None = None
-    ) -> MetricVerdict:
-        verdict = super().make(classification, why, change, p_value)
-        if not self.spec.muted:
-            return verdict
-        return dataclasses.replace(verdict, reason=verdict.reason + "; muted: shown, not counted")
-
-
-def _amount(value: float | None, unit: str, sign: bool = False) -> str:
-    """Three significant digits: CPU per request is a few milliseconds, where whole ms say nothing."""
-    if value is None or not math.isfinite(value):
-        return format_value(value, unit)
-    plus = "+" if sign else ""
-    if unit == "bytes":
-        scaled, suffix = (value / 2**30, "GiB") if abs(value) >= 2**30 else (value / 2**20, "MiB")
-        return f"{scaled:{plus}.3g} {suffix}"
-    if unit == "seconds":
-        return f"{value * 1000:{plus}.3g} ms"
-    return f"{value:{plus}.4g} {unit}".rstrip()
-
-
 def _rate(per_second: float, unit: str, sign: bool = False) -> str:
     """A slope as the unit per minute: "38 MiB/min"."""
-    return f"{_amount(per_second * 60, unit, sign)}/min"
+    return f"{format_value(per_second * 60, unit, sign)}/min"

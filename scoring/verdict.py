@@ -64,6 +64,9 @@ class VerdictBuilder:
         if self.candidate.value is not None and self.baseline.value is not None:
             prefix += f"{self.values_text()} ({change_text(change)}), "
         suffix = "; critical" if self.spec.critical and classification in (Classification.HIGH, Classification.LOW) else ""
+        if self.spec.muted:
+            # A dry-run HIGH beside a PROMOTE must not read as an oversight.
+            suffix += "; muted: shown, not counted"
         return MetricVerdict(
             metric=self.spec.name,
             classification=classification,
