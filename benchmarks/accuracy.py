@@ -41,7 +41,7 @@ LOW_TRAFFIC = 5.0  # req/s in the candidate window; the error-ratio targets are 
 # A judge column: (the release's metric inputs, baseline version, candidate version, share of the window
 # observed) -> (score with its verdicts, recommendation), as scoring.judge.judge and kayenta_judge return.
 Judge = Callable[[Sequence[MetricInput], str, str, float], tuple[ReleaseScore, Recommendation]]
-GAUGES = ("memory", "cpu_per_request")  # the generic preset's gauges, muted (dry runs) as shipped
+GAUGES = ("memory", "cpu_per_request")  # the generic preset's gauges
 # The metric meant to catch each fault ("own metric HIGH"); nothing of ours measures traffic itself.
 OWN_METRIC = {
     ReleaseLabel.ERROR_RATIO: "error_ratio",
@@ -71,19 +71,17 @@ def judges(policy: Policy) -> dict[str, Judge]:
     """The columns of the table. Plug another judge in here: it sees exactly the inputs ours sees."""
     columns: dict[str, Judge] = {
         "release-health": lambda i, b, c, info: judge(i, policy, b, c, info),
-        # What counting the generic preset's dry-run gauges would change (each takes a share of alpha).
-        "+ gauges counted": lambda i, b, c, info: judge(_counted(i, GAUGES), policy, b, c, info),
+        # What the saturation gauges cost: with them muted (dry runs) the others share alpha among fewer.
+        "gauges muted": lambda i, b, c, info: judge(_muted(i, GAUGES), policy, b, c, info),
     }
-    try:
-        from scoring.kayenta import kayenta_judge
-    except ImportError:  # Kayenta mode not available: our columns only
-        return columns
-    columns["Kayenta mode"] = lambda i, b, c, _: kayenta_judge(i, b, c, thresholds=policy.thresholds)
+    # Kayenta's classifier and scorer, through the same judge entry point (policy.judge: kayenta).
+    kayenta = dataclasses.replace(policy, judge="kayenta")
+    columns["Kayenta mode"] = lambda i, b, c, info: judge(i, kayenta, b, c, info)
     return columns
 
 
-def _counted(inputs: Sequence[MetricInput], names: Collection[str]) -> list[MetricInput]:
-    return [dataclasses.replace(i, spec=dataclasses.replace(i.spec, muted=False)) if i.spec.name in names else i for i in inputs]
+def _muted(inputs: Sequence[MetricInput], names: Collection[str]) -> list[MetricInput]:
+    return [dataclasses.replace(i, spec=dataclasses.replace(i.spec, muted=True)) if i.spec.name in names else i for i in inputs]
 
 
 def demo_sources(fleet: Fleet) -> tuple[config.Catalogue, analysis.Sources]:

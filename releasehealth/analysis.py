@@ -44,7 +44,7 @@ from releasehealth.model import (
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
 from releasehealth.windows import WindowPlan, plan
-from scoring.judge import judge, per_metric_alpha, release_alpha
+from scoring.judge import judge, metric_alpha, release_alpha
 from scoring.logs import fails
 from scoring.signatures import SideTotals, compare
 
@@ -429,7 +429,9 @@ def _log_evidence(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _F
     signatures = compare(
         logs.baseline.sample, logs.candidate.sample, totals,
         tolerance=spec.tolerance.relative,
-        alpha=per_metric_alpha(release_alpha(catalogue.policy, _information(catalogue, target)), target.service.metrics),
+        alpha=metric_alpha(
+            release_alpha(catalogue.policy, _information(catalogue, target)), target.service.metrics, catalogue.policy, spec.name
+        ),
         not_a_risk=catalogue.not_a_risk,
     )
     marked = tuple(dataclasses.replace(s, failing=fails(s, spec)) for s in signatures)

@@ -36,6 +36,7 @@ from queries import promql
 from releasehealth.errors import ConfigError, NotFoundError, TemplateError
 from releasehealth.model import (
     BaselinePolicy,
+    DEFAULT_GROUP_WEIGHTS,
     Direction,
     LabelNames,
     LogFields,
@@ -179,6 +180,7 @@ class PolicyModel(_Strict):
     thresholds: ThresholdsModel = ThresholdsModel()
     group_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
     muted: list[str] = []  # metrics judged and shown but never counted, for every service
+    counted: list[str] = []  # metrics a preset ships muted (p99_latency) that you want counted
     check_interval: Duration | None = None  # how often a pipeline re-checks a rollout (alpha spending)
 
     @model_validator(mode="after")
@@ -363,7 +365,7 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         baseline=p.baseline,
         thresholds=Thresholds(pass_score=p.thresholds.pass_, marginal_score=p.thresholds.marginal),
         alpha=p.alpha,
-        group_weights=dict(p.group_weights),
+        group_weights={**DEFAULT_GROUP_WEIGHTS, **p.group_weights},
         check_interval=p.check_interval,
         judge=p.judge,
         baseline_shift=p.baseline_shift,
@@ -382,7 +384,8 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     es = _to_elasticsearch(model.sources.elasticsearch)
     log_specs = log_metrics(model.logs) if es and model.logs.enabled else ()
     services = tuple(
-        _mute(_to_service(s, presets[s.preset], es, log_specs), set(p.muted) | set(s.muted)) for s in model.services
+        _mute(_to_service(s, presets[s.preset], es, log_specs), set(p.muted) | set(s.muted), set(p.counted))
+        for s in model.services
     )
     problems = _unknown_muted(model, services)
     if problems:
@@ -475,7 +478,11 @@ def with_baseline(catalogue: Catalogue, choice: str) -> Catalogue:
 def _unknown_muted(model: CatalogueModel, services: tuple[Service, ...]) -> list[str]:
     """A muted name that is no metric would silently mute nothing: say so, with its path."""
     known = {m.name for s in services for m in s.metrics}
-    problems = [f"policy.muted: unknown metric {n!r} (known: {', '.join(sorted(known))})" for n in model.policy.muted if n not in known]
+    problems = [
+        f"policy.{key}: unknown metric {n!r} (known: {', '.join(sorted(known))})"
+        for key, names in (("muted", model.policy.muted), ("counted", model.policy.counted))
+        for n in names if n not in known
+    ]
     for i, (service, built) in enumerate(zip(model.services, services, strict=True)):
         mine = {m.name for m in built.metrics}
         problems += [
@@ -484,8 +491,11 @@ def _unknown_muted(model: CatalogueModel, services: tuple[Service, ...]) -> list
     return problems
 
 
-def _mute(service: Service, names: set[str]) -> Service:
-    metrics = tuple(dataclasses.replace(m, muted=True) if m.name in names else m for m in service.metrics)
+def _mute(service: Service, names: set[str], counted: set[str]) -> Service:
+    """Mute the metrics named (a name in both lists stays muted: muting is the safe side)."""
+    metrics = tuple(
+        dataclasses.replace(m, muted=m.name in names or (m.muted and m.name not in counted)) for m in service.metrics
+    )
     return dataclasses.replace(service, metrics=metrics)
 
 

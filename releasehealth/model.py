@@ -340,6 +340,11 @@ class Thresholds:
     marginal_score: float = 75.0
 
 
+# Saturation gauges (memory, CPU) weigh half a group: one failing alone scores 86 and holds a release,
+# while a failing latency group with them passing scores 71 and rolls it back.
+DEFAULT_GROUP_WEIGHTS = {"saturation": 0.5}
+
+
 @dataclass(frozen=True)
 class Policy:
     window: timedelta = timedelta(minutes=30)
@@ -351,7 +356,8 @@ class Policy:
     baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
     thresholds: Thresholds = Thresholds()
     alpha: float = 0.01  # false-alarm budget of one release, shared among its metrics
-    group_weights: dict[str, float] = field(default_factory=dict)  # group -> weight in the score (default 1)
+    # group -> weight in the score (1 for a group not named)
+    group_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
     # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.
     check_interval: timedelta | None = None
     judge: str = "release-health"  # or "kayenta": Kayenta's classifier and scorer, for comparison and migration

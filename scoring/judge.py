@@ -1,15 +1,20 @@
 """The judge: classify each metric, score the release, recommend an action. Each step a pure function.
 
-False alarms are kept under alpha per release (see scoring.multiple): a check spends its share of
+False ROLLBACKs are kept under alpha per release (see scoring.multiple): a check spends its share of
 alpha (all of it when a release is judged once); the log-signature metric gets 1/m of it (it corrects
 across its own signatures), and the other metrics share the rest through Holm's step-down procedure.
-Muted metrics are judged and shown but take no alpha and count in neither score nor recommendation.
+Metrics that cannot roll a release back however they fail (not critical, in groups whose weight, even
+all failing together, keeps the score at or above the marginal threshold: by default the half-weight
+"saturation" group) form a second family with an alpha of its own: they can only HOLD a release, so
+they spend a false-HOLD budget, not the false-ROLLBACK one, and adding a gauge costs the error and
+latency tests no power. Muted metrics are judged and shown but take no alpha and count in neither
+score nor recommendation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from releasehealth.model import (
     Action,
@@ -50,8 +55,12 @@ def judge(
     of the full window the candidate has been observed for (it sets the alpha a repeated check may spend).
     With policy.judge == "kayenta", Kayenta's classifier and scorer decide instead (scoring.kayenta)."""
     if policy.judge == "kayenta":
-        return kayenta_judge(inputs, baseline, candidate, thresholds=policy.thresholds)
-    verdicts = classify(inputs, release_alpha(policy, information))
+        # Kayenta's weights are percentages, a group not named sharing what is left; ours are relative,
+        # 1 for a group not named. Naming every group gives Kayenta the same proportions.
+        groups = {i.spec.group for i in inputs if not i.spec.muted}
+        weights = {g: policy.group_weights.get(g, 1.0) for g in groups}
+        return kayenta_judge(inputs, baseline, candidate, group_weights=weights, thresholds=policy.thresholds)
+    verdicts = classify(inputs, release_alpha(policy, information), hold_only([i.spec for i in inputs], policy))
     release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs}, policy.group_weights)
     return release_score, recommend(release_score, policy, baseline, candidate)
 
@@ -67,12 +76,43 @@ def per_metric_alpha(alpha: float, specs: Sequence[MetricSpec]) -> float:
     return alpha / max(1, sum(not spec.muted for spec in specs))
 
 
-def classify(inputs: Sequence[MetricInput], alpha: float) -> list[MetricVerdict]:
+def metric_alpha(alpha: float, specs: Sequence[MetricSpec], policy: Policy, name: str) -> float:
+    """The Bonferroni share `classify` gives the metric `name` within its family."""
+    light = hold_only(specs, policy)
+    return per_metric_alpha(alpha, [s for s in specs if (s.name in light) == (name in light)])
+
+
+def hold_only(specs: Sequence[MetricSpec], policy: Policy) -> frozenset[str]:
+    """The counted metrics that cannot roll the release back: not critical, in the lightest groups whose
+    joint failure (every other group passing) still scores at or above the marginal threshold."""
+    specs = [s for s in specs if not s.muted]
+    weights = {s.group: policy.group_weights.get(s.group, 1.0) for s in specs}
+    critical = {s.group for s in specs if s.critical}
+    total, failed, light = sum(weights.values()), 0.0, set()
+    for group in sorted(set(weights) - critical, key=lambda g: (weights[g], g)):  # ties by name: stable
+        if total and 100 * (total - failed - weights[group]) / total >= policy.thresholds.marginal_score:
+            failed += weights[group]
+            light.add(group)
+    return frozenset(s.name for s in specs if s.group in light)
+
+
+def classify(inputs: Sequence[MetricInput], alpha: float, hold_only: Collection[str] = ()) -> list[MetricVerdict]:
     """Return one verdict per metric; a fetch error becomes an ERROR verdict, never an exception.
 
-    Every metric is first judged at its Bonferroni share; Holm's procedure then also passes, at the
-    level the Holm family holds, the metrics whose adjusted p-value clears it.
+    The metrics named in `hold_only` form a family of their own, the others another; each family gets
+    the whole alpha. Within a family every metric is first judged at its Bonferroni share; Holm's
+    procedure then also passes, at the level the Holm family holds, the metrics whose adjusted p-value
+    clears it.
     """
+    verdicts: list[MetricVerdict | None] = [None] * len(inputs)
+    for in_family in (lambda name: name not in hold_only, lambda name: name in hold_only):
+        members = [k for k, item in enumerate(inputs) if in_family(item.spec.name)]
+        for k, verdict in zip(members, _classify_family([inputs[k] for k in members], alpha), strict=True):
+            verdicts[k] = verdict
+    return [v for v in verdicts if v is not None]
+
+
+def _classify_family(inputs: Sequence[MetricInput], alpha: float) -> list[MetricVerdict]:
     share = per_metric_alpha(alpha, [item.spec for item in inputs])
     verdicts = [_classify_one(item, share, share) for item in inputs]
     family = [

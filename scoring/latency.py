@@ -8,6 +8,8 @@ an independent sample we cut each window into contiguous time blocks, take the q
 and compare the log block quantiles with Welch's t-test (the non-overlapping batch-means method:
 Schmeiser, "Batch size effects in the analysis of simulation output", Operations Research 30(3), 1982).
 The confidence interval of the ratio candidate/baseline is exp of the interval of the log difference.
+As for ratios, a rise fails when it is credible (H0: no rise) and the measured quantile rises beyond
+the tolerance margin.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scipy.stats import norm
 
 from releasehealth.model import MetricSpec, MetricVerdict, Series, Summary
 from scoring.series import blocks, by_label, on_steps, sum_by_time, valid_steps
-from scoring.verdict import VerdictBuilder, beyond_margin_p_value, harmful_sign, tolerance_margin
+from scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
 
 TEST_NAME = "Welch t-test on log quantiles of time blocks"
 BLOCKS = 6
@@ -148,7 +150,7 @@ def classify_quantile(
     if len(b_blocks) < 2 or len(c_blocks) < 2:
         return verdict.nodata(f"too few time blocks with traffic ({len(b_blocks)} and {len(c_blocks)}; 2 needed)")
     ci_alpha = ci_alpha or alpha
-    p_value, low, high = _welch_log(c_blocks, b_blocks, ci_alpha, spec, b.value)
+    p_value, low, high = _welch_log(c_blocks, b_blocks, ci_alpha, spec)
     interval = f"{(1 - ci_alpha) * 100:g}% CI {(low - 1) * 100:+.0f}..{(high - 1) * 100:+.0f}%"
     return verdict.decide(p_value, alpha, interval, f"{len(b_blocks)}+{len(c_blocks)} blocks")
 
@@ -177,12 +179,12 @@ def _block_quantiles(q: float, bounds: np.ndarray, counts: np.ndarray) -> np.nda
 
 
 def _welch_log(
-    candidate: np.ndarray, baseline: np.ndarray, alpha: float, spec: MetricSpec, baseline_value: float
+    candidate: np.ndarray, baseline: np.ndarray, alpha: float, spec: MetricSpec
 ) -> tuple[float, float, float]:
-    """(p-value of H0: the harmful change is within tolerance, CI low, CI high) of candidate/baseline.
+    """(p-value of H0: no harmful change, CI low, CI high) of candidate/baseline.
 
     On logs: d = mean log c - mean log b, se = sqrt(s_c^2/n_c + s_b^2/n_b), Welch-Satterthwaite
-    degrees of freedom; the margin is log(1 + max(relative, absolute / baseline)).
+    degrees of freedom.
     """
     lc, lb = np.log(candidate), np.log(baseline)
     diff = float(lc.mean() - lb.mean())
@@ -190,7 +192,6 @@ def _welch_log(
     se = math.sqrt(var_c + var_b)
     dof = (var_c + var_b) ** 2 / (var_c**2 / (lc.size - 1) + var_b**2 / (lb.size - 1)) if se > 0 else 1.0
     sign = harmful_sign(spec.direction, diff)
-    margin = math.log1p(tolerance_margin(spec, baseline_value) / baseline_value)
-    p_value = beyond_margin_p_value(sign * diff - margin, se, spec.direction, stats.t(dof)) if sign else 1.0
+    p_value = harmful_change_p_value(sign * diff, se, spec.direction, stats.t(dof)) if sign else 1.0
     half = float(stats.t.ppf(1 - alpha / 2, dof)) * se
     return p_value, math.exp(diff - half), math.exp(diff + half)

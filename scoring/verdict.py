@@ -43,6 +43,11 @@ def beyond_margin_p_value(excess: float, se: float, direction: Direction, distri
     return min(1.0, 2 * p_value) if direction is Direction.EITHER else p_value
 
 
+def harmful_change_p_value(change: float, se: float, direction: Direction, distribution) -> float:
+    """P-value of the one-sided test H0: no harmful change; `change` is the harmful change (>= 0)."""
+    return beyond_margin_p_value(change, se, direction, distribution)
+
+
 class VerdictBuilder:
     """Builds the MetricVerdict of one comparison with a one-sentence reason carrying the numbers."""
 
@@ -88,20 +93,21 @@ class VerdictBuilder:
         return self.make(Classification.NODATA, why)
 
     def decide(self, p_value: float, alpha: float, interval: str, detail: str) -> MetricVerdict:
-        """HIGH/LOW only for a harmful change that is credibly beyond the tolerance margin (p < alpha of
-        H0: the change is within the margin); PASS otherwise, saying which condition failed."""
+        """HIGH/LOW only for a harmful change that is both credible (p < alpha) and beyond the tolerance
+        margin (the measured change exceeds it); PASS otherwise, saying which condition failed."""
         b, c = self.baseline.value, self.candidate.value
         change = relative_change(b, c)
         tolerance = tolerance_text(self.spec.tolerance, self.spec.unit)
         sign = harmful_sign(self.spec.direction, c - b)
-        if sign and p_value < alpha:
+        beyond = abs(c - b) > tolerance_margin(self.spec, b)
+        if sign and beyond and p_value < alpha:
             label = Classification.HIGH if sign > 0 else Classification.LOW
-            why = f"{interval}, credibly beyond tolerance {tolerance} ({p_text(p_value)}, {detail}, {self.test})"
+            why = f"{interval}, beyond tolerance {tolerance}; credible ({p_text(p_value)}, {detail}, {self.test})"
             return self.make(label, why, change, p_value)
         if not sign:
             why = "no change in the harmful direction" if c == b else "a change in the harmless direction"
-        elif abs(c - b) <= tolerance_margin(self.spec, b):
+        elif not beyond:
             why = f"within tolerance {tolerance}"
         else:
-            why = f"beyond tolerance {tolerance} but not credibly ({p_text(p_value)} >= {alpha:.2g})"
+            why = f"beyond tolerance {tolerance} but not credible ({p_text(p_value)} >= {alpha:.2g})"
         return self.make(Classification.PASS, f"{why}; {interval}, {detail}", change, p_value)

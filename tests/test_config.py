@@ -18,7 +18,9 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert len(catalogue.services) == 8
     assert catalogue.policy.window == timedelta(minutes=30)
     assert catalogue.policy.thresholds.pass_score == 95 and catalogue.policy.thresholds.marginal_score == 75
-    assert {m.name for m in catalogue.services[0].metrics} == {"error_ratio", "p95_latency", "memory", "cpu_per_request"}
+    assert {m.name for m in catalogue.services[0].metrics} == {
+        "error_ratio", "p50_latency", "p95_latency", "p99_latency", "memory", "cpu_per_request"
+    }
 
 
 def test_label_overrides_replace_the_preset_labels() -> None:
@@ -120,10 +122,18 @@ def test_muted_metrics_and_check_interval_are_read_and_typos_rejected() -> None:
     raw["policy"] = {"muted": ["p95_latency"], "check_interval": "5m"}
     raw["services"] = [{"name": "a", "muted": ["error_ratio"]}, {"name": "b"}]
     catalogue = config.parse(raw)
-    dry_runs = {"memory", "cpu_per_request"}  # the generic preset's gauges ship muted
-    assert {m.name for m in catalogue.services[0].metrics if m.muted} == {"error_ratio", "p95_latency"} | dry_runs
-    assert {m.name for m in catalogue.services[1].metrics if m.muted} == {"p95_latency"} | dry_runs
+    shipped_muted = {"p99_latency"}  # the generic preset's dry run
+    assert {m.name for m in catalogue.services[0].metrics if m.muted} == {"error_ratio", "p95_latency"} | shipped_muted
+    assert {m.name for m in catalogue.services[1].metrics if m.muted} == {"p95_latency"} | shipped_muted
+    assert catalogue.policy.group_weights == {"saturation": 0.5}  # the default, kept when none are given
     assert catalogue.policy.check_interval == timedelta(minutes=5)
+    raw["policy"]["counted"] = ["p99_latency", "p95_latency"]
+    counted = config.parse(raw)
+    assert {m.name for m in counted.services[1].metrics if m.muted} == {"p95_latency"}  # muting wins
+    raw["policy"]["counted"] = ["p99_latncy"]
+    with pytest.raises(ConfigError, match=r"policy\.counted: unknown metric 'p99_latncy'"):
+        config.parse(raw)
+    raw["policy"]["counted"] = []
     raw["services"][1]["muted"] = ["p59_latency"]
     with pytest.raises(ConfigError, match=r"services\[1\]\.muted: unknown metric 'p59_latency'"):
         config.parse(raw)

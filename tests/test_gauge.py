@@ -54,7 +54,7 @@ def test_cpu_high_when_the_candidate_runs_half_again_as_hot() -> None:
     verdict = classify_gauge(CPU, _side(_level(2.0)), _side(_level(3.0)), ALPHA)
     assert verdict.classification is Classification.HIGH
     assert verdict.reason.startswith("cpu HIGH: 3.001 cores vs 2 cores (+50.0%), 99.5% CI of the shift +0.98 cores..+1.02 cores")
-    assert "credibly beyond tolerance +20%" in verdict.reason and "Hodges-Lehmann +1" in verdict.reason
+    assert "beyond tolerance +20% and +0; credible (p=" in verdict.reason and "Hodges-Lehmann +1" in verdict.reason
     assert "mean ratio 1.5, CLES 1.00" in verdict.reason
     assert verdict.p_value < ALPHA and verdict.change == pytest.approx(0.5, abs=0.01)
 
@@ -71,7 +71,7 @@ def test_a_rise_beyond_tolerance_on_wild_noise_is_not_credible() -> None:
     candidate = [v * 1.3 for v in reversed(baseline)]
     verdict = classify_gauge(CPU, _side(baseline), _side(candidate), ALPHA)
     assert verdict.classification is Classification.PASS
-    assert "beyond tolerance +20% and +0 but not credibly" in verdict.reason
+    assert "beyond tolerance +20% and +0 but not credible" in verdict.reason
 
 
 def test_a_drop_is_harmless_for_an_increase_gauge() -> None:

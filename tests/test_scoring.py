@@ -87,9 +87,17 @@ def test_a_rise_within_tolerance_passes_even_when_credible() -> None:
     assert verdict.classification is Classification.PASS and "within tolerance" in verdict.reason
 
 
+def test_a_credible_rise_just_beyond_tolerance_fails() -> None:
+    # +25% against a +20% tolerance on 300,000 requests a window: the rise is certain and beyond the
+    # tolerance, though not credibly beyond it (testing "change <= 20%" would pass it).
+    verdict = classify_ratio(ERROR_RATIO, _ratio_side([100] * 30, [10000] * 30), _ratio_side([125] * 30, [10000] * 30), ALPHA)
+    assert verdict.classification is Classification.HIGH
+    assert "beyond tolerance +20% and +0.10 pp; credible (p=" in verdict.reason
+
+
 def test_a_big_rise_on_few_errors_is_not_credible() -> None:
     verdict = classify_ratio(ERROR_RATIO, _ratio_side([1] + [0] * 9, [100] * 10), _ratio_side([3] + [0] * 9, [100] * 10), ALPHA)
-    assert verdict.classification is Classification.PASS and "not credibly" in verdict.reason
+    assert verdict.classification is Classification.PASS and "not credible" in verdict.reason
 
 
 def test_bursty_errors_are_judged_with_overdispersion() -> None:
@@ -166,8 +174,9 @@ def _verdict(metric: str, classification: Classification, critical: bool = False
 
 
 def _recommend(*verdicts: MetricVerdict) -> Action:
-    release = score(list(verdicts), {})
-    return recommend(release, Policy(), "1.0", "1.1").action
+    policy = Policy()
+    release = score(list(verdicts), {}, policy.group_weights)
+    return recommend(release, policy, "1.0", "1.1").action
 
 
 def test_all_pass_promotes() -> None:
@@ -301,34 +310,48 @@ def test_an_early_check_during_a_rollout_spends_less_alpha(p_value_classifier: N
 # ---- the generic preset's gauges in the score ------------------------------------------------------------
 
 
-def _generic_verdicts(failing: str, counted: bool = False) -> list[MetricVerdict]:
-    """A verdict per metric of the generic preset and the logs group: `failing` HIGH, the rest PASS; the
-    gauges muted as shipped, or `counted`."""
-    import dataclasses
-
+def _generic_specs() -> list[MetricSpec]:
     from releasehealth.config import load_preset, log_metrics
 
-    specs = load_preset("generic").metrics + log_metrics()
-    verdicts = [
-        _verdict(s.name, Classification.HIGH if s.name == failing else Classification.PASS, s.critical, s.group)
-        for s in specs
+    return load_preset("generic").metrics + log_metrics()
+
+
+def _generic_verdicts(*failing: str) -> list[MetricVerdict]:
+    """A verdict per metric of the generic preset and the logs group: `failing` HIGH, the rest PASS."""
+    import dataclasses
+
+    return [
+        dataclasses.replace(
+            _verdict(s.name, Classification.HIGH if s.name in failing else Classification.PASS, s.critical, s.group),
+            muted=s.muted,
+        )
+        for s in _generic_specs()
     ]
-    return [dataclasses.replace(v, muted=s.muted and not counted) for v, s in zip(verdicts, specs, strict=True)]
 
 
-@pytest.mark.parametrize("gauge", ["memory", "cpu_per_request"])
-def test_the_generic_gauges_are_dry_runs(gauge: str) -> None:
-    # Judged and shown, never counted: each counted metric would take a share of the release's alpha.
-    verdicts = _generic_verdicts(gauge)
-    assert next(v for v in verdicts if v.metric == gauge).muted
-    assert _recommend(*verdicts) is Action.PROMOTE
+def test_a_latency_regression_still_rolls_back_beside_the_saturation_gauges() -> None:
+    # The saturation group weighs half: a fourth equally weighted group would lift one failing group to
+    # exactly the marginal score (75), and a slowdown would only hold.
+    assert _recommend(*_generic_verdicts("p50_latency", "p95_latency")) is Action.ROLLBACK
+    # A tail-only slowdown (p95 up, the median not) fails half the latency group: it holds.
+    assert _recommend(*_generic_verdicts("p95_latency")) is Action.HOLD
+    # p99 ships muted: failing alone, it changes nothing.
+    assert _recommend(*_generic_verdicts("p99_latency")) is Action.PROMOTE
 
 
-def test_counted_gauges_leave_a_latency_regression_rolled_back() -> None:
-    # A fourth, equally weighted group would lift one failing group to exactly the marginal score (75).
-    assert _recommend(*_generic_verdicts("p95_latency", counted=True)) is Action.ROLLBACK
+def test_the_saturation_gauges_are_tested_in_a_family_of_their_own() -> None:
+    from scoring.judge import hold_only, metric_alpha
+
+    specs, policy = _generic_specs(), Policy()
+    assert hold_only(specs, policy) == {"memory", "cpu_per_request"}
+    # The error ratio shares alpha with p50, p95 and the two log metrics only: the gauges cost it nothing.
+    assert metric_alpha(0.01, specs, policy, "error_ratio") == pytest.approx(0.01 / 5)
+    assert metric_alpha(0.01, specs, policy, "memory") == pytest.approx(0.01 / 2)
+    # Four groups of equal weight: one failing non-critical group scores 75 and only holds, two would
+    # reach 50; so exactly one of latency and saturation is hold-only (the first by name).
+    assert hold_only(specs, Policy(group_weights={})) == {"p50_latency", "p95_latency"}
 
 
 @pytest.mark.parametrize("gauge", ["memory", "cpu_per_request"])
 def test_a_counted_gauge_failing_alone_holds_the_release(gauge: str) -> None:
-    assert _recommend(*_generic_verdicts(gauge, counted=True)) is Action.HOLD
+    assert _recommend(*_generic_verdicts(gauge)) is Action.HOLD
