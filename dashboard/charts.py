@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from releasehealth.model import Classification, LogEvidence, LogWindowData, MetricVerdict, Series, Window
+from releasehealth.model import Classification, LogEvidence, LogWindowData, MetricVerdict, Series, Timeline, Window
 
 # Scale to the unit people read: a ratio in percent, seconds in milliseconds.
 SCALES = {"ratio": (100.0, "%"), "seconds": (1000.0, "ms")}
@@ -49,7 +49,7 @@ def metric_figure(
 
 def _styled(figure: go.Figure, verdict: MetricVerdict, suffix: str) -> go.Figure:
     return figure.update_layout(
-        title=plot_text(f"{verdict.metric}: {verdict.classification.value}"),
+        title=plot_text(f"{verdict.metric}: {verdict.classification.value}{' (muted: not counted)' if verdict.muted else ''}"),
         xaxis_title="minutes since window start",
         yaxis_title=plot_text(f"{verdict.metric} ({suffix})" if suffix else verdict.metric),
         height=340,
@@ -131,3 +131,114 @@ def _styled_levels(figure: go.Figure, windows: tuple[Window | None, Window | Non
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1.0},
         hovermode="x unified",
     )
+
+
+# ---- service page --------------------------------------------------------------------------------
+
+VERSION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+ACTION_COLOURS = {"ROLLBACK": "#d62728", "HOLD": "#ff7f0e", "INCONCLUSIVE": "#7f7f7f", "PROMOTE": "#2ca02c"}
+
+
+def timeline_figure(timeline: Timeline) -> go.Figure | None:
+    """Request rate, error ratio and latency over the service's last day, one colour per version, a
+    dashed line at every deploy. None when no quantity has data."""
+    rows = (
+        ("requests / s", timeline.request_rate, 1.0),
+        ("error ratio (%)", timeline.error_ratio, 100.0),
+        (f"{timeline.latency_name or 'latency'} (ms)", timeline.latency, 1000.0),
+    )
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.04)
+    versions = [d.version for d in timeline.deploys]
+    versions += sorted({v for _, by_version, _ in rows for v in by_version} - set(versions))
+    colours = {v: VERSION_COLOURS[k % len(VERSION_COLOURS)] for k, v in enumerate(versions)}
+    for row, (title, by_version, factor) in enumerate(rows, start=1):
+        for version in versions:
+            series = by_version.get(version)
+            if series is None or not series.timestamps.size:
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=_datetimes(series.timestamps), y=series.values * factor, mode="lines", name=plot_text(version),
+                    legendgroup=plot_text(version), showlegend=row == 1, line={"color": colours[version], "width": 1.5},
+                    hovertemplate=f"%{{y:.3g}} {plot_text(title)}",
+                ),
+                row=row, col=1,
+            )
+        figure.update_yaxes(title_text=plot_text(title), row=row, col=1)
+    if not figure.data:
+        return None
+    for deploy in timeline.deploys:
+        if deploy.started_at >= timeline.start:
+            figure.add_vline(x=deploy.started_at, line_dash="dash", line_color=colours[deploy.version], opacity=0.8)
+            figure.add_annotation(
+                x=deploy.started_at, y=1.0, yref="paper", text=plot_text(deploy.version), showarrow=False,
+                yanchor="bottom", font={"size": 10, "color": colours[deploy.version]},
+            )
+    return figure.update_layout(
+        height=620, margin={"l": 10, "r": 10, "t": 40, "b": 10}, hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.04, "xanchor": "right", "x": 1.0, "title": "version"},
+    )
+
+
+def _datetimes(timestamps: np.ndarray) -> np.ndarray:
+    return (timestamps * 1000).astype("datetime64[ms]")
+
+
+def score_history_figure(versions: list[str], scores: list[float | None], actions: list[str]) -> go.Figure | None:
+    """A bar per release, oldest left, its height the score and its colour the recommendation; a
+    release without a score (not judged) is a bar of zero height labelled with its action."""
+    if not versions:
+        return None
+    figure = go.Figure(
+        go.Bar(
+            x=[plot_text(v) for v in versions],
+            y=[s if s is not None else 0 for s in scores],
+            marker_color=[ACTION_COLOURS.get(a, "#7f7f7f") for a in actions],
+            text=[plot_text(a) for a in actions],
+            textposition="outside",
+            hovertemplate="%{x}: score %{y:.0f}<extra></extra>",
+        )
+    )
+    return figure.update_layout(
+        title="Score per release", yaxis={"range": [0, 115], "title": "score"}, xaxis={"title": "version", "type": "category"},
+        height=300, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+
+
+def distribution_figure(verdict: MetricVerdict, versions: tuple[str, str]) -> go.Figure | None:
+    """The share of requests per latency bucket in each window, side by side: where the requests moved."""
+    distribution = verdict.distribution
+    if distribution is None:
+        return None
+    labels = [_bucket_label(distribution.bounds, k) for k in range(distribution.bounds.size)]
+    figure = go.Figure()
+    for role, counts, version, colour in (
+        ("baseline", distribution.baseline, versions[0], BASELINE_COLOUR),
+        ("candidate", distribution.candidate, versions[1], CANDIDATE_COLOURS.get(verdict.classification, CANDIDATE_COLOUR)),
+    ):
+        total = counts.sum()
+        if total <= 0:
+            continue
+        figure.add_trace(
+            go.Bar(
+                x=labels, y=counts / total * 100, name=plot_text(f"{role} {version}"), marker_color=colour,
+                hovertemplate="%{x}: %{y:.2f}% of requests<extra></extra>",
+            )
+        )
+    if not figure.data:
+        return None
+    return figure.update_layout(
+        title="Latency distribution: share of requests per histogram bucket",
+        barmode="group", xaxis={"title": "latency bucket", "type": "category"}, yaxis={"title": "% of requests"},
+        height=340, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+    )
+
+
+def _bucket_label(bounds: np.ndarray, index: int) -> str:
+    def ms(value: float) -> str:
+        return f"{value * 1000:g} ms" if value < 1 else f"{value:g} s"
+
+    if np.isinf(bounds[index]):
+        return f"> {ms(float(bounds[index - 1]))}" if index else "all"
+    return f"≤ {ms(float(bounds[index]))}"

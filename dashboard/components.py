@@ -15,13 +15,16 @@ from typing import Any, NoReturn, TypeVar
 import streamlit as st
 
 from dashboard import charts, tables
-from dashboard.data import Loaded
+from dashboard.data import TTL_SECONDS, Loaded
 from releasehealth.config import Catalogue
-from releasehealth.model import Action, Evaluation, LogEvidence, Query, SourceHealth, Window
+from releasehealth.model import Action, Deploy, Evaluation, LogEvidence, Query, SourceHealth, Timeline, Window
 from releasehealth.serialize import evaluation_to_dict
 
 T = TypeVar("T")
 RELEASE_PAGE = "views/release.py"
+SERVICE_PAGE = "views/service.py"
+TTL_TEXT = f"{TTL_SECONDS} s"
+OVERVIEW_PAGE = "views/overview.py"
 # Every ASCII punctuation character: CommonMark lets any of them be backslash-escaped, and escaping all
 # of them also disarms Streamlit's extensions (:color[...] directives, $math$) and GFM autolinks.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
@@ -29,6 +32,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 OVERVIEW_COLUMNS = {
     "deployed": st.column_config.DatetimeColumn("deployed (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
     "score": st.column_config.ProgressColumn("score", min_value=0, max_value=100, format="%.0f"),
+    "error ratio trend": st.column_config.LineChartColumn(
+        "error ratio trend", help="Error ratio per step (%), the baseline window then the candidate window"
+    ),
     "reason": st.column_config.TextColumn("reason", width="large"),
 }
 HISTORY_COLUMNS = {"score": OVERVIEW_COLUMNS["score"], "reason": OVERVIEW_COLUMNS["reason"]}
@@ -58,6 +64,25 @@ def unwrap(loaded: Loaded[T]) -> T:
     return loaded.value
 
 
+def not_found(message: str) -> NoReturn:
+    """An unknown service or version in the URL: say so, offer the way back, stop the page."""
+    st.warning(_markdown_lines(message), icon=":material/search_off:")
+    st.page_link(OVERVIEW_PAGE, label="Back to the fleet overview", icon=":material/arrow_back:")
+    st.stop()
+
+
+def source_banner(loaded: Loaded[list[SourceHealth]]) -> None:
+    """A banner per source that does not answer, on every page (the rest of the page still renders)."""
+    if loaded.value is None:
+        return  # the page's own loader shows the configuration error
+    for down in (h for h in loaded.value if not h.ok):
+        st.error(
+            _markdown_lines(f"Source {down.name} ({down.url}) does not answer: {down.error}. "
+                            "What depends on it is shown as an error; the rest still works."),
+            icon=":material/cloud_off:",
+        )
+
+
 def sidebar(description: str, on_refresh: Callable[[], None]) -> None:
     with st.sidebar:
         st.caption(escape_markdown(description))
@@ -67,16 +92,30 @@ def sidebar(description: str, on_refresh: Callable[[], None]) -> None:
 # ---- overview ------------------------------------------------------------------------------------
 
 
+def overview_filters(evaluations: Sequence[Evaluation], team_of: dict[str, str]) -> list[Evaluation]:
+    """Verdict, team and text filters (kept in the session while the overview refreshes itself)."""
+    by_verdict, by_team, by_text = st.columns([2, 2, 3])
+    actions = by_verdict.multiselect("Verdict", [a.value for a in tables.RISK_ORDER], key="filter_action", placeholder="all")
+    teams = sorted({t for t in team_of.values() if t})
+    chosen_teams = by_team.multiselect("Team", teams, key="filter_team", placeholder="all", disabled=not teams)
+    text = by_text.text_input("Search", key="filter_text", placeholder="service, version, team or reason")
+    return tables.filter_evaluations(evaluations, actions, chosen_teams, text, team_of)
+
+
 def action_counts(evaluations: Sequence[Evaluation]) -> None:
     counts = tables.action_counts(evaluations)
     for column, (action, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
         column.metric(action.value, count)
 
 
-def fleet_table(evaluations: Sequence[Evaluation]) -> None:
+def fleet_table(evaluations: Sequence[Evaluation], team_of: dict[str, str] | None = None) -> None:
     """The fleet, riskiest first; selecting a row opens its release."""
     ordered = tables.by_risk(evaluations)
-    table = tables.overview_table(ordered, datetime.now(UTC))
+    if not ordered:
+        st.info("No service matches the filters." if st.session_state.get("filter_text") or st.session_state.get(
+            "filter_action") or st.session_state.get("filter_team") else "No service is configured.")
+        return
+    table = tables.overview_table(ordered, datetime.now(UTC), team_of)
     event = st.dataframe(
         table, hide_index=True, column_config=OVERVIEW_COLUMNS, on_select="rerun", selection_mode="single-row",
         key="fleet_table",
@@ -95,10 +134,34 @@ def release_picker(evaluations: Sequence[Evaluation]) -> None:
         format_func=lambda s: f"{s} {openable[s].candidate.version} ({openable[s].recommendation.action.value})",
     )
     evaluation = openable[chosen]
-    st.page_link(
-        RELEASE_PAGE, label=escape_markdown(f"Open {evaluation.service} {evaluation.candidate.version}"),
-        icon=":material/open_in_new:", query_params=_release_params(evaluation),
-    )
+    release_link, service_link = st.columns(2)
+    with release_link:
+        st.page_link(
+            RELEASE_PAGE, label=escape_markdown(f"Open {evaluation.service} {evaluation.candidate.version}"),
+            icon=":material/open_in_new:", query_params=_release_params(evaluation),
+        )
+    with service_link:
+        st.page_link(
+            SERVICE_PAGE, label=escape_markdown(f"History of {evaluation.service}"), icon=":material/timeline:",
+            query_params={"service": evaluation.service},
+        )
+
+
+def attention_links(evaluations: Sequence[Evaluation]) -> None:
+    """A link to every release that should not be promoted (ROLLBACK first): one click from the overview."""
+    failing = [e for e in tables.by_risk(evaluations) if e.candidate and e.recommendation.action is not Action.PROMOTE]
+    if not failing:
+        return
+    st.caption("Releases that need a look:")
+    for evaluation in failing:
+        st.page_link(
+            RELEASE_PAGE,
+            label=escape_markdown(
+                f"Open {evaluation.service} {evaluation.candidate.version} ({evaluation.recommendation.action.value})"
+            ),
+            icon=":material/error:" if evaluation.recommendation.action is Action.ROLLBACK else ":material/pending:",
+            query_params=_release_params(evaluation),
+        )
 
 
 def _release_params(evaluation: Evaluation) -> dict[str, str]:
@@ -113,12 +176,14 @@ def _switch_to_release(evaluation: Evaluation) -> NoReturn:
 
 
 def select_param(
-    label: str, param: str, options: Sequence[str], *, default_first: bool = False, clears: Sequence[str] = ()
+    label: str, param: str, options: Sequence[str], *, default_first: bool = False, clears: Sequence[str] = (),
+    write_default: bool = True,
 ) -> str | None:
     """A select box bound to a query parameter, so the URL is a deep link to what is shown.
 
     Returns the chosen option; or the requested value even if it is not an option, so the caller
-    reports it as unknown rather than silently showing something else.
+    reports it as unknown rather than silently showing something else. With `write_default` False, the
+    first option (the configured default) stays out of the URL until someone picks another.
     """
     requested = st.query_params.get(param) or None
     if requested in options:
@@ -126,10 +191,12 @@ def select_param(
     else:
         index = 0 if requested is None and default_first and options else None
     chosen = st.selectbox(label, options, index=index, placeholder=f"Choose a {label.lower()}")
-    if chosen is not None and chosen != requested:
+    filled_default = requested is None and index is not None and chosen == options[index]
+    if chosen is not None and chosen != requested and (write_default or not filled_default):
         st.query_params[param] = chosen
-        for dependent in clears:
-            st.query_params.pop(dependent, None)
+        if requested is not None:  # a value was changed, not a default filled in: what depended on it goes
+            for dependent in clears:
+                st.query_params.pop(dependent, None)
     return chosen if chosen is not None else requested
 
 
@@ -200,6 +267,7 @@ def metric_charts(evaluation: Evaluation) -> None:
         st.info("No metric was judged, so there is no evidence to chart.")
         return
     figures = {v.metric: charts.metric_figure(v, _windows(evaluation), _versions(evaluation)) for v in verdicts_}
+    histogram = next((v for v in verdicts_ if v.distribution is not None), None)
     charted = {metric: figure for metric, figure in figures.items() if figure is not None}
     if charted:
         for column, (metric, figure) in zip(itertools.cycle(st.columns(min(len(charted), 2))), charted.items()):
@@ -208,6 +276,10 @@ def metric_charts(evaluation: Evaluation) -> None:
     uncharted = [f"{v.metric} ({v.classification.value})" for v in verdicts_ if figures[v.metric] is None]
     if uncharted:
         st.caption(escape_markdown(f"No per-step data to chart: {', '.join(uncharted)}."))
+    # The latency quantiles share one histogram: its buckets, compared once, show where requests moved.
+    figure = charts.distribution_figure(histogram, _versions(evaluation)) if histogram else None
+    if figure is not None:
+        st.plotly_chart(figure, key="latency-distribution")
 
 
 def verdicts(evaluation: Evaluation) -> None:
@@ -306,8 +378,82 @@ def download(evaluation: Evaluation) -> None:
     )
 
 
-def release_history(evaluations: Sequence[Evaluation]) -> None:
-    st.dataframe(tables.history_table(evaluations), hide_index=True, column_config=HISTORY_COLUMNS)
+def baseline_select(catalogue: Catalogue, deploys: Sequence[Deploy], candidate: str | None) -> str | None:
+    """The baseline selector of the release page, bound to ?baseline=; None means the configured one."""
+    configured = tables.baseline_spec(catalogue.policy)
+    options = tables.baseline_options(configured, [d.version for d in deploys], candidate)
+    chosen = select_param("Baseline", "baseline", options, default_first=True, write_default=False)
+    if chosen is not None and chosen not in options:
+        not_found(f"Unknown baseline {chosen!r}: choose one of {', '.join(options[:6])}, or pinned:VERSION.")
+    return None if chosen in (None, configured) else chosen
+
+
+def evaluated(evaluation: Evaluation, seconds: float) -> None:
+    """What the evaluation took, in a collapsed status: queries run, and whether it came from the cache."""
+    r = evaluation.recommendation
+    label = (
+        f"Evaluated {evaluation.service} {r.candidate} against {r.baseline}: {len(evaluation.queries)} queries, "
+        f"{seconds:.2f} s (answers are cached for {TTL_TEXT})"
+    )
+    with st.status(escape_markdown(label), state="complete", expanded=False):
+        st.caption(escape_markdown(f"Baseline: {evaluation.baseline_description or evaluation.policy.value}."))
+        for step in _steps(evaluation):
+            st.caption(escape_markdown(step))
+
+
+def _steps(evaluation: Evaluation) -> list[str]:
+    templates = sorted({q.template for q in evaluation.queries})
+    steps = [f"1. deploys read ({evaluation.candidate.source.value if evaluation.candidate else 'none'})",
+             f"2. metrics queried: {', '.join(templates) or 'none'}"]
+    if evaluation.logs is not None:
+        steps.append(f"3. logs read: {'failed' if evaluation.logs.error else f'{len(evaluation.logs.signatures)} signatures'}")
+    steps.append(f"{len(steps) + 1}. judged: {evaluation.recommendation.action.value}")
+    return steps
+
+
+def service_link(service: str) -> None:
+    st.page_link(SERVICE_PAGE, label=escape_markdown(f"History of {service}"), icon=":material/timeline:",
+                 query_params={"service": service})
+
+
+# ---- service -------------------------------------------------------------------------------------
+
+
+def timeline(loaded: Loaded[Timeline]) -> None:
+    """Request rate, error ratio and latency over the last day with deploy markers, or why not."""
+    if loaded.value is None:
+        show_error(f"The timeline could not be read: {loaded.error}")
+        return
+    line = loaded.value
+    for error in line.errors:
+        st.warning(_markdown_lines(error), icon=":material/warning:")
+    figure = charts.timeline_figure(line)
+    if figure is None:
+        st.info(escape_markdown(f"No traffic of {line.service} in the last {tables.format_age(line.end - line.start)}."))
+    else:
+        st.plotly_chart(figure, key="service-timeline")
+    st.caption(escape_markdown(
+        f"{tables.format_time(line.start)} → {tables.format_time(line.end)}, one point per "
+        f"{line.step.total_seconds() / 60:g} min; dashed lines are deploys."
+    ))
+    queries(line.queries)
+
+
+def release_history(evaluations: Sequence[Evaluation], service: str) -> None:
+    """Score per release, then the table of releases: selecting a row opens that release."""
+    figure = charts.score_history_figure(*tables.score_history(evaluations))
+    if figure is not None:
+        st.plotly_chart(figure, key="score-history")
+    judged = [e for e in evaluations if e.candidate]
+    if not judged:
+        st.info(escape_markdown(f"No release of {service} was seen yet."))
+        return
+    event = st.dataframe(
+        tables.history_table(judged), hide_index=True, column_config=HISTORY_COLUMNS, on_select="rerun",
+        selection_mode="single-row", key="history_table",
+    )
+    for row in event.selection.rows:
+        _switch_to_release(judged[row])
 
 
 # ---- sources -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from releasehealth import analysis, config
 from releasehealth.analysis import Sources
 from releasehealth.config import Catalogue
 from releasehealth.errors import ConfigError, ReleaseHealthError
-from releasehealth.model import Deploy, Evaluation, SourceHealth
+from releasehealth.model import Deploy, Evaluation, SourceHealth, Timeline
 
 TTL_SECONDS = 60
 HEALTH_TTL_SECONDS = 15  # shorter: the Sources page is where people look while a source recovers
@@ -64,9 +64,15 @@ def fleet() -> Loaded[list[Evaluation]]:
     return _fleet(settings())
 
 
-def release(service: str, version: str | None) -> Loaded[Evaluation]:
-    """One release of a service (the latest if `version` is None), evaluated."""
-    return _release(settings(), service, version)
+def release(service: str, version: str | None, baseline: str | None = None) -> Loaded[Evaluation]:
+    """One release of a service (the latest if `version` is None), evaluated against the baseline the
+    configuration names, or `baseline` ("previous", "time-shifted:7d", "pinned:1.2.0"...)."""
+    return _release(settings(), service, version, baseline)
+
+
+def timeline(service: str) -> Loaded[Timeline]:
+    """A service's last day: request rate, error ratio and latency per version, and its deploys."""
+    return _timeline(settings(), service)
 
 
 def deploys(service: str) -> Loaded[list[Deploy]]:
@@ -85,7 +91,7 @@ def source_health() -> Loaded[list[SourceHealth]]:
 
 def refresh() -> None:
     """Forget every cached answer, so the next run asks the sources again."""
-    for loader in (_fleet, _release, _deploys, _releases, _health):
+    for loader in (_fleet, _release, _deploys, _releases, _timeline, _health):
         loader.clear()
     _open.clear()
 
@@ -139,8 +145,17 @@ def _fleet(current: Settings) -> Loaded[list[Evaluation]]:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating the release…")
-def _release(current: Settings, service: str, version: str | None) -> Loaded[Evaluation]:
-    return _run(current, lambda c, s: analysis.evaluate(c, s, service, version))
+def _release(current: Settings, service: str, version: str | None, baseline: str | None) -> Loaded[Evaluation]:
+    def evaluate(catalogue: Catalogue, sources: Sources) -> Evaluation:
+        chosen = config.with_baseline(catalogue, baseline) if baseline else catalogue
+        return analysis.evaluate(chosen, sources, service, version)
+
+    return _run(current, evaluate)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the service's last day…")
+def _timeline(current: Settings, service: str) -> Loaded[Timeline]:
+    return _run(current, lambda c, s: analysis.timeline(c, s, service))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

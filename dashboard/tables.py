@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from releasehealth.format import change_text, format_value
 from releasehealth.model import (
     Action,
+    BaselinePolicy,
     Evaluation,
     LogEvidence,
     LogSignature,
     LogWindowData,
     MetricVerdict,
+    Policy,
     SignatureStatus,
     SourceHealth,
     Window,
@@ -89,9 +92,28 @@ def action_counts(evaluations: Sequence[Evaluation]) -> dict[Action, int]:
     return counts
 
 
-def overview_table(evaluations: Sequence[Evaluation], now: datetime) -> pd.DataFrame:
+def filter_evaluations(
+    evaluations: Sequence[Evaluation], actions: Sequence[str], teams: Sequence[str], text: str, team_of: Mapping[str, str]
+) -> list[Evaluation]:
+    """The evaluations whose action and team are among those chosen (all when none is chosen) and whose
+    service, version, team or reason contains `text` (case-insensitive)."""
+    needle = text.strip().lower()
+
+    def keep(e: Evaluation) -> bool:
+        team = team_of.get(e.service, "")
+        haystack = " ".join((e.service, e.candidate.version if e.candidate else "", team, e.recommendation.reason))
+        return (
+            (not actions or e.recommendation.action.value in actions)
+            and (not teams or team in teams)
+            and (not needle or needle in haystack.lower())
+        )
+
+    return [e for e in evaluations if keep(e)]
+
+
+def overview_table(evaluations: Sequence[Evaluation], now: datetime, team_of: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per service, riskiest first, with each metric's baseline → candidate and change."""
-    rows = [_overview_row(e, now) for e in by_risk(evaluations)]
+    rows = [_overview_row(e, now, (team_of or {}).get(e.service, "")) for e in by_risk(evaluations)]
     table = pd.DataFrame(rows, columns=_overview_columns(rows))
     metric_columns = [c for c in table.columns if c not in _FIXED_COLUMNS]
     table[metric_columns] = table[metric_columns].fillna("")
@@ -99,7 +121,10 @@ def overview_table(evaluations: Sequence[Evaluation], now: datetime) -> pd.DataF
 
 
 # The log column sits by the score: a new error signature is what on-call looks for first in the logs.
-_FIXED_COLUMNS = ("service", "version", "deployed", "age", "action", "score", "failing log signatures", "reason")
+_FIXED_COLUMNS = (
+    "service", "version", "team", "deployed", "age", "action", "score", "error ratio trend", "failing log signatures",
+    "reason",
+)
 
 
 def _overview_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -107,21 +132,34 @@ def _overview_columns(rows: list[dict[str, Any]]) -> list[str]:
     return [*_FIXED_COLUMNS[:-1], *metric_columns, _FIXED_COLUMNS[-1]]
 
 
-def _overview_row(evaluation: Evaluation, now: datetime) -> dict[str, Any]:
+def _overview_row(evaluation: Evaluation, now: datetime, team: str) -> dict[str, Any]:
     candidate = evaluation.candidate
     row: dict[str, Any] = {
         "service": evaluation.service,
         "version": candidate.version if candidate else NONE,
+        "team": team or NONE,
         "deployed": candidate.started_at if candidate else None,
         "age": format_age(now - candidate.started_at) if candidate else NONE,
         "action": evaluation.recommendation.action.value,
         "score": _score(evaluation),
+        "error ratio trend": sparkline(evaluation),
         "failing log signatures": failing_signature_count(evaluation),
         "reason": evaluation.recommendation.reason,
     }
     for verdict in verdicts(evaluation):
         row.update(_metric_cells(verdict))
     return row
+
+
+def sparkline(evaluation: Evaluation) -> list[float]:
+    """The first ratio metric's per-step values in percent, baseline window then candidate window (what
+    a row's sparkline draws; steps without traffic are left out). Empty when nothing was judged."""
+    verdict = next((v for v in verdicts(evaluation) if v.unit == "ratio" and v.candidate_series is not None), None)
+    if verdict is None:
+        return []
+    values = [s.values for s in (verdict.baseline_series, verdict.candidate_series) if s is not None]
+    joined = np.concatenate(values) * 100 if values else np.array([])
+    return [round(float(v), 4) for v in joined if np.isfinite(v)]
 
 
 def _metric_cells(verdict: MetricVerdict) -> dict[str, str]:
@@ -176,6 +214,37 @@ def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
         "baseline detail": verdict.baseline.detail,
         "candidate detail": verdict.candidate.detail,
     }
+
+
+def score_history(evaluations: Sequence[Evaluation]) -> tuple[list[str], list[float | None], list[str]]:
+    """(versions, scores, actions) of a service's releases, oldest first, for the score chart."""
+    ordered = sorted((e for e in evaluations if e.candidate), key=lambda e: e.candidate.started_at)
+    return (
+        [e.candidate.version for e in ordered],
+        [_score(e) for e in ordered],
+        [e.recommendation.action.value for e in ordered],
+    )
+
+
+# The baselines a reader may compare a release with (DESIGN §5); pinned ones are added per version.
+BASELINE_CHOICES = ("previous", "time-shifted:1d", "time-shifted:7d", "concurrent", "last-good")
+
+
+def baseline_spec(policy: Policy) -> str:
+    """The configured baseline as the page's selector writes it: "previous", "time-shifted:1d", "pinned:V"."""
+    if policy.baseline is BaselinePolicy.TIME_SHIFTED:
+        hours = policy.baseline_shift.total_seconds() / 3600
+        return f"time-shifted:{hours / 24:g}d" if hours % 24 == 0 else f"time-shifted:{hours:g}h"
+    if policy.baseline is BaselinePolicy.PINNED:
+        return f"pinned:{policy.pinned_version}"
+    return policy.baseline.value
+
+
+def baseline_options(configured: str, versions: Sequence[str], candidate: str | None) -> list[str]:
+    """The baseline policies to offer on a release page: the configured one first, then the others,
+    then "pinned:V" for every other version seen."""
+    pinned = [f"pinned:{v}" for v in versions if v != candidate]
+    return list(dict.fromkeys([configured, *BASELINE_CHOICES, *pinned]))
 
 
 def history_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:

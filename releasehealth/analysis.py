@@ -39,17 +39,27 @@ from releasehealth.model import (
     Series,
     Service,
     SourceHealth,
+    Timeline,
     Window,
 )
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
-from releasehealth.windows import WindowPlan, plan
+from releasehealth.windows import WindowPlan, floor_to, plan
 from scoring.judge import judge, metric_alpha, release_alpha
+from scoring.latency import quantile_per_step
+from scoring.ratio import ratio_per_step
+from scoring.series import sum_series
 from scoring.logs import fails
 from scoring.signatures import SideTotals, compare
 
 LOG_KINDS = (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)
 DEMO_LOG_INDEX = "logs-{service}"
+# The demo fleet's owners, as in the shipped release-health.yaml, so the dashboard's team filter has teams.
+DEMO_TEAMS = {
+    "user-service": "identity", "order-service": "checkout", "payment-service": "checkout", "inventory-service": "supply",
+    "cart-service": "checkout", "search-service": "discovery", "shipping-service": "supply",
+    "notification-service": "messaging", "catalog-service": "discovery", "review-service": "discovery",
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,9 @@ def _connect_logs(settings: config.ElasticsearchSettings | None) -> LogSource | 
 def demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, Sources, Fleet]:
     """Return the embedded demo: a simulated fleet with its logs, its catalogue and in-memory sources."""
     fleet = simulate(seed=seed, end=end)
-    catalogue = config.catalogue_for([s.name for s in fleet.services], logs=LogSettings(index=DEMO_LOG_INDEX))
+    catalogue = config.catalogue_for(
+        [s.name for s in fleet.services], logs=LogSettings(index=DEMO_LOG_INDEX), teams=DEMO_TEAMS
+    )
     metrics = SimulatedMetricSource(fleet)
     return catalogue, Sources(metrics, MetricDeploySource(metrics), SimulatedLogSource(simulate_logs(fleet))), fleet
 
@@ -219,6 +231,74 @@ def evaluate_releases(
     deploys = scan.by_service[target.name]
     targets = [(target, deploys, d.version) for d in reversed(deploys)] or [(target, deploys, None)]
     return _evaluate_all(catalogue, sources, targets, scan, now)
+
+
+TIMELINE_SPAN = timedelta(hours=24)
+TIMELINE_POINTS = 288  # per series: a point every 5 minutes over a day
+
+
+def timeline(
+    catalogue: Catalogue, sources: Sources, service: str, now: datetime | None = None, span: timedelta = TIMELINE_SPAN
+) -> Timeline:
+    """A service's last `span`: request rate, error ratio and latency per version at a coarse step, and its
+    deploys. Three range queries for the one service (its critical ratio metric's numerator and
+    denominator, its p95 metric's buckets, as the preset names them); a failing query leaves its
+    quantity empty and says why. Raises NotFoundError for an unknown service, SourceError if deploys
+    cannot be read."""
+    now = now or datetime.now(UTC)
+    target = catalogue.service(service)
+    scan = scan_deploys(catalogue, sources, [target], now)
+    step = _timeline_step(span, catalogue.policy.step)
+    end = floor_to(now, step)
+    start = end - span
+    ratio = next((m for m in target.metrics if m.kind is MetricKind.RATIO), None)
+    quantiles = [m for m in target.metrics if m.kind is MetricKind.HISTOGRAM_QUANTILE]
+    latency = min(quantiles, key=lambda m: abs((m.quantile or 0.95) - 0.95), default=None)
+    roles = {}
+    if ratio:
+        roles |= {"requests": ratio.queries["denominator"], "errors": ratio.queries["numerator"]}
+    if latency:
+        roles["buckets"] = latency.queries["buckets"]
+    preset = catalogue.presets[target.preset]
+    fetched = {
+        role: _run(sources, template, [build_query(
+            template, preset.templates[template], [target.name], target.labels, extra=target.selector,
+            # Each step covers (t - step, t]: the first ends one step after `start`, so none reaches before it.
+            step=step, start=start + step, end=end, source=sources.metrics.name,
+        )])
+        for role, template in roles.items()
+    }
+    version = target.labels.version
+
+    def by_version(role: str) -> dict[str, list[Series]]:
+        out: dict[str, list[Series]] = {}
+        for s in fetched[role].series if role in fetched and not fetched[role].error else []:
+            out.setdefault(s.labels.get(version, ""), []).append(s)
+        return out
+
+    requests, errors, buckets = by_version("requests"), by_version("errors"), by_version("buckets")
+    seconds = step.total_seconds()
+    return Timeline(
+        service=target.name, start=start, end=end, step=step,
+        request_rate={v: _scaled(sum_series(items), 1 / seconds) for v, items in requests.items()},
+        error_ratio={v: ratio_per_step(errors.get(v, []), items) for v, items in requests.items()} if "errors" in fetched
+        and not fetched["errors"].error else {},
+        latency={v: quantile_per_step(latency.quantile or 0.95, items) for v, items in buckets.items()} if latency else {},
+        latency_name=latency.name if latency else "",
+        deploys=tuple(d for d in scan.by_service[target.name] if d.started_at <= end),
+        queries=tuple(f.query for f in fetched.values()) + scan.queries.get(target.name, ()),
+        errors=tuple(f.error for f in fetched.values() if f.error) + tuple(scan.notes),
+    )
+
+
+def _timeline_step(span: timedelta, step: timedelta) -> timedelta:
+    """The policy's step, or a multiple of it that keeps a series under TIMELINE_POINTS points."""
+    multiple = max(1, -(-int(span.total_seconds()) // (TIMELINE_POINTS * int(step.total_seconds()))))
+    return step * multiple
+
+
+def _scaled(series: Series, factor: float) -> Series:
+    return Series(series.labels, series.timestamps, series.values * factor)
 
 
 class _Target(NamedTuple):

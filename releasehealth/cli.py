@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from releasehealth import analysis, config
 from releasehealth.errors import ReleaseHealthError
@@ -96,10 +96,11 @@ def main_options(
 def services(ctx: typer.Context) -> None:
     """List the configured services."""
     catalogue, _ = ctx.obj.open()
-    table = Table("service", "preset", "service label", "version label", "selector", "team")
+    # Names are what people copy from this list: never shortened to fit the terminal.
+    table = Table(Column("service", no_wrap=True), "team", "preset", "service label", "version label", "selector")
     for s in catalogue.services:
         selector = ", ".join(f"{k}={v}" for k, v in s.selector)
-        table.add_row(*(escape(x) for x in (s.name, s.preset, s.labels.service, s.labels.version, selector, s.team)))
+        table.add_row(*(escape(x) for x in (s.name, s.team, s.preset, s.labels.service, s.labels.version, selector)))
     out.print(table)
 
 

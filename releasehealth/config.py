@@ -506,14 +506,15 @@ def _service_logs(model: ServiceLogsModel, es: ElasticsearchSettings) -> LogSett
 
 def catalogue_for(
     service_names: list[str], prometheus: PrometheusSettings | None = None, policy: Policy | None = None,
-    logs: LogSettings | None = None,
+    logs: LogSettings | None = None, teams: dict[str, str] | None = None,
 ) -> Catalogue:
     """Return a catalogue of generic-preset services (used by the embedded demo fleet), with the logs
-    group when `logs` is given."""
+    group when `logs` is given and each service's team from `teams`."""
     preset = load_preset("generic")
     metrics = preset.metrics + (log_metrics() if logs else ())
     services = tuple(
-        Service(name, preset.name, preset.labels, metrics=metrics, logs=logs) for name in service_names
+        Service(name, preset.name, preset.labels, team=(teams or {}).get(name, ""), metrics=metrics, logs=logs)
+        for name in service_names
     )
     return Catalogue(prometheus, policy or Policy(), services, path="<demo>", presets={preset.name: preset})
 

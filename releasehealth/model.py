@@ -264,6 +264,17 @@ class MetricVerdict:
     # The per-step evidence behind the summaries (e.g. error ratio per step), for charts.
     baseline_series: Series | None = None
     candidate_series: Series | None = None
+    distribution: Distribution | None = None  # a latency histogram's requests per bucket in each window
+
+
+@dataclass(frozen=True, eq=False)
+class Distribution:
+    """Requests per histogram bucket (not cumulative) over each window; `bounds` are the buckets' upper
+    bounds, ascending, the last +Inf."""
+
+    bounds: np.ndarray
+    baseline: np.ndarray
+    candidate: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,6 +329,25 @@ class Evaluation:
     logs: LogEvidence | None = None
     notes: tuple[str, ...] = ()
     baseline_description: str = ""  # how the baseline was chosen: "the previous release: 1.2.0", "pinned 1.1.0"...  # what degraded without failing the evaluation (e.g. deploy events unreadable)
+
+
+@dataclass(frozen=True, eq=False)
+class Timeline:
+    """A service's recent history for its page: per version, requests per second, error ratio and a
+    latency quantile at a coarse step, with the deploys that changed versions. A quantity whose query
+    failed is absent, its error in `errors`."""
+
+    service: str
+    start: datetime
+    end: datetime
+    step: timedelta
+    request_rate: dict[str, Series]  # version -> requests per second
+    error_ratio: dict[str, Series]  # version -> errors / requests per step
+    latency: dict[str, Series]  # version -> the latency quantile per step, in seconds
+    latency_name: str  # which quantile metric `latency` shows, e.g. "p95_latency"
+    deploys: tuple[Deploy, ...]
+    queries: tuple[Query, ...] = ()
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 from scipy.stats import norm
 
-from releasehealth.model import MetricSpec, MetricVerdict, Series, Summary
+from releasehealth.model import Distribution, MetricSpec, MetricVerdict, Series, Summary
 from scoring.series import blocks, by_label, on_steps, sum_by_time, valid_steps
 from scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
 
@@ -136,7 +136,8 @@ def classify_quantile(
     b = _summary(q, b_bounds, b_counts, invalid_rows(baseline.get("buckets", [])))
     c = _summary(q, c_bounds, c_counts, invalid_rows(candidate.get("buckets", [])))
     verdict = VerdictBuilder(
-        spec, TEST_NAME, b, c, _per_step(q, b_steps, b_bounds, b_counts), _per_step(q, c_steps, c_bounds, c_counts)
+        spec, TEST_NAME, b, c, _per_step(q, b_steps, b_bounds, b_counts), _per_step(q, c_steps, c_bounds, c_counts),
+        distribution=_distribution(b_bounds, b_counts, c_bounds, c_counts),
     )
     if b.count < spec.min_count or c.count < spec.min_count:
         return verdict.nodata(
@@ -155,6 +156,14 @@ def classify_quantile(
     return verdict.decide(p_value, alpha, interval, f"{len(b_blocks)}+{len(c_blocks)} blocks")
 
 
+def _distribution(b_bounds: np.ndarray, b_counts: np.ndarray, c_bounds: np.ndarray, c_counts: np.ndarray) -> Distribution | None:
+    """Requests per bucket in each window, when both windows have the same buckets (else None)."""
+    if not (b_counts.size and c_counts.size) or not np.array_equal(b_bounds, c_bounds):
+        return None
+    per_bucket = [np.diff(np.maximum.accumulate(counts.sum(axis=0)), prepend=0.0) for counts in (b_counts, c_counts)]
+    return Distribution(b_bounds, *per_bucket)
+
+
 def _summary(q: float, bounds: np.ndarray, counts: np.ndarray, invalid: int) -> Summary:
     if not counts.size:
         return Summary(None, 0.0, "no usable histogram buckets (a histogram needs an le=\"+Inf\" bucket)")
@@ -166,6 +175,12 @@ def _summary(q: float, bounds: np.ndarray, counts: np.ndarray, invalid: int) -> 
     if invalid:
         detail += f"; {invalid} invalid step(s) left out"
     return Summary(smooth_quantile(q, bounds, totals), float(totals[-1]), detail)
+
+
+def quantile_per_step(q: float, buckets: list[Series]) -> Series:
+    """The q-quantile at each valid step of `le`-labelled bucket series (NaN where a step is empty)."""
+    steps, bounds, counts = bucket_matrix(buckets)
+    return _per_step(q, steps, bounds, counts)
 
 
 def _per_step(q: float, steps: np.ndarray, bounds: np.ndarray, counts: np.ndarray) -> Series:

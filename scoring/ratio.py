@@ -83,6 +83,12 @@ def _summary(numerator: np.ndarray, denominator: np.ndarray, invalid: int) -> Su
     return Summary(value, total, f"{numerator.sum():.0f} of {total:.0f}{dropped}")
 
 
+def ratio_per_step(numerator: list[Series], denominator: list[Series]) -> Series:
+    """Numerator over denominator at each valid step of the denominator (NaN where it is zero)."""
+    steps, num, den, _ = _counts({"numerator": numerator, "denominator": denominator})
+    return _ratio_series(steps, num, den)
+
+
 def _ratio_series(steps: np.ndarray, numerator: np.ndarray, denominator: np.ndarray) -> Series:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(denominator > 0, numerator / denominator, np.nan)

@@ -22,6 +22,12 @@ def sum_by_time(series: Iterable[Series]) -> tuple[np.ndarray, np.ndarray]:
     return timestamps, totals
 
 
+def sum_series(series: Iterable[Series]) -> Series:
+    """The series summed step by step into one (labels dropped)."""
+    timestamps, values = sum_by_time(series)
+    return Series({}, timestamps, values)
+
+
 def on_steps(series: Iterable[Series], steps: np.ndarray) -> np.ndarray:
     """Return the summed values at `steps`; a step absent from every series is 0 (no increase)."""
     timestamps, values = sum_by_time(series)

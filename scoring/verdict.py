@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from releasehealth.model import Classification, Direction, MetricSpec, MetricVerdict, Series, Summary
+from releasehealth.model import Classification, Direction, Distribution, MetricSpec, MetricVerdict, Series, Summary
 from releasehealth.format import change_text, format_value, p_text, tolerance_text
 
 
@@ -53,10 +53,10 @@ class VerdictBuilder:
 
     def __init__(
         self, spec: MetricSpec, test: str, baseline: Summary, candidate: Summary,
-        b_series: Series | None, c_series: Series | None,
+        b_series: Series | None, c_series: Series | None, distribution: Distribution | None = None,
     ) -> None:
         self.spec, self.test, self.baseline, self.candidate = spec, test, baseline, candidate
-        self.b_series, self.c_series = b_series, c_series
+        self.b_series, self.c_series, self.distribution = b_series, c_series, distribution
 
     def values_text(self) -> str:
         unit = self.spec.unit
@@ -87,6 +87,7 @@ class VerdictBuilder:
             group=self.spec.group,
             baseline_series=self.b_series,
             candidate_series=self.c_series,
+            distribution=self.distribution,
         )
 
     def nodata(self, why: str) -> MetricVerdict:

@@ -78,6 +78,18 @@ def down_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(path))
 
 
+def _demo_with(monkeypatch: pytest.MonkeyPatch, names: Callable[[list[str]], list[str]]) -> None:
+    """The pinned demo fleet and sources, behind a catalogue of the services `names` makes of the fleet's."""
+    from releasehealth import config
+
+    def demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, analysis.Sources, Fleet]:
+        catalogue, sources, fleet = _pinned_demo(seed, end)
+        services = names([s.name for s in catalogue.services])
+        return config.catalogue_for(services, logs=catalogue.services[0].logs), sources, fleet
+
+    monkeypatch.setattr(analysis, "demo", demo)
+
+
 def _app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
@@ -174,14 +186,17 @@ def test_overview_counts_the_failing_log_signatures(demo_env: None) -> None:
     assert any(count != "0" for count in counts.values())
 
 
-def test_overview_links_to_the_riskiest_release(demo_env: None) -> None:
+def test_overview_links_to_every_release_that_needs_a_look_riskiest_first(demo_env: None) -> None:
     at = _app().run()
 
     table = at.dataframe[0].value
-    link = at.get("page_link")[0]
-    assert _unescaped(link.value) == f"Open {table['service'].iloc[0]} {table['version'].iloc[0]}"
-    assert link.proto.page.endswith("release")
-    assert f"service={table['service'].iloc[0]}" in link.proto.query_string
+    needs_look = table[table["action"] != "PROMOTE"]
+    links = [link for link in at.get("page_link") if link.proto.page.endswith("release")]
+    expected = [f"Open {r.service} {r.version} ({r.action})" for r in needs_look.itertuples()]
+    assert [_unescaped(link.value) for link in links[: len(expected)]] == expected
+    assert f"service={needs_look['service'].iloc[0]}" in links[0].proto.query_string
+    # and a link from the picked release to its service's history
+    assert any(link.proto.page.endswith("service") for link in at.get("page_link"))
 
 
 def test_overview_selecting_a_row_opens_its_release(demo_env: None) -> None:
@@ -218,6 +233,60 @@ def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: No
     assert "HIGH" in set(verdicts["classification"])
     assert len(at.get("download_button")) == 1
     assert at.query_params == {"service": service, "version": version}
+    assert "latency-distribution" in _chart_keys(at)  # the p50/p95/p99 histogram, compared once
+    assert at.get("status")[0].proto.label.startswith(escape_markdown(f"Evaluated {service} {version} against"))
+
+
+def test_the_baseline_selector_re_evaluates_and_lives_in_the_url(demo_env: None) -> None:
+    catalogue, sources, _ = _pinned_demo(seed=7)
+    versions = [d.version for d in analysis.list_deploys(catalogue, sources, "user-service")]
+    latest, oldest = versions[-1], versions[0]
+    at = _open("views/release.py", service="user-service", version=latest)
+    assert "pinned:" + oldest in at.selectbox[2].options
+
+    at.selectbox[2].set_value("pinned:" + oldest).run()
+
+    assert not at.exception
+    assert at.query_params == {"service": "user-service", "version": latest, "baseline": "pinned:" + oldest}
+    assert at.metric[2].value == escape_markdown(oldest)  # the baseline compared with
+    # The same URL opened afresh shows the same comparison.
+    again = _open("views/release.py", service="user-service", version=latest, baseline="pinned:" + oldest)
+    assert again.metric[2].value == escape_markdown(oldest) and again.selectbox[2].value == "pinned:" + oldest
+
+
+def test_overview_filters_by_verdict_team_and_text(demo_env: None) -> None:
+    at = _app().run()
+    everything = at.dataframe[0].value
+    assert set(everything["team"]) <= set(analysis.DEMO_TEAMS.values())
+    assert all(len(v) >= 30 for v in everything["error ratio trend"])  # the sparklines: both windows, per step
+
+    at.multiselect(key="filter_action").set_value(["ROLLBACK"]).run()
+    assert set(at.dataframe[0].value["action"]) == {"ROLLBACK"}
+    at.multiselect(key="filter_action").set_value([]).run()
+    at.multiselect(key="filter_team").set_value(["checkout"]).run()
+    assert set(at.dataframe[0].value["team"]) == {"checkout"}
+    at.multiselect(key="filter_team").set_value([]).run()
+    at.text_input(key="filter_text").set_value("PAYMENT").run()
+    assert list(at.dataframe[0].value["service"]) == ["payment-service"]
+    at.text_input(key="filter_text").set_value("no such thing").run()
+    assert not at.dataframe and "No service matches the filters." in [i.value for i in at.info]
+
+
+def test_switching_pages_does_not_query_the_sources_again_within_the_ttl(demo_env: None) -> None:
+    from dashboard import data
+
+    service, version = _failing_demo_release()
+    at = _app().run()
+    at.query_params.update(service=service, version=version)
+    at.switch_page("views/release.py").run()
+    at.switch_page("views/service.py").run()
+    _, sources = data._demo(7)
+    asked = sources.metrics.queries_run
+    for page in ("views/overview.py", "views/release.py", "views/service.py", "views/overview.py"):
+        at.query_params.update(service=service, version=version)
+        at.switch_page(page).run()
+        assert not at.exception
+    assert sources.metrics.queries_run == asked
 
 
 def test_release_table_shows_commit_and_deploy_source(demo_env: None) -> None:
@@ -363,29 +432,69 @@ def test_release_page_defaults_to_latest_version_and_writes_it_to_the_url(demo_e
     assert _unescaped(at.subheader[0].value) == f"user-service {older}"
 
 
-def test_release_page_unknown_service_shows_error(demo_env: None) -> None:
-    at = _open("views/release.py", service="no-such-service")
+def _says_not_found_with_a_way_back(at: AppTest, expected: str) -> None:
+    assert not at.exception and not at.error
+    assert expected in _unescaped(at.warning[0].value)
+    assert at.get("page_link")[-1].label == "Back to the fleet overview"
 
-    assert not at.exception
-    assert "unknown service 'no-such-service'" in _unescaped(at.error[0].value)
+
+@pytest.mark.parametrize("page", ["views/release.py", "views/service.py"])
+def test_an_unknown_service_in_the_url_says_so_with_a_way_back(demo_env: None, page: str) -> None:
+    at = _open(page, service="no-such-service")
+    _says_not_found_with_a_way_back(at, "No service named 'no-such-service' is configured (known: user-service,")
 
 
-def test_release_page_unknown_version_shows_error(demo_env: None) -> None:
+def test_an_unknown_version_in_the_url_says_so_with_a_way_back(demo_env: None) -> None:
     at = _open("views/release.py", service="user-service", version="9.9.9")
-
-    assert not at.exception
-    assert "no version '9.9.9'" in _unescaped(at.error[0].value)
+    _says_not_found_with_a_way_back(at, "user-service has no version '9.9.9' in the last 7 days, 0:00:00 (seen: ")
 
 
-def test_release_history_lists_every_release(demo_env: None) -> None:
-    at = _open("views/release.py", service="user-service")
-    at.toggle[0].set_value(True).run()
+def test_an_unknown_baseline_in_the_url_says_so_with_a_way_back(demo_env: None) -> None:
+    at = _open("views/release.py", service="user-service", baseline="yesterday")
+    _says_not_found_with_a_way_back(at, "Unknown baseline 'yesterday'")
 
-    assert not at.exception
-    history = at.dataframe[-1].value
+
+def test_service_page_shows_the_timeline_score_history_and_every_release(demo_env: None) -> None:
+    at = _open("views/service.py", service="user-service")
+
+    assert not at.exception and not at.error
+    assert {"service-timeline", "score-history"} <= set(_chart_keys(at))
+    history = at.dataframe[0].value
     catalogue, sources, _ = analysis.demo(seed=7)
     versions = [d.version for d in reversed(analysis.list_deploys(catalogue, sources, "user-service"))]
     assert list(history["version"]) == versions
+    # Selecting a release opens it.
+    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert at.title[0].value == "Release" and at.query_params["version"] == versions[0]
+
+
+def test_a_service_without_deploys_yet_is_inconclusive_on_every_page(demo_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    _demo_with(monkeypatch, lambda names: [*names, "ghost-service"])
+
+    overview = _app().run()
+    row = overview.dataframe[0].value.set_index("service").loc["ghost-service"]
+    assert row["action"] == "INCONCLUSIVE" and "no version of ghost-service was seen" in row["reason"]
+    release = _open("views/release.py", service="ghost-service")
+    assert not release.exception
+    assert "no version of ghost-service was seen" in _unescaped(release.warning[0].value)
+    service = _open("views/service.py", service="ghost-service")
+    assert not service.exception and not service.error
+    infos = [_unescaped(i.value) for i in service.info]
+    assert "No traffic of ghost-service in the last 24 h 00 min." in infos
+    assert "No release of ghost-service was seen yet." in infos
+
+
+@pytest.mark.parametrize("page", ["views/overview.py", "views/release.py", "views/service.py"])
+def test_an_empty_fleet_says_so_on_every_page(demo_env: None, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    _demo_with(monkeypatch, lambda names: [])
+
+    at = _open(page)
+
+    assert not at.exception and not at.error
+    expected = {"views/overview.py": "No service is configured.", "views/release.py": "Choose a service",
+                "views/service.py": "Choose a service"}[page]
+    assert any(i.value.startswith(expected) for i in at.info)
 
 
 def test_sources_page_shows_the_simulated_source_ok(demo_env: None) -> None:
@@ -403,8 +512,9 @@ def test_prometheus_down_shows_error_with_url_on_overview(down_env: None) -> Non
     at = _app().run()
 
     assert not at.exception
-    assert len(at.error) == 1
-    assert DOWN_URL in _unescaped(at.error[0].value)
+    banner, page_error = (_unescaped(e.value) for e in at.error)
+    assert banner.startswith(f"Source prometheus ({DOWN_URL}) does not answer")
+    assert DOWN_URL in page_error
     assert not at.dataframe
 
 
@@ -509,3 +619,35 @@ def test_signature_table_labels_rates_with_their_basis() -> None:
     assert table.loc[0, "candidate (per 1k log lines)"] == 1.5
     assert table.loc[0, "p-value"] == tables.NONE
     assert not table.loc[0, "not a risk"]
+
+
+def test_timeline_figure_escapes_versions_and_marks_each_deploy_in_range() -> None:
+    from releasehealth.model import Deploy, Timeline
+
+    start = datetime(2026, 11, 26, tzinfo=UTC)
+    steps = np.array([(start + timedelta(minutes=5 * k)).timestamp() for k in range(1, 13)])
+    hostile = "<img src=x onerror=alert(1)>"
+    series = {v: Series({}, steps, np.full(steps.size, 0.5)) for v in ("1.0", hostile)}
+    deploys = (
+        Deploy("s", "1.0", start - timedelta(hours=3)),  # before the range: no marker
+        Deploy("s", hostile, start + timedelta(minutes=30)),
+    )
+    line = Timeline("s", start, start + timedelta(hours=1), timedelta(minutes=5), series, series, series, "p95_latency", deploys)
+
+    figure = charts.timeline_figure(line)
+
+    names = {trace.name for trace in figure.data}
+    assert names == {"1.0", "&lt;img src=x onerror=alert(1)&gt;"}
+    assert [a.text for a in figure.layout.annotations] == ["&lt;img src=x onerror=alert(1)&gt;"]
+    assert len(figure.layout.shapes) == 3  # the one deploy in range, marked on each of the three panels
+
+
+def test_baseline_choices_start_with_the_configured_one() -> None:
+    from releasehealth.model import BaselinePolicy, Policy
+
+    shifted = Policy(baseline=BaselinePolicy.TIME_SHIFTED, baseline_shift=timedelta(days=7))
+    assert tables.baseline_spec(shifted) == "time-shifted:7d"
+    assert tables.baseline_spec(Policy(baseline=BaselinePolicy.PINNED, pinned_version="1.0")) == "pinned:1.0"
+    options = tables.baseline_options("time-shifted:7d", ["1.0", "1.1", "1.2"], "1.2")
+    assert options[:2] == ["time-shifted:7d", "previous"] and options.count("time-shifted:7d") == 1
+    assert options[-2:] == ["pinned:1.0", "pinned:1.1"]

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from typer.testing import CliRunner
 
 from releasehealth import analysis, config
@@ -226,3 +229,21 @@ def test_a_pinned_baseline_compares_with_that_version(fleet: Fleet, config_file:
     document = json.loads(result.output)
     assert document["baseline"]["version"] == pinned and document["baseline_policy"] == "pinned"
     assert document["baseline_description"] == f"pinned {pinned}"
+
+
+def test_the_service_timeline_counts_what_each_version_served(fleet: Fleet, catalogue: Catalogue, sources) -> None:
+    service = fleet.services[2]
+    line = analysis.timeline(catalogue, sources, service.name, now=fleet.end)
+
+    assert line.step == timedelta(minutes=5) and not line.errors
+    # One range query per quantity for this service, then the deploy scan's (first/last seen, events).
+    assert [q.template for q in line.queries[:3]] == ["requests", "errors", "latency_buckets"]
+    assert all(q.services == (service.name,) for q in line.queries[:3])
+    assert [d.version for d in line.deploys] == [r.version for r in service.releases]
+    seconds = line.step.total_seconds()
+    for version, rate in line.request_rate.items():
+        served = service.counts(version, line.start, line.end)["requests"]
+        assert rate.values.sum() * seconds == pytest.approx(served, rel=0.005), version
+        ratio = line.error_ratio[version].values
+        assert np.nanmax(ratio) < 0.2 and np.nanmin(ratio) >= 0
+        assert np.nanmedian(line.latency[version].values) == pytest.approx(service.release(version).p95_latency, rel=0.15)

@@ -1,13 +1,28 @@
-"""Overview page: the latest release of every service, riskiest first."""
+"""Overview page: the latest release of every service, riskiest first; it refreshes itself every TTL."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import streamlit as st
 
 from dashboard import components, data
 
 st.title("Fleet overview")
-evaluations = components.unwrap(data.fleet())
-components.action_counts(evaluations)
-components.fleet_table(evaluations)
-components.release_picker(evaluations)
+
+
+@st.fragment(run_every=timedelta(seconds=data.TTL_SECONDS))
+def overview() -> None:
+    # Re-run alone every TTL: the cached fleet has expired by then, so this asks the sources again
+    # while the filters, and the rest of the page, stay as they are.
+    catalogue = components.unwrap(data.catalogue())
+    evaluations = components.unwrap(data.fleet())
+    team_of = {s.name: s.team for s in catalogue.services}
+    components.action_counts(evaluations)
+    shown = components.overview_filters(evaluations, team_of)
+    components.fleet_table(shown, team_of)
+    components.attention_links(shown)
+    components.release_picker(shown)
+
+
+overview()

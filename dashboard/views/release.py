@@ -1,6 +1,9 @@
-"""Release page: one release against its baseline, with the evidence; deep-linked by ?service=&version=."""
+"""Release page: one release against its baseline, with the evidence; deep-linked by
+?service=&version=&baseline=."""
 
 from __future__ import annotations
+
+import time
 
 import streamlit as st
 
@@ -8,17 +11,28 @@ from dashboard import components, data
 
 st.title("Release")
 catalogue = components.unwrap(data.catalogue())
-left, right = st.columns(2)
+names = [s.name for s in catalogue.services]
+left, middle, right = st.columns(3)
 with left:
-    service = components.select_param(
-        "Service", "service", [s.name for s in catalogue.services], clears=("version",)
-    )
+    service = components.select_param("Service", "service", names, clears=("version", "baseline"))
 if service is None:
     st.info("Choose a service, or open a release from the overview.")
     st.stop()
+if service not in names:
+    components.not_found(f"No service named {service!r} is configured (known: {', '.join(names) or 'none'}).")
 deploys = components.unwrap(data.deploys(service))
+versions = [d.version for d in reversed(deploys)]
+with middle:
+    version = components.select_param("Version", "version", versions, default_first=True, clears=("baseline",))
+if version is not None and version not in versions:
+    components.not_found(
+        f"{service} has no version {version!r} in the last {catalogue.policy.lookback} "
+        f"(seen: {', '.join(versions) or 'none'})."
+    )
 with right:
-    version = components.select_param("Version", "version", [d.version for d in reversed(deploys)], default_first=True)
-components.release(components.unwrap(data.release(service, version)), catalogue)
-if st.toggle("Show every release of this service"):
-    components.release_history(components.unwrap(data.releases(service)))
+    baseline = components.baseline_select(catalogue, deploys, version)
+started = time.perf_counter()
+evaluation = components.unwrap(data.release(service, version, baseline))
+components.evaluated(evaluation, time.perf_counter() - started)
+components.release(evaluation, catalogue)
+components.service_link(service)
