@@ -388,14 +388,26 @@ def baseline_select(catalogue: Catalogue, deploys: Sequence[Deploy], candidate: 
     return None if chosen in (None, configured) else chosen
 
 
-def evaluated(evaluation: Evaluation, seconds: float) -> None:
-    """What the evaluation took, in a collapsed status: queries run, and whether it came from the cache."""
-    r = evaluation.recommendation
-    label = (
-        f"Evaluated {evaluation.service} {r.candidate} against {r.baseline}: {len(evaluation.queries)} queries, "
-        f"{seconds:.2f} s (answers are cached for {TTL_TEXT})"
+def evaluating(what: str) -> tuple[Any, Callable[[str], None]]:
+    """A collapsed st.status for a load that may take a while, and the progress callback that names
+    each step of the evaluation in its label as it starts (nothing is called on a cache hit)."""
+    status = st.status(escape_markdown(f"Evaluating {what}…"), expanded=False)
+    return status, lambda step: status.update(label=escape_markdown(f"Evaluating {what}: {step}…"))
+
+
+def evaluated(status: Any, loaded: Loaded[Any], seconds: float, label: str) -> None:
+    """Close the status: what was done and how long it took, or that it failed (the page shows why)."""
+    if loaded.value is None:
+        status.update(label=escape_markdown(f"{label}: failed after {seconds:.1f} s"), state="error")
+        return
+    status.update(
+        label=escape_markdown(f"{label} in {seconds:.2f} s (answers are cached for {TTL_TEXT})"), state="complete"
     )
-    with st.status(escape_markdown(label), state="complete", expanded=False):
+
+
+def evaluation_steps(status: Any, evaluation: Evaluation) -> None:
+    """What the evaluation of one release did, step by step, inside its (collapsed) status."""
+    with status:
         st.caption(escape_markdown(f"Baseline: {evaluation.baseline_description or evaluation.policy.value}."))
         for step in _steps(evaluation):
             st.caption(escape_markdown(step))

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 import streamlit as st
 
 from releasehealth import analysis, config
-from releasehealth.analysis import Sources
+from releasehealth.analysis import Progress, Sources
 from releasehealth.config import Catalogue
 from releasehealth.errors import ConfigError, ReleaseHealthError
 from releasehealth.model import Deploy, Evaluation, SourceHealth, Timeline
@@ -59,15 +59,15 @@ def catalogue() -> Loaded[Catalogue]:
     return Loaded(error=opened.error) if opened.value is None else Loaded(opened.value[0])
 
 
-def fleet() -> Loaded[list[Evaluation]]:
-    """The latest release of every service, evaluated."""
-    return _fleet(settings())
+def fleet(progress: Progress = None) -> Loaded[list[Evaluation]]:
+    """The latest release of every service, evaluated; `progress` hears each step when it is not cached."""
+    return _fleet(settings(), _progress=progress)
 
 
-def release(service: str, version: str | None, baseline: str | None = None) -> Loaded[Evaluation]:
+def release(service: str, version: str | None, baseline: str | None = None, progress: Progress = None) -> Loaded[Evaluation]:
     """One release of a service (the latest if `version` is None), evaluated against the baseline the
     configuration names, or `baseline` ("previous", "time-shifted:7d", "pinned:1.2.0"...)."""
-    return _release(settings(), service, version, baseline)
+    return _release(settings(), service, version, baseline, _progress=progress)
 
 
 def timeline(service: str) -> Loaded[Timeline]:
@@ -139,16 +139,19 @@ def _run(current: Settings, call: Callable[[Catalogue, Sources], T]) -> Loaded[T
         return Loaded(error=str(exc))
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating every service…")
-def _fleet(current: Settings) -> Loaded[list[Evaluation]]:
-    return _run(current, analysis.evaluate_fleet)
+# The pages show progress in an st.status; `_progress` (not part of the cache key) updates it.
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def _fleet(current: Settings, _progress: Progress = None) -> Loaded[list[Evaluation]]:
+    return _run(current, lambda c, s: analysis.evaluate_fleet(c, s, progress=_progress))
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating the release…")
-def _release(current: Settings, service: str, version: str | None, baseline: str | None) -> Loaded[Evaluation]:
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def _release(
+    current: Settings, service: str, version: str | None, baseline: str | None, _progress: Progress = None
+) -> Loaded[Evaluation]:
     def evaluate(catalogue: Catalogue, sources: Sources) -> Evaluation:
         chosen = config.with_baseline(catalogue, baseline) if baseline else catalogue
-        return analysis.evaluate(chosen, sources, service, version)
+        return analysis.evaluate(chosen, sources, service, version, progress=_progress)
 
     return _run(current, evaluate)
 

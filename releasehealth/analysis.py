@@ -7,7 +7,7 @@ query per template for the whole group (deploy detection included), never one pe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -53,6 +53,8 @@ from scoring.logs import fails
 from scoring.signatures import SideTotals, compare
 
 LOG_KINDS = (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)
+# Told each step of a long evaluation as it starts ("querying the metrics of 8 release(s)"), for a progress display.
+Progress = Callable[[str], None] | None
 DEMO_LOG_INDEX = "logs-{service}"
 # The demo fleet's owners, as in the shipped release-health.yaml, so the dashboard's team filter has teams.
 DEMO_TEAMS = {
@@ -194,7 +196,8 @@ def list_deploys(catalogue: Catalogue, sources: Sources, service: str, now: date
 
 
 def evaluate(
-    catalogue: Catalogue, sources: Sources, service: str, version: str | None = None, now: datetime | None = None
+    catalogue: Catalogue, sources: Sources, service: str, version: str | None = None, now: datetime | None = None,
+    progress: Progress = None,
 ) -> Evaluation:
     """Evaluate one release of a service (the latest if `version` is None) against its baseline.
 
@@ -203,6 +206,7 @@ def evaluate(
     """
     now = now or datetime.now(UTC)
     target = catalogue.service(service)
+    _say(progress, f"reading the deploys of {service}")
     scan = scan_deploys(catalogue, sources, [target], now)
     deploys = scan.by_service[target.name]
     if version is not None and version not in {d.version for d in deploys}:
@@ -210,27 +214,36 @@ def evaluate(
         raise NotFoundError(
             f"{service} has no version {version!r} in the last {catalogue.policy.lookback} (seen: {known})"
         )
-    return _evaluate_all(catalogue, sources, [(target, deploys, version)], scan, now)[0]
+    return _evaluate_all(catalogue, sources, [(target, deploys, version)], scan, now, progress)[0]
 
 
-def evaluate_fleet(catalogue: Catalogue, sources: Sources, now: datetime | None = None) -> list[Evaluation]:
+def evaluate_fleet(
+    catalogue: Catalogue, sources: Sources, now: datetime | None = None, progress: Progress = None
+) -> list[Evaluation]:
     """Evaluate the latest release of every service, with one query per template per group."""
     now = now or datetime.now(UTC)
+    _say(progress, f"reading the deploys of {len(catalogue.services)} services")
     scan = scan_deploys(catalogue, sources, catalogue.services, now)
     targets = [(s, scan.by_service[s.name], None) for s in catalogue.services]
-    return _evaluate_all(catalogue, sources, targets, scan, now)
+    return _evaluate_all(catalogue, sources, targets, scan, now, progress)
 
 
 def evaluate_releases(
-    catalogue: Catalogue, sources: Sources, service: str, now: datetime | None = None
+    catalogue: Catalogue, sources: Sources, service: str, now: datetime | None = None, progress: Progress = None
 ) -> list[Evaluation]:
     """Evaluate every release of one service seen in the lookback, newest first, in one batch."""
     now = now or datetime.now(UTC)
     target = catalogue.service(service)
+    _say(progress, f"reading the deploys of {service}")
     scan = scan_deploys(catalogue, sources, [target], now)
     deploys = scan.by_service[target.name]
     targets = [(target, deploys, d.version) for d in reversed(deploys)] or [(target, deploys, None)]
-    return _evaluate_all(catalogue, sources, targets, scan, now)
+    return _evaluate_all(catalogue, sources, targets, scan, now, progress)
+
+
+def _say(progress: Progress, step: str) -> None:
+    if progress is not None:
+        progress(step)
 
 
 TIMELINE_SPAN = timedelta(hours=24)
@@ -313,11 +326,16 @@ def _evaluate_all(
     requests: Sequence[tuple[Service, list[Deploy], str | None]],
     scan: _DeployScan,
     now: datetime,
+    progress: Progress = None,
 ) -> list[Evaluation]:
     targets = [_target(catalogue, service, deploys, version, now) for service, deploys, version in requests]
     judgeable = [t for t in targets if t.plan.candidate_window]
+    _say(progress, f"querying the metrics of {len(judgeable)} release(s)")
     fetched = _fetch(catalogue, sources, judgeable)
+    if any(t.service.logs is not None for t in judgeable):
+        _say(progress, "reading the logs")
     logs = _fetch_logs(catalogue, sources, judgeable)
+    _say(progress, f"judging {len(targets)} release(s)")
     return [
         _evaluation(catalogue, t, fetched, logs.get(id(t)), scan.queries.get(t.service.name, ()), tuple(scan.notes), now)
         for t in targets

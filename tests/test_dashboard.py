@@ -234,7 +234,16 @@ def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: No
     assert len(at.get("download_button")) == 1
     assert at.query_params == {"service": service, "version": version}
     assert "latency-distribution" in _chart_keys(at)  # the p50/p95/p99 histogram, compared once
-    assert at.get("status")[0].proto.label.startswith(escape_markdown(f"Evaluated {service} {version} against"))
+    assert at.get("status")[0].proto.label.startswith(escape_markdown(f"Evaluated {service} {version} in "))
+
+
+def test_an_evaluation_reports_each_step_as_it_starts() -> None:
+    catalogue, sources, _ = _pinned_demo(seed=7)
+    heard: list[str] = []
+    analysis.evaluate_fleet(catalogue, sources, progress=heard.append)
+    assert heard == [
+        "reading the deploys of 8 services", "querying the metrics of 8 release(s)", "reading the logs", "judging 8 release(s)",
+    ]
 
 
 def test_the_baseline_selector_re_evaluates_and_lives_in_the_url(demo_env: None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import streamlit as st
@@ -16,7 +17,11 @@ def overview() -> None:
     # Re-run alone every TTL: the cached fleet has expired by then, so this asks the sources again
     # while the filters, and the rest of the page, stay as they are.
     catalogue = components.unwrap(data.catalogue())
-    evaluations = components.unwrap(data.fleet())
+    status, progress = components.evaluating(f"{len(catalogue.services)} services")
+    started = time.perf_counter()
+    loaded = data.fleet(progress)
+    components.evaluated(status, loaded, time.perf_counter() - started, f"Evaluated {len(catalogue.services)} services")
+    evaluations = components.unwrap(loaded)
     team_of = {s.name: s.team for s in catalogue.services}
     components.action_counts(evaluations)
     shown = components.overview_filters(evaluations, team_of)

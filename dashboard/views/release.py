@@ -31,8 +31,11 @@ if version is not None and version not in versions:
     )
 with right:
     baseline = components.baseline_select(catalogue, deploys, version)
+status, progress = components.evaluating(f"{service} {version or '(latest)'}")
 started = time.perf_counter()
-evaluation = components.unwrap(data.release(service, version, baseline))
-components.evaluated(evaluation, time.perf_counter() - started)
+loaded = data.release(service, version, baseline, progress=progress)
+components.evaluated(status, loaded, time.perf_counter() - started, f"Evaluated {service} {version or '(latest)'}")
+evaluation = components.unwrap(loaded)
+components.evaluation_steps(status, evaluation)
 components.release(evaluation, catalogue)
 components.service_link(service)
