@@ -29,7 +29,7 @@ from releasehealth.model import (
     SignatureStatus,
     Window,
 )
-from releasehealth.simulator import Fleet
+from releasehealth.simulator import Fleet, ReleaseLabel
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 TIMEOUT = 60
@@ -584,6 +584,33 @@ def test_overview_and_release_on_the_real_prometheus(monkeypatch: pytest.MonkeyP
     release = _open("views/release.py", service=failing.name, version=failing.releases[-1].version)
     assert not release.exception
     assert release.error[0].value.startswith("**ROLLBACK**")
+
+
+def test_elasticsearch_down_puts_a_banner_on_every_page_and_the_metrics_still_judge(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prometheus, fleet
+) -> None:
+    import yaml
+
+    from tests.conftest import example_config
+
+    raw = example_config(prometheus.url, DOWN_URL)
+    raw["sources"]["elasticsearch"]["timeout"] = "2s"
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.delenv("RELEASE_HEALTH_DEMO", raising=False)
+    monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(path))
+
+    overview = _app().run()
+    assert not overview.exception
+    assert _unescaped(overview.error[0].value).startswith(f"Source elasticsearch ({DOWN_URL}) does not answer")
+    assert sorted(overview.dataframe[0].value["service"]) == sorted(s.name for s in fleet.services)
+    failing = next(s for s in fleet.services if s.releases[-1].label is ReleaseLabel.ERROR_RATIO)
+    release = _open("views/release.py", service=failing.name, version=failing.releases[-1].version)
+    assert not release.exception
+    texts = [_unescaped(e.value) for e in release.error]
+    assert texts[0].startswith("Source elasticsearch") and texts[1].startswith("**ROLLBACK**")
+    assert any(t.startswith("Logs could not be used") for t in texts)
+    assert "chart-error_ratio" in _chart_keys(release)
 
 
 # ---- pure builders ---------------------------------------------------------------------------------
