@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -37,6 +38,7 @@ class Settings:
     demo: bool
     seed: str
     config_path: str
+    demo_end: str = ""  # ISO time the demo fleet's history ends at (release-health --demo-end); empty: now
 
 
 def settings() -> Settings:
@@ -45,6 +47,7 @@ def settings() -> Settings:
         demo=env.get("RELEASE_HEALTH_DEMO", "").strip().lower() in TRUE,
         seed=env.get("RELEASE_HEALTH_SEED", "7"),
         config_path=env.get("RELEASE_HEALTH_CONFIG", config.DEFAULT_PATH),
+        demo_end=env.get("RELEASE_HEALTH_DEMO_END", "").strip(),
     )
 
 
@@ -103,17 +106,27 @@ def _seed(text: str) -> int:
         raise ConfigError("RELEASE_HEALTH_SEED", [f"must be an integer, got {text!r}"]) from None
 
 
-# Simulated once per process (its history ends when the dashboard starts), so its numbers stay put
-# while people click around; Refresh does not re-simulate it.
+def _end(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        end = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError("RELEASE_HEALTH_DEMO_END", [f"must be an ISO time such as 2026-11-27T08:00:00Z, got {text!r}"]) from None
+    return end if end.tzinfo else end.replace(tzinfo=UTC)
+
+
+# Simulated once per process (its history ends when the dashboard starts, or at --demo-end), so its
+# numbers stay put while people click around; Refresh does not re-simulate it.
 @st.cache_resource(show_spinner="Simulating the demo fleet…")
-def _demo(seed: int) -> tuple[Catalogue, Sources]:
-    demo_catalogue, sources, _ = analysis.demo(seed=seed)
+def _demo(seed: int, end: datetime | None = None) -> tuple[Catalogue, Sources]:
+    demo_catalogue, sources, _ = analysis.demo(seed=seed, end=end)
     return demo_catalogue, sources
 
 
 def _connect(current: Settings) -> tuple[Catalogue, Sources]:
     if current.demo:
-        return _demo(_seed(current.seed))
+        return _demo(_seed(current.seed), _end(current.demo_end))
     loaded = config.load(current.config_path)
     return loaded, analysis.connect(loaded)
 

@@ -360,8 +360,10 @@ class _Fetched(NamedTuple):
 
 
 def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -> dict[tuple, _Fetched]:
-    """Run each template the targets need once per group, over the span covering all their windows."""
-    out: dict[tuple, _Fetched] = {}
+    """Run each template the targets need once per group, over the span covering all their windows.
+    One at a time: run concurrently on two cores, the 50-service overview got slower (2.1 s, not 1.9 s),
+    Prometheus' evaluation and our decoding competing for the same CPUs."""
+    jobs: dict[tuple, tuple[str, list[Query]]] = {}
     by_group: dict[_GroupKey, list[_Target]] = {}
     for target in targets:
         by_group.setdefault(_group_key(target.service), []).append(target)
@@ -378,8 +380,8 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -
                 )
                 for start, end in spans(windows)
             ]
-            out[(key, template)] = _run(sources, template, queries)
-    return out
+            jobs[(key, template)] = (template, queries)
+    return {job: _run(sources, *arguments) for job, arguments in jobs.items()}
 
 
 SPAN_GAP = timedelta(hours=6)

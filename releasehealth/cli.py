@@ -163,7 +163,7 @@ def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for fleet.om and truth.json.")] = Path("simulated"),
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 7,
     hours: Annotated[float, typer.Option(help="Hours of history, ending now.")] = 26,
-    services_count: Annotated[int, typer.Option("--services", help="Number of services (1-10).")] = 8,
+    services_count: Annotated[int, typer.Option("--services", help="Number of services (1-50).")] = 8,
 ) -> None:
     """Write a simulated fleet: metrics as OpenMetrics (for promtool), logs as bulk NDJSON (for
     Elasticsearch, with index templates), and the ground truth as JSON."""
@@ -181,11 +181,12 @@ def simulate(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
-    seed: Annotated[int, typer.Option(help="Seed of the demo fleet.")] = 7,
+    seed: Annotated[int | None, typer.Option(help="Seed of the demo fleet (default: the global --seed, 7).")] = None,
 ) -> None:
     """Serve the dashboard on the embedded simulated fleet (no external service needed)."""
-    _serve({"RELEASE_HEALTH_DEMO": "1", "RELEASE_HEALTH_SEED": str(seed)}, port)
+    _serve(_demo_environment(ctx.obj, seed), port)
 
 
 @app.command()
@@ -193,8 +194,26 @@ def dashboard(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
 ) -> None:
-    """Serve the dashboard on the sources of the config file."""
+    """Serve the dashboard on the sources of the config file (on the demo fleet with --demo)."""
+    if ctx.obj.demo:
+        _serve(_demo_environment(ctx.obj, None), port)
     _serve({"RELEASE_HEALTH_CONFIG": str(Path(ctx.obj.config_path).resolve())}, port)
+
+
+def _demo_environment(context: Context, seed: int | None) -> dict[str, str]:
+    """How the dashboard learns it serves the demo fleet, of which seed, ending when (--demo-end)."""
+    environment = {"RELEASE_HEALTH_DEMO": "1", "RELEASE_HEALTH_SEED": str(context.seed if seed is None else seed)}
+    if context.demo_end:
+        environment["RELEASE_HEALTH_DEMO_END"] = context.demo_end.replace(tzinfo=context.demo_end.tzinfo or UTC).isoformat()
+    return environment
+
+
+# Streamlit imports the app's modules on the first visit; importing them before the server starts takes
+# that second off the first page anyone opens.
+STREAMLIT_WITH_WARM_IMPORTS = (
+    "import dashboard.components, dashboard.charts, releasehealth.analysis; "
+    "from streamlit.web.cli import main; main()"
+)
 
 
 def _serve(environment: dict[str, str], port: int) -> None:
@@ -204,7 +223,7 @@ def _serve(environment: dict[str, str], port: int) -> None:
         raise typer.Exit(EXIT_ERROR)
     app_path = str(Path(spec.origin).parent / "app.py")
     argv = [
-        sys.executable, "-m", "streamlit", "run", app_path,
+        sys.executable, "-c", STREAMLIT_WITH_WARM_IMPORTS, "run", app_path,
         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
     err.print(f"serving the dashboard on http://localhost:{port}")

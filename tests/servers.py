@@ -3,13 +3,18 @@ Elasticsearch API loaded with the simulated logs."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 
@@ -162,3 +167,64 @@ def load_logs(url: str, logs: FleetLogs, chunk: int = 10_000) -> None:
                 raise RuntimeError(f"bulk load into {index} failed: {str(result['items'][:2])[:500]}")
     client.indices.refresh(index="*")
     client.close()
+
+
+# ---- the dashboard: Streamlit -----------------------------------------------------------------------
+
+
+# Debian's Chromium (/usr/bin/chromium), launched by Playwright without its own browser download.
+CHROMIUM_ARGS = (
+    "--headless", "--no-sandbox", "--disable-gpu",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)
+# A page is fully rendered when this is true: Streamlit marks its root with the script's state, and draws
+# skeletons where elements are still loading.
+STREAMLIT_RENDERED = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const loading = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]';
+    return app !== null && app.dataset.testScriptState === "notRunning" && document.querySelector(loading) === null;
+}"""
+
+
+class DashboardServer(Server):
+    def stop(self) -> None:
+        """Stop the dashboard's process group (its leader is the PID we started), SIGTERM then SIGKILL."""
+        for sig, seconds in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=seconds)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def start_dashboard(arguments: Sequence[str], folder: Path) -> DashboardServer:
+    """Start `release-health ARGUMENTS --port PORT` (e.g. `["demo"]` or `["--config", path, "dashboard"]`)
+    on a free loopback port; return once Streamlit's /_stcore/health answers."""
+    port = free_port()
+    script = Path(sys.executable).parent / "release-health"
+    # `demo` and `dashboard` exec Streamlit in place, so the PID we start is the server's own.
+    return _start_streamlit([str(script), *arguments, "--port", str(port)], port, {}, folder)
+
+
+def start_pinned_demo(seed: int, end: datetime, folder: Path) -> DashboardServer:
+    """Start `release-health --seed SEED --demo-end END demo` on a free loopback port: the demo fleet
+    ending at `end`, so that what a test evaluates is exactly what the dashboard shows."""
+    utc = end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")  # the CLI reads a naive time as UTC
+    return start_dashboard(["--seed", str(seed), "--demo-end", utc, "demo"], folder)
+
+
+def _start_streamlit(argv: list[str], port: int, environment: Mapping[str, str], folder: Path) -> DashboardServer:
+    log = (folder / "streamlit.log").open("w")
+    env = {
+        **os.environ, **environment,
+        # Other people edit the dashboard while tests run: a saved file must not rerun the page under test.
+        "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
+        "STREAMLIT_SERVER_ADDRESS": "127.0.0.1",
+    }
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    server = DashboardServer(f"http://127.0.0.1:{port}", process, folder)
+    return wait_ready(server, "/_stcore/health", log.name, 60)

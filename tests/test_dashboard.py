@@ -494,6 +494,34 @@ def test_a_service_without_deploys_yet_is_inconclusive_on_every_page(demo_env: N
     assert "No release of ghost-service was seen yet." in infos
 
 
+def test_a_service_with_a_single_release_says_there_is_nothing_to_compare_with(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collectors.deploys import MetricDeploySource
+    from collectors.simulated import SimulatedLogSource, SimulatedMetricSource
+    from releasehealth import config
+    from releasehealth.model import LogSettings
+    from releasehealth.simulator import simulate
+    from releasehealth.simulator.logs import simulate_logs
+
+    def demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, analysis.Sources, Fleet]:
+        fleet = simulate(seed=seed, end=end or DEMO_END, services=1, releases_per_service=0)
+        metrics = SimulatedMetricSource(fleet)
+        sources = analysis.Sources(metrics, MetricDeploySource(metrics), SimulatedLogSource(simulate_logs(fleet)))
+        catalogue = config.catalogue_for(["user-service"], logs=LogSettings(index=analysis.DEMO_LOG_INDEX))
+        return catalogue, sources, fleet
+
+    monkeypatch.setattr(analysis, "demo", demo)
+    only = "no earlier release of user-service was seen to compare with"
+    overview = _app().run()
+    assert not overview.exception and overview.dataframe[0].value["action"].tolist() == ["INCONCLUSIVE"]
+    release = _open("views/release.py", service="user-service")
+    assert not release.exception and only in _unescaped(release.warning[0].value)
+    service = _open("views/service.py", service="user-service")
+    assert not service.exception and not service.error
+    assert "service-timeline" in _chart_keys(service) and len(service.dataframe[0].value) == 1
+
+
 @pytest.mark.parametrize("page", ["views/overview.py", "views/release.py", "views/service.py"])
 def test_an_empty_fleet_says_so_on_every_page(demo_env: None, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     _demo_with(monkeypatch, lambda names: [])

@@ -36,6 +36,15 @@ SERVICE_NAMES = (
     "notification-service",
     "catalog-service",
     "review-service",
+    # Beyond the demo's ten, for load benchmarks (50 services); appended, so the first ten are unchanged.
+    "auth-service", "gateway-service", "pricing-service", "recommendation-service", "fraud-service",
+    "invoice-service", "refund-service", "coupon-service", "loyalty-service", "wishlist-service",
+    "checkout-service", "tax-service", "currency-service", "address-service", "profile-service",
+    "session-service", "email-service", "sms-service", "push-service", "media-service",
+    "thumbnail-service", "upload-service", "export-service", "report-service", "audit-service",
+    "billing-service", "subscription-service", "ledger-service", "warehouse-service", "returns-service",
+    "tracking-service", "rating-service", "question-service", "seller-service", "ads-service",
+    "analytics-service", "feature-flag-service", "config-service", "scheduler-service", "webhook-service",
 )
 Z95 = float(norm.ppf(0.95))
 SCENARIOS = ("default", "accuracy")
@@ -407,7 +416,7 @@ def _plan_releases(
     ]
     # The first deploy leaves two hours of history before it; the last leaves at least an hour after it.
     first, last = start + timedelta(hours=2), end - timedelta(hours=1, minutes=10)
-    segment = (last - first) / len(plan)
+    segment = (last - first) / max(1, len(plan))  # no plan: the initial release alone
     for i, (label, factor) in enumerate(plan):
         offset = segment * (i + rng.uniform(0.1, 0.6))
         deployed_at = _floor_minute(first + offset)
