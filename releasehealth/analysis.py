@@ -25,7 +25,6 @@ from releasehealth.errors import NotFoundError, SourceError, TemplateError
 from releasehealth.model import (
     Action,
     Deploy,
-    DeploySourceKind,
     Evaluation,
     LabelNames,
     LogEvidence,
@@ -44,6 +43,7 @@ from releasehealth.model import (
 )
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
+from releasehealth.store import Store
 from releasehealth.windows import WindowPlan, floor_to, plan
 from scoring.judge import judge, metric_alpha, release_alpha
 from scoring.latency import quantile_per_step
@@ -69,6 +69,7 @@ class Sources:
     metrics: MetricSource
     deploys: MetricDeploySource
     logs: LogSource | None = None
+    store: Store | None = None  # the history store: recorded deploys and verdicts (last-good baselines)
 
 
 def connect(catalogue: Catalogue) -> Sources:
@@ -162,7 +163,18 @@ def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Serv
             scan.by_service[service.name] = [d for d in found if d.service == service.name]
             scan.queries[service.name] = (first, last)
     _merge_events(sources, services, now - policy.lookback, now, scan)
+    _merge_recorded(sources, services, now - policy.lookback, now, scan)
     return scan
+
+
+def _merge_recorded(sources: Sources, services: Sequence[Service], start: datetime, end: datetime, scan: _DeployScan) -> None:
+    """Deploys a pipeline recorded in the history store win over detected ones, as events do."""
+    if sources.store is None:
+        return
+    for service in services:
+        recorded = {d.version: d for d in sources.store.deploys(service.name) if start <= d.started_at <= end}
+        merged = [_with_event(d, recorded.pop(d.version, None)) for d in scan.by_service.get(service.name, [])]
+        scan.by_service[service.name] = sorted(merged + list(recorded.values()), key=lambda d: (d.started_at, d.version))
 
 
 def _merge_events(sources: Sources, services: Sequence[Service], start: datetime, end: datetime, scan: _DeployScan) -> None:
@@ -184,9 +196,10 @@ def _merge_events(sources: Sources, services: Sequence[Service], start: datetime
 
 
 def _with_event(detected: Deploy, event: Deploy | None) -> Deploy:
+    """The deploy as an event (or a record) tells it, keeping what detection knows of its last sample."""
     if event is None:
         return detected
-    return Deploy(detected.service, detected.version, event.started_at, DeploySourceKind.EVENT, detected.last_seen, event.commit)
+    return Deploy(detected.service, detected.version, event.started_at, event.source, detected.last_seen, event.commit)
 
 
 def list_deploys(catalogue: Catalogue, sources: Sources, service: str, now: datetime | None = None) -> list[Deploy]:
@@ -328,7 +341,7 @@ def _evaluate_all(
     now: datetime,
     progress: Progress = None,
 ) -> list[Evaluation]:
-    targets = [_target(catalogue, service, deploys, version, now) for service, deploys, version in requests]
+    targets = [_target(catalogue, sources, service, deploys, version, now) for service, deploys, version in requests]
     judgeable = [t for t in targets if t.plan.candidate_window]
     _say(progress, f"querying the metrics of {len(judgeable)} release(s)")
     fetched = _fetch(catalogue, sources, judgeable)
@@ -343,13 +356,25 @@ def _evaluate_all(
 
 
 def _target(
-    catalogue: Catalogue, service: Service, deploys: list[Deploy], version: str | None, now: datetime
+    catalogue: Catalogue, sources: Sources, service: Service, deploys: list[Deploy], version: str | None, now: datetime
 ) -> _Target:
     if not deploys:
         lookback = catalogue.policy.lookback
         return _Target(service, None, WindowPlan(None, None, None, f"no version of {service.name} was seen in the last {lookback}"))
     candidate = deploys[-1] if version is None else next(d for d in deploys if d.version == version)
-    return _Target(service, candidate, plan(deploys, candidate, catalogue.policy, now))
+    return _Target(service, candidate, plan(deploys, candidate, catalogue.policy, now, _last_good(sources, candidate)))
+
+
+def _last_good(sources: Sources, candidate: Deploy) -> str | None:
+    """The newest earlier version the store judged PROMOTE (for the last-good baseline); None without a store."""
+    if sources.store is None:
+        return None
+    return sources.store.last_good(candidate.service, before=candidate.started_at, excluding=candidate.version)
+
+
+def open_store(catalogue: Catalogue) -> Store:
+    """The history store the configuration names (raises StoreError or ConfigError)."""
+    return Store(catalogue.store_url, password=config.store_password(catalogue))
 
 
 class _Fetched(NamedTuple):

@@ -5,10 +5,12 @@ Exit codes (for pipelines): 0 PROMOTE, 1 error, 2 usage, 3 ROLLBACK, 4 HOLD or I
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from rich.table import Column, Table
 
 from releasehealth import analysis, config
 from releasehealth.errors import ReleaseHealthError
-from releasehealth.model import Action, Evaluation, SignatureStatus
+from releasehealth.model import Action, BaselinePolicy, Deploy, DeploySourceKind, Evaluation, SignatureStatus
 from releasehealth.serialize import evaluation_to_dict
 
 EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
@@ -51,15 +53,25 @@ class Context:
     demo: bool
     seed: int
     demo_end: datetime | None = None
+    store_url: str | None = None  # --store: overrides the config's store.url
 
-    def open(self) -> tuple[config.Catalogue, analysis.Sources]:
-        """The catalogue and sources: the embedded demo fleet, or the config file's real sources."""
+    def open(self, with_store: bool = False) -> tuple[config.Catalogue, analysis.Sources]:
+        """The catalogue and sources: the embedded demo fleet, or the config file's real sources; with
+        the history store when asked for, or when the baseline policy (last-good) needs it."""
         if self.demo:
             end = self.demo_end.replace(tzinfo=self.demo_end.tzinfo or UTC) if self.demo_end else None
             catalogue, sources, _ = analysis.demo(seed=self.seed, end=end)
-            return catalogue, sources
-        catalogue = config.load(self.config_path)
-        return catalogue, analysis.connect(catalogue)
+            # The demo's store is a file in the temp folder, per seed: it never lands in your working tree.
+            default = f"sqlite:///{Path(tempfile.gettempdir()) / f'release-health-demo-{self.seed}.db'}"
+            catalogue = dataclasses.replace(catalogue, store_url=self.store_url or default)
+        else:
+            catalogue = config.load(self.config_path)
+            if self.store_url:
+                catalogue = dataclasses.replace(catalogue, store_url=self.store_url, store_password_env=None)
+            sources = analysis.connect(catalogue)
+        if with_store or catalogue.policy.baseline is BaselinePolicy.LAST_GOOD:
+            sources = dataclasses.replace(sources, store=analysis.open_store(catalogue))
+        return catalogue, sources
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,8 +99,12 @@ def main_options(
     demo_end: Annotated[
         datetime | None, typer.Option(help="End the demo fleet's history at this UTC time (default: now), to reproduce it.")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(envvar="RELEASE_HEALTH_STORE", help="History store URL (default: the config's store.url)."),
+    ] = None,
 ) -> None:
-    ctx.obj = Context(config_path, demo, seed, demo_end)
+    ctx.obj = Context(config_path, demo, seed, demo_end, store)
 
 
 @app.command()
@@ -129,13 +145,16 @@ def evaluate(
         str | None,
         typer.Option(help="previous, concurrent, time-shifted[:1d|:7d], pinned:VERSION or last-good (default: the config's)."),
     ] = None,
+    save: Annotated[bool, typer.Option(help="Also save the evaluation in the history store.")] = False,
 ) -> None:
     """Judge a release of SERVICE against its baseline; the exit code carries the recommendation."""
-    catalogue, sources = ctx.obj.open()
+    catalogue, sources = ctx.obj.open(with_store=save or (baseline or "").startswith("last-good"))
     if baseline:
         catalogue = config.with_baseline(catalogue, baseline)
     now = at.replace(tzinfo=at.tzinfo or UTC) if at else None
     evaluation = analysis.evaluate(catalogue, sources, service, version, now=now)
+    if save and evaluation.candidate is not None:
+        sources.store.save_evaluation(evaluation)
     if output is OutputFormat.JSON:
         out.print_json(json.dumps(evaluation_to_dict(evaluation)))
     else:
@@ -177,6 +196,91 @@ def simulate(
     out.print(f"wrote {metrics}, {logs} and {truth}")
     out.print(f"load the metrics: promtool tsdb create-blocks-from openmetrics {metrics} DATA_DIR")
     out.print(f"load the logs: see the README (index templates {out_dir}/logs-template.json, deploys-template.json)")
+
+
+@app.command("record-deploy")
+@handle_errors
+def record_deploy(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Option(help="The service deployed (as configured).")],
+    version: Annotated[str, typer.Option(help="The version deployed.")],
+    commit: Annotated[str, typer.Option(help="The commit deployed.")] = "",
+    at: Annotated[datetime | None, typer.Option(help="When it was deployed, UTC (default: now).")] = None,
+) -> None:
+    """Record a deploy in the history store (it wins over the deploy detected from the metrics)."""
+    catalogue, sources = ctx.obj.open(with_store=True)
+    catalogue.service(service)  # an unknown service is an error naming the known ones
+    started = at.replace(tzinfo=at.tzinfo or UTC) if at else datetime.now(UTC)
+    sources.store.record_deploy(Deploy(service, version, started, DeploySourceKind.RECORDED, commit=commit))
+    out.print(f"recorded {escape(service)} {escape(version)} deployed at {started:%Y-%m-%d %H:%M:%S} UTC in {escape(sources.store.name)}")
+
+
+@app.command()
+@handle_errors
+def history(
+    ctx: typer.Context,
+    service: str,
+    limit: Annotated[int, typer.Option(help="How many evaluations, newest first.")] = 20,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.TABLE,
+) -> None:
+    """The stored evaluations of SERVICE, newest first."""
+    catalogue, sources = ctx.obj.open(with_store=True)
+    catalogue.service(service)
+    stored = sources.store.history(service, limit)
+    if output is OutputFormat.JSON:
+        out.print_json(json.dumps([s.document for s in stored]))
+        return
+    if not stored:
+        out.print(f"no stored evaluation of {escape(service)} in {escape(sources.store.name)} (gate, evaluate --save and the API store them)")
+        return
+    table = Table("evaluated (UTC)", Column("version", no_wrap=True), "baseline", "action", "score", "reason")
+    for s in stored:
+        score = "-" if s.score is None else f"{s.score:.0f}"
+        table.add_row(f"{s.evaluated_at:%Y-%m-%d %H:%M}", escape(s.version), escape(s.baseline_version), s.action.value, score, escape(s.reason))
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def gate(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Option(help="The service deployed.")],
+    version: Annotated[str, typer.Option(help="The version to gate.")],
+    wait: Annotated[str, typer.Option(help="How long to wait for a final verdict (e.g. 15m).")] = "15m",
+    interval: Annotated[str, typer.Option(help="How often to re-evaluate (e.g. 1m).")] = "1m",
+) -> None:
+    """Re-evaluate a release until its verdict is final: exit 0 PROMOTE (after the full window), 3 ROLLBACK
+    (as soon as it is credible), 4 HOLD or INCONCLUSIVE at the timeout, 1 on an error."""
+    from releasehealth import gate as gating
+
+    waiting, every = config.parse_duration(wait, "--wait"), config.parse_duration(interval, "--interval")
+    catalogue, sources = ctx.obj.open(with_store=True)
+    catalogue.service(service)
+
+    def report(n: int, evaluation: Evaluation) -> None:
+        r = evaluation.recommendation
+        err.print(f"check {n}: {r.action.value} {escape(service)} {escape(version)} (baseline {escape(r.baseline)}): {escape(r.reason)}")
+
+    result = gating.run(catalogue, sources, service, version, waiting, every, report=report)
+    evaluation = result.evaluation
+    print_evaluation(evaluation, catalogue)
+    out.print(f"gate: {result.stopped} after {result.checks} check(s)")
+    raise typer.Exit(EXIT_CODES[evaluation.recommendation.action])
+
+
+@app.command()
+@handle_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (verdicts for pipelines, deploy recording, /metrics, OpenAPI at /docs)."""
+    from releasehealth import api
+
+    catalogue, sources = ctx.obj.open(with_store=True)
+    err.print(f"serving the API on http://{host}:{port} (store: {sources.store.name})")
+    api.serve(catalogue, sources, host, port)
 
 
 @app.command()

@@ -65,6 +65,14 @@ def _duration(text: object) -> timedelta:
     return delta
 
 
+def parse_duration(text: str, where: str) -> timedelta:
+    """A positive duration from the command line (30s, 5m, 1h30m); ConfigError naming the option."""
+    try:
+        return _duration(text)
+    except ValueError as exc:
+        raise ConfigError(where, [str(exc)]) from None
+
+
 def _label_name(name: str) -> str:
     if not promql.LABEL_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid Prometheus label name")
@@ -224,12 +232,25 @@ class ServiceModel(_Strict):
         return name
 
 
+class StoreModel(_Strict):
+    # An SQLAlchemy URL: a SQLite file (relative to where release-health runs) or PostgreSQL
+    # (postgresql+psycopg://user@host/db; a password goes in the environment variable password_env).
+    url: str = "sqlite:///release-health.db"
+    password_env: str | None = None
+
+
+class ApiModel(_Strict):
+    token_env: str = "RELEASE_HEALTH_API_TOKEN"  # the variable holding the token that POST /api/v1/deploys needs
+
+
 class CatalogueModel(_Strict):
     sources: SourcesModel
     policy: PolicyModel = PolicyModel()
     services: list[ServiceModel] = Field(min_length=1)
     logs: LogsPolicyModel = LogsPolicyModel()
     rollback_command: str = "kubectl rollout undo deployment/{service}"
+    store: StoreModel = StoreModel()
+    api: ApiModel = ApiModel()
 
     @field_validator("rollback_command")
     @classmethod
@@ -301,6 +322,9 @@ class Catalogue:
     presets: Mapping[str, Preset] = field(default_factory=dict)
     elasticsearch: ElasticsearchSettings | None = None
     not_a_risk: frozenset[str] = frozenset()  # log signature templates that are known not to be a risk
+    store_url: str = ""  # the history store (SQLAlchemy URL, password not included); empty: none
+    store_password_env: str | None = None
+    api_token_env: str = "RELEASE_HEALTH_API_TOKEN"
 
     def service(self, name: str) -> Service:
         """Return the named service; raise NotFoundError listing the known ones."""
@@ -391,8 +415,20 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     if problems:
         raise ConfigError(path, problems)
     return Catalogue(
-        settings, policy, services, model.rollback_command, path, presets, es, frozenset(model.logs.not_a_risk)
+        settings, policy, services, model.rollback_command, path, presets, es, frozenset(model.logs.not_a_risk),
+        store_url=model.store.url, store_password_env=model.store.password_env, api_token_env=model.api.token_env,
     )
+
+
+def store_password(catalogue: Catalogue) -> str | None:
+    """The history store's password from the environment variable the config names (None when it names
+    none); raise ConfigError naming the variable when it is not set."""
+    if not catalogue.store_password_env:
+        return None
+    password = os.environ.get(catalogue.store_password_env)
+    if not password:
+        raise ConfigError(catalogue.path, [f"store.password_env: set the environment variable {catalogue.store_password_env}"])
+    return password
 
 
 def _to_elasticsearch(model: ElasticsearchModel | None) -> ElasticsearchSettings | None:

@@ -55,6 +55,7 @@ class BaselinePolicy(StrEnum):
 class DeploySourceKind(StrEnum):
     DETECTED = "detected"  # first appearance of a version label in the metrics
     EVENT = "event"  # a deploy event recorded in an index (wins over a detected one)
+    RECORDED = "recorded"  # told by a pipeline (record-deploy, POST /api/v1/deploys), kept in the history store
 
 
 class SignatureStatus(StrEnum):

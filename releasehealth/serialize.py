@@ -14,6 +14,7 @@ from releasehealth.model import (
     LogWindowData,
     MetricVerdict,
     Query,
+    Series,
     Summary,
     Window,
 )
@@ -103,7 +104,19 @@ def _verdict(verdict: MetricVerdict) -> dict[str, Any]:
         "critical": verdict.critical,
         "group": verdict.group,
         "queries": [q.text for q in verdict.queries],
+        # A compact snapshot of the per-step evidence, so a stored evaluation can be charted after the
+        # sources have forgotten the data: [[unix seconds, value], ...], values to 6 significant digits.
+        "series": {"baseline": _points(verdict.baseline_series), "candidate": _points(verdict.candidate_series)},
     }
+
+
+def _points(series: Series | None) -> list[list[float | None]]:
+    if series is None:
+        return []
+    return [
+        [float(t), float(f"{v:.6g}") if math.isfinite(v) else None]
+        for t, v in zip(series.timestamps.tolist(), series.values.tolist(), strict=True)
+    ]
 
 
 def _summary(summary: Summary) -> dict[str, Any]:

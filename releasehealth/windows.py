@@ -7,6 +7,7 @@ length. Every plan either has both windows or says, in one sentence, why it cann
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,16 +36,21 @@ def ceil_to(at: datetime, step: timedelta) -> datetime:
     return floored if floored == at else floored + step
 
 
-def plan(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
-    """The windows of `candidate` under `policy.baseline`."""
+def plan(
+    deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime, last_good: str | None = None
+) -> WindowPlan:
+    """The windows of `candidate` under `policy.baseline`; `last_good` is the newest earlier version the
+    history store judged PROMOTE (None: no store, or none judged so)."""
+    ordered = sorted(deploys, key=lambda d: d.started_at)
+    if policy.baseline is BaselinePolicy.LAST_GOOD:
+        return plan_last_good(ordered, candidate, policy, now, last_good)
     planners: dict[BaselinePolicy, Callable[[list[Deploy], Deploy, Policy, datetime], WindowPlan]] = {
         BaselinePolicy.PREVIOUS: plan_previous,
         BaselinePolicy.TIME_SHIFTED: plan_time_shifted,
         BaselinePolicy.PINNED: plan_pinned,
         BaselinePolicy.CONCURRENT: plan_concurrent,
-        BaselinePolicy.LAST_GOOD: _plan_last_good,
     }
-    return planners[policy.baseline](sorted(deploys, key=lambda d: d.started_at), candidate, policy, now)
+    return planners[policy.baseline](ordered, candidate, policy, now)
 
 
 def plan_previous(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
@@ -121,12 +127,19 @@ def plan_concurrent(deploys: list[Deploy], candidate: Deploy, policy: Policy, no
     return WindowPlan(baseline, window, window, description=f"concurrent: {baseline.version} over the same window")
 
 
-def _plan_last_good(deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime) -> WindowPlan:
-    return WindowPlan(
-        None, None, None,
-        "the last-good baseline needs the verdicts of the history store, which this version does not keep yet: "
-        "use previous, pinned, time-shifted or concurrent",
-    )
+def plan_last_good(
+    deploys: list[Deploy], candidate: Deploy, policy: Policy, now: datetime, last_good: str | None
+) -> WindowPlan:
+    """The baseline is the newest earlier release the history store judged PROMOTE, over the last
+    stretch of its life (as a pinned one): a bad release in between is never the yardstick."""
+    if last_good is None:
+        return WindowPlan(
+            None, None, None,
+            f"no earlier release of {candidate.service} was judged PROMOTE in the history store (evaluations are "
+            "stored by `gate`, `evaluate --save` and the API): use previous, pinned, time-shifted or concurrent",
+        )
+    planned = plan_pinned(deploys, candidate, dataclasses.replace(policy, pinned_version=last_good), now)
+    return dataclasses.replace(planned, description=planned.description.replace("pinned", "last good (PROMOTE)", 1))
 
 
 def _previous(deploys: list[Deploy], candidate: Deploy) -> Deploy | None:

@@ -83,3 +83,8 @@ def test_the_dashboard_goes_through_the_core_only() -> None:
     for module, imports in MODULES.items():
         if module.startswith("dashboard."):
             assert not {_top(i) for i in imports} & {"collectors", "scoring", "queries"}, module
+
+
+def test_only_the_store_talks_sql_and_only_the_api_serves_http() -> None:
+    assert _importers("sqlalchemy") <= {"releasehealth.store"}
+    assert _importers("fastapi") | _importers("uvicorn") <= {"releasehealth.api"}

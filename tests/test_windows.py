@@ -82,6 +82,15 @@ def test_concurrent_without_overlap_says_so() -> None:
     assert "stopped serving 0 min after" in plan(deploys, deploys[1], _policy(BaselinePolicy.CONCURRENT), T0 + 20 * H).problem
 
 
-def test_last_good_says_it_needs_the_history_store() -> None:
+def test_last_good_without_a_promoted_release_says_so() -> None:
     deploys = _deploys(0, 10)
-    assert "history store" in plan(deploys, deploys[1], _policy(BaselinePolicy.LAST_GOOD), T0 + 20 * H).problem
+    problem = plan(deploys, deploys[1], _policy(BaselinePolicy.LAST_GOOD), T0 + 20 * H).problem
+    assert "no earlier release of" in problem and "judged PROMOTE in the history store" in problem
+
+
+def test_last_good_compares_with_the_promoted_release_not_the_one_replaced() -> None:
+    deploys = _deploys(0, 10, 12)  # the release at 10 h (replaced by the candidate) was never promoted
+    result = plan(deploys, deploys[2], _policy(BaselinePolicy.LAST_GOOD), T0 + 20 * H, last_good=deploys[0].version)
+    assert result.baseline == deploys[0] and not result.problem
+    assert result.description.startswith("last good (PROMOTE)")
+    assert result.baseline_window.end <= deploys[1].started_at  # within the promoted release's own life

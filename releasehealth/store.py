@@ -1,0 +1,310 @@
+"""The history store: recorded and detected deploys, every evaluation with its evidence, and the
+"not a risk" signatures. SQLite by default (a file), PostgreSQL by URL; SQLAlchemy Core.
+
+Writes are transactions (an evaluation and its row are written whole or not at all); SQLite runs in
+WAL mode so readers keep reading while a writer writes, and waits (busy timeout) rather than failing
+on a lock. The schema is versioned in a one-row `schema_version` table: a store created by a newer
+release is refused with a clear error instead of being misread. A database that is locked or
+unreachable is retried briefly, then raised as StoreError naming the database (never its password).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from releasehealth.errors import ReleaseHealthError
+from releasehealth.model import Action, Deploy, DeploySourceKind, Evaluation
+from releasehealth.serialize import evaluation_to_dict
+
+SCHEMA_VERSION = 1
+DEFAULT_URL = "sqlite:///release-health.db"
+RETRIES = 3  # a locked or briefly unreachable database: tried this many times more, with backoff
+T = TypeVar("T")
+
+metadata = sa.MetaData()
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+deploys = sa.Table(
+    "deploys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("service", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),  # recorded | detected | event
+    sa.Column("commit_sha", sa.String(255), nullable=False, default=""),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("service", "version", name="one_deploy_per_version"),
+)
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("service", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("baseline_version", sa.String(255), nullable=False),
+    sa.Column("policy", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),  # the evaluation as JSON: verdicts, queries, series, logs
+    sa.Index("evaluations_by_release", "service", "version", "evaluated_at"),
+    sa.Index("evaluations_by_time", "service", "evaluated_at"),
+)
+not_a_risk = sa.Table(
+    "not_a_risk",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("signature", sa.Text, nullable=False, unique=True),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class StoreError(ReleaseHealthError):
+    """The history store could not be read or written; nothing was half-written."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"history store {where}: {message}")
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """One stored evaluation: its summary columns and the full JSON document."""
+
+    id: int
+    service: str
+    version: str
+    baseline_version: str
+    policy: str
+    action: Action
+    score: float | None
+    reason: str
+    evaluated_at: datetime
+    document: dict[str, Any]
+
+
+class Store:
+    """The history store at `url` (an SQLAlchemy URL: sqlite:///path.db, postgresql+psycopg://...)."""
+
+    def __init__(
+        self, url: str = DEFAULT_URL, *, password: str | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """`password`, from the environment, is added to the URL; it never appears in `name` or errors."""
+        self._sleep = sleep
+        try:
+            parsed = sa.make_url(url)
+        except (SQLAlchemyError, ValueError) as exc:
+            raise StoreError(repr(url.split("@")[-1]), f"not a database URL: {exc}") from None
+        if password is not None:
+            parsed = parsed.set(password=password)
+        self.url = parsed.render_as_string(hide_password=False)
+        self.name = parsed.render_as_string(hide_password=True)
+        try:
+            self.engine = _engine(self.url)
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise StoreError(self.name, f"cannot open: {exc}") from None
+        self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- deploys -----------------------------------------------------------------------------------
+
+    def record_deploy(self, deploy: Deploy) -> Deploy:
+        """Record a deploy (a pipeline's word wins over detection: it replaces a detected one)."""
+        row = {
+            "service": deploy.service, "version": deploy.version, "started_at": _utc(deploy.started_at),
+            "source": deploy.source.value, "commit_sha": deploy.commit, "recorded_at": datetime.now(UTC),
+        }
+
+        def write(connection: Connection) -> None:
+            connection.execute(
+                deploys.delete().where(deploys.c.service == deploy.service, deploys.c.version == deploy.version)
+            )
+            connection.execute(deploys.insert().values(**row))
+
+        self._write(write)
+        return deploy
+
+    def deploys(self, service: str) -> list[Deploy]:
+        """The recorded deploys of a service, oldest first."""
+        query = sa.select(deploys).where(deploys.c.service == service).order_by(deploys.c.started_at)
+        return [_deploy(row) for row in self._read(lambda c: c.execute(query).all())]
+
+    # ---- evaluations -------------------------------------------------------------------------------
+
+    def save_evaluation(self, evaluation: Evaluation) -> int:
+        """Store an evaluation whole (one transaction); return its id."""
+        if evaluation.candidate is None:
+            raise StoreError(self.name, f"an evaluation of {evaluation.service} without a candidate is not stored")
+        r = evaluation.recommendation
+        row = {
+            "service": evaluation.service, "version": evaluation.candidate.version, "baseline_version": r.baseline,
+            "policy": evaluation.policy.value, "action": r.action.value,
+            "score": evaluation.score.score if evaluation.score else None, "reason": r.reason,
+            "evaluated_at": _utc(evaluation.evaluated_at),
+            "document": json.dumps(evaluation_to_dict(evaluation), separators=(",", ":")),
+        }
+        return self._write(lambda c: int(c.execute(evaluations.insert().values(**row)).inserted_primary_key[0]))
+
+    def latest(self, service: str, version: str | None = None) -> StoredEvaluation | None:
+        """The newest stored evaluation of a release (of the service's newest evaluated release if None)."""
+        query = sa.select(evaluations).where(evaluations.c.service == service)
+        if version is not None:
+            query = query.where(evaluations.c.version == version)
+        query = query.order_by(evaluations.c.evaluated_at.desc(), evaluations.c.id.desc()).limit(1)
+        rows = self._read(lambda c: c.execute(query).all())
+        return _stored(rows[0]) if rows else None
+
+    def history(self, service: str, limit: int = 200) -> list[StoredEvaluation]:
+        """A service's evaluations, newest first."""
+        query = (
+            sa.select(evaluations).where(evaluations.c.service == service)
+            .order_by(evaluations.c.evaluated_at.desc(), evaluations.c.id.desc()).limit(limit)
+        )
+        return [_stored(row) for row in self._read(lambda c: c.execute(query).all())]
+
+    def fleet(self) -> list[StoredEvaluation]:
+        """The newest evaluation of every service (one indexed query, however many are stored)."""
+        newest = (
+            sa.select(evaluations.c.service, sa.func.max(evaluations.c.id).label("id"))
+            .group_by(evaluations.c.service).subquery()
+        )
+        query = sa.select(evaluations).join(newest, evaluations.c.id == newest.c.id).order_by(evaluations.c.service)
+        return [_stored(row) for row in self._read(lambda c: c.execute(query).all())]
+
+    def last_good(self, service: str, before: datetime, excluding: str = "") -> str | None:
+        """The newest version of `service` deployed before `before` whose latest evaluation was PROMOTE."""
+        latest = (
+            sa.select(evaluations.c.version, sa.func.max(evaluations.c.id).label("id"))
+            .where(evaluations.c.service == service).group_by(evaluations.c.version).subquery()
+        )
+        query = (
+            sa.select(evaluations.c.version, evaluations.c.document)
+            .join(latest, evaluations.c.id == latest.c.id)
+            .where(evaluations.c.action == Action.PROMOTE.value, evaluations.c.version != excluding)
+        )
+        promoted = []
+        for version, document in self._read(lambda c: c.execute(query).all()):
+            deployed = (json.loads(document).get("candidate") or {}).get("deployed_at")
+            if deployed and datetime.fromisoformat(deployed) < before:
+                promoted.append((datetime.fromisoformat(deployed), version))
+        return max(promoted)[1] if promoted else None
+
+    # ---- not a risk --------------------------------------------------------------------------------
+
+    def mark_not_a_risk(self, signature: str, note: str = "") -> None:
+        def write(connection: Connection) -> None:
+            connection.execute(not_a_risk.delete().where(not_a_risk.c.signature == signature))
+            connection.execute(not_a_risk.insert().values(signature=signature, note=note, added_at=datetime.now(UTC)))
+
+        self._write(write)
+
+    def not_a_risk(self) -> frozenset[str]:
+        rows = self._read(lambda c: c.execute(sa.select(not_a_risk.c.signature)).all())
+        return frozenset(row[0] for row in rows)
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        def migrate(connection: Connection) -> None:
+            metadata.create_all(connection)
+            found = connection.execute(sa.select(schema_version.c.version)).scalars().all()
+            if not found:
+                connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif max(found) > SCHEMA_VERSION:
+                raise StoreError(
+                    self.name, f"schema version {max(found)} was written by a newer release-health "
+                    f"(this one knows {SCHEMA_VERSION}): upgrade release-health"
+                )
+
+        self._write(migrate)
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        return self._retry(lambda: self._transaction(work))
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        def read() -> T:
+            with self.engine.connect() as connection:
+                return work(connection)
+
+        return self._retry(read)
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as connection:  # commit on success, roll back on any exception
+            return work(connection)
+
+    def _retry(self, attempt: Callable[[], T]) -> T:
+        for n in range(RETRIES + 1):
+            try:
+                return attempt()
+            except OperationalError as exc:  # locked, unreachable, connection lost: worth another try
+                if n == RETRIES:
+                    raise StoreError(self.name, f"{_first_line(exc)} (after {RETRIES + 1} attempts)") from None
+                self._sleep(0.2 * 2**n)
+            except DBAPIError as exc:
+                raise StoreError(self.name, _first_line(exc)) from None
+        raise AssertionError("unreachable")
+
+
+def _engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 10})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers do not wait for the writer
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
+        cursor.execute("PRAGMA busy_timeout=10000")  # wait for a lock rather than fail at once
+        cursor.close()
+
+    return engine
+
+
+@contextmanager
+def opened(url: str) -> Iterator[Store]:
+    store = Store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _read_time(at: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns: they were written in UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _deploy(row: Any) -> Deploy:
+    return Deploy(row.service, row.version, _read_time(row.started_at), DeploySourceKind(row.source), None, row.commit_sha)
+
+
+def _stored(row: Any) -> StoredEvaluation:
+    return StoredEvaluation(
+        row.id, row.service, row.version, row.baseline_version, row.policy, Action(row.action), row.score, row.reason,
+        _read_time(row.evaluated_at), json.loads(row.document),
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0][:300]
+
