@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from releasehealth import analysis, config
 from releasehealth.analysis import Progress, Sources
 from releasehealth.config import Catalogue
 from releasehealth.errors import ConfigError, ReleaseHealthError
-from releasehealth.model import Deploy, Evaluation, SourceHealth, Timeline
+from releasehealth.model import BaselinePolicy, Deploy, Evaluation, SourceHealth, Timeline
+from releasehealth.store import Store
 
 TTL_SECONDS = 60
 HEALTH_TTL_SECONDS = 15  # shorter: the Sources page is where people look while a source recovers
@@ -124,6 +126,11 @@ def _demo(seed: int, end: datetime | None = None) -> tuple[Catalogue, Sources]:
     return demo_catalogue, sources
 
 
+@st.cache_resource(ttl=TTL_SECONDS, show_spinner=False)
+def _store(url: str, password_env: str | None) -> Store:
+    return Store(url, password=config.store_password(password_env, "store.password_env"))
+
+
 def _connect(current: Settings) -> tuple[Catalogue, Sources]:
     if current.demo:
         return _demo(_seed(current.seed), _end(current.demo_end))
@@ -164,6 +171,9 @@ def _release(
 ) -> Loaded[Evaluation]:
     def evaluate(catalogue: Catalogue, sources: Sources) -> Evaluation:
         chosen = config.with_baseline(catalogue, baseline) if baseline else catalogue
+        if chosen.policy.baseline is BaselinePolicy.LAST_GOOD and sources.store is None and chosen.store_url:
+            # Only this baseline reads the history store: the dashboard opens it when asked for it.
+            sources = dataclasses.replace(sources, store=_store(chosen.store_url, chosen.store_password_env))
         return analysis.evaluate(chosen, sources, service, version, progress=_progress)
 
     return _run(current, evaluate)

@@ -374,7 +374,7 @@ def _last_good(sources: Sources, candidate: Deploy) -> str | None:
 
 def open_store(catalogue: Catalogue) -> Store:
     """The history store the configuration names (raises StoreError or ConfigError)."""
-    return Store(catalogue.store_url, password=config.store_password(catalogue))
+    return Store(catalogue.store_url, password=config.store_password(catalogue.store_password_env, catalogue.path))
 
 
 class _Fetched(NamedTuple):

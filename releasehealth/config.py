@@ -420,14 +420,14 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     )
 
 
-def store_password(catalogue: Catalogue) -> str | None:
+def store_password(password_env: str | None, where: str) -> str | None:
     """The history store's password from the environment variable the config names (None when it names
     none); raise ConfigError naming the variable when it is not set."""
-    if not catalogue.store_password_env:
+    if not password_env:
         return None
-    password = os.environ.get(catalogue.store_password_env)
+    password = os.environ.get(password_env)
     if not password:
-        raise ConfigError(catalogue.path, [f"store.password_env: set the environment variable {catalogue.store_password_env}"])
+        raise ConfigError(where, [f"store.password_env: set the environment variable {password_env}"])
     return password
 
 
