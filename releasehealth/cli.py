@@ -69,9 +69,20 @@ class Context:
             if self.store_url:
                 catalogue = dataclasses.replace(catalogue, store_url=self.store_url, store_password_env=None)
             sources = analysis.connect(catalogue)
-        if with_store or catalogue.policy.baseline is BaselinePolicy.LAST_GOOD:
+        if with_store or catalogue.policy.baseline is BaselinePolicy.LAST_GOOD or _store_exists(catalogue.store_url):
             sources = dataclasses.replace(sources, store=analysis.open_store(catalogue))
         return catalogue, sources
+
+
+def _store_exists(url: str) -> bool:
+    """Whether a history store is there to read (its recorded deploys count everywhere): a SQLite file
+    that exists, or any server database. Only the commands that write create a SQLite file."""
+    if not url:
+        return False
+    if not url.startswith("sqlite"):
+        return True
+    path = url.split(":///", 1)[-1]
+    return bool(path) and path != url and Path(path).exists()
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -177,20 +177,15 @@ class Store:
         return [_stored(row) for row in self._read(lambda c: c.execute(query).all())]
 
     def fleet(self) -> list[StoredEvaluation]:
-        """The newest evaluation of every service (one indexed query, however many are stored)."""
-        newest = (
-            sa.select(evaluations.c.service, sa.func.max(evaluations.c.id).label("id"))
-            .group_by(evaluations.c.service).subquery()
-        )
+        """The newest evaluation of every service, as latest() tells it; one query, whose cost grows with
+        the number of services, not with the number of evaluations stored."""
+        newest = _newest_of_each_service()
         query = sa.select(evaluations).join(newest, evaluations.c.id == newest.c.id).order_by(evaluations.c.service)
         return [_stored(row) for row in self._read(lambda c: c.execute(query).all())]
 
     def last_good(self, service: str, before: datetime, excluding: str = "") -> str | None:
         """The newest version of `service` deployed before `before` whose latest evaluation was PROMOTE."""
-        latest = (
-            sa.select(evaluations.c.version, sa.func.max(evaluations.c.id).label("id"))
-            .where(evaluations.c.service == service).group_by(evaluations.c.version).subquery()
-        )
+        latest = _newest(evaluations.c.version, evaluations.c.service == service)
         query = (
             sa.select(evaluations.c.version, evaluations.c.document)
             .join(latest, evaluations.c.id == latest.c.id)
@@ -276,6 +271,33 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def _newest(partition: sa.ColumnElement[Any], *where: sa.ColumnElement[bool]) -> sa.Subquery:
+    """The ids of the newest evaluation of each `partition` (service, or version): newest by evaluation
+    time then id, as latest() and history() order them; insertion order alone is not time order (a
+    re-run with --at, a backfill)."""
+    rank = sa.func.row_number().over(
+        partition_by=partition, order_by=(evaluations.c.evaluated_at.desc(), evaluations.c.id.desc())
+    )
+    ranked = sa.select(evaluations.c.id, rank.label("rank")).where(*where).subquery()
+    return sa.select(ranked.c.id).where(ranked.c.rank == 1).subquery()
+
+
+def _newest_of_each_service() -> sa.Subquery:
+    """The id of each service's newest evaluation, by a loose index scan: a recursive CTE hops from one
+    service to the next in the (service, evaluated_at) index, then one backward seek per service finds
+    its newest. A GROUP BY or a window reads the index entry of every evaluation ever stored (50 ms at
+    100,000 on SQLite and PostgreSQL, and the store is kept forever); this stays under a millisecond."""
+    e = evaluations.c
+    services = sa.select(sa.func.min(e.service).label("service")).cte("services", recursive=True)
+    following = sa.select(sa.func.min(e.service)).where(e.service > services.c.service).scalar_subquery()
+    services = services.union_all(sa.select(following).where(services.c.service.is_not(None)))
+    newest = (
+        sa.select(e.id).where(e.service == services.c.service)
+        .order_by(e.evaluated_at.desc(), e.id.desc()).limit(1).scalar_subquery()
+    )
+    return sa.select(newest.label("id")).select_from(services).where(services.c.service.is_not(None)).subquery()
+
+
 @contextmanager
 def opened(url: str) -> Iterator[Store]:
     store = Store(url)
@@ -286,12 +308,16 @@ def opened(url: str) -> Iterator[Store]:
 
 
 def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    """A time to write, in UTC (naive: taken as UTC). SQLite keeps no offset, only the wall time: a time
+    in another zone must be converted first, or it would read back shifted by its offset."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _read_time(at: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns: they were written in UTC."""
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    """A time read back, in UTC. SQLite returns naive datetimes (they were written in UTC); PostgreSQL
+    returns them in the session's time zone, which is the server's unless set: convert, so that what
+    the store hands back (and the CLI prints as UTC) does not depend on the server's setting."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _deploy(row: Any) -> Deploy:

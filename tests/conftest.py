@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -14,6 +15,9 @@ from releasehealth.config import Catalogue
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import FleetLogs, simulate_logs
 from tests.servers import ElasticsearchServer, PrometheusServer, backfill, load_logs, start_elasticsearch, start_prometheus
+
+if TYPE_CHECKING:
+    from tests.servers import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
@@ -79,3 +83,20 @@ def config_file(
     path = tmp_path_factory.mktemp("config") / "release-health.yaml"
     path.write_text(yaml.safe_dump(example_config(prometheus.url, elasticsearch.url)))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL (the history store's team mode), on a Unix socket only; stopped by pg_ctl."""
+    from tests.servers import start_postgres
+
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresServer) -> str:
+    """The SQLAlchemy URL of the database created with the session's PostgreSQL. Shared by every test of
+    the session: a test that needs an empty store makes its own with `postgres.create_database(name)`."""
+    return postgres.url

@@ -228,3 +228,100 @@ def _start_streamlit(argv: list[str], port: int, environment: Mapping[str, str],
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = DashboardServer(f"http://127.0.0.1:{port}", process, folder)
     return wait_ready(server, "/_stcore/health", log.name, 60)
+
+
+# ---- the history store's team mode: PostgreSQL ------------------------------------------------------
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster this test session started, listening only on a Unix socket in `folder`.
+
+    `url` is the SQLAlchemy URL of the database created at start; `create_database` makes more, so
+    that a test can have an empty one. The server's log is copied to `log_folder` when it stops."""
+
+    url: str
+    folder: Path
+    port: int
+    pid: int
+    log_folder: Path
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql+psycopg://postgres@/{name}?host={self.folder}&port={self.port}"
+
+    def create_database(self, name: str) -> str:
+        """Create database `name` (a plain identifier); return its SQLAlchemy URL."""
+        import psycopg
+
+        if not name.isidentifier():
+            raise ValueError(f"not a plain database name: {name!r}")
+        with psycopg.connect(host=str(self.folder), port=self.port, user="postgres", dbname="postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.database_url(name)
+
+    def stop(self) -> None:
+        """`pg_ctl stop` as postgres (fast shutdown), SIGKILL to the postmaster's PID if that fails; then
+        keep the log and remove the cluster's folder."""
+        stopped = subprocess.run(
+            [*_as_postgres(), postgres_binary("pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop"],
+            capture_output=True, timeout=60, check=False,
+        )
+        if stopped.returncode != 0:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            shutil.copyfile(self.folder / "postgres.log", self.log_folder / "postgres.log")
+        except OSError:
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def postgres_binary(name: str) -> str:
+    """A PostgreSQL server binary: Debian keeps them off the PATH, in /usr/lib/postgresql/VERSION/bin
+    (the newest version wins); elsewhere (a source build, Homebrew) they are on the PATH."""
+    found = [p for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}") if p.parts[-3].isdigit()]
+    if found:
+        return str(max(found, key=lambda p: int(p.parts[-3])))
+    return require(name)
+
+
+def _as_postgres() -> list[str]:
+    """initdb refuses to run as root: as root, PostgreSQL's tools run as the `postgres` user."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def start_postgres(folder: Path, database: str = "release_health", timezone: str = "America/New_York") -> PostgresServer:
+    """Start a throw-away PostgreSQL cluster, create `database`; return once it accepts connections.
+
+    The cluster lives in a fresh temporary folder owned by `postgres` (pytest's folders are private to
+    root, and a Unix socket's path must stay under about 100 bytes); its log is copied to `folder` when
+    it stops. It listens on no TCP address, only on the socket `.s.PGSQL.PORT` in its folder, with a
+    free port number. Its time zone is not UTC on purpose, as a team's server often is not: what the
+    store hands back must not depend on it."""
+    import tempfile
+
+    cluster = Path(tempfile.mkdtemp(prefix="release-health-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(cluster, "postgres")
+    data, log = cluster / "data", cluster / "postgres.log"
+    initdb = [postgres_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]
+    subprocess.run([*_as_postgres(), *initdb], check=True, capture_output=True, timeout=120)
+    port = free_port()
+    # fsync off: a test cluster need not survive a power cut, and initdb/commits are much faster without.
+    options = f"-k {cluster} -p {port} -c listen_addresses='' -c timezone={timezone} -c fsync=off"
+    pg_ctl = [postgres_binary("pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]
+    started = subprocess.run([*_as_postgres(), *pg_ctl], capture_output=True, text=True, timeout=90, check=False)
+    if started.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        shutil.rmtree(cluster, ignore_errors=True)
+        raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}\n{tail}")
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    server = PostgresServer("", cluster, port, pid, folder)
+    try:
+        server.url = server.create_database(database)
+    except Exception:
+        server.stop()
+        raise
+    return server
