@@ -341,6 +341,8 @@ def _evaluate_all(
     now: datetime,
     progress: Progress = None,
 ) -> list[Evaluation]:
+    if sources.store is not None:  # signatures marked "not a risk" in the store count like the config's
+        catalogue = dataclasses.replace(catalogue, not_a_risk=catalogue.not_a_risk | sources.store.not_a_risk())
     targets = [_target(catalogue, sources, service, deploys, version, now) for service, deploys, version in requests]
     judgeable = [t for t in targets if t.plan.candidate_window]
     _say(progress, f"querying the metrics of {len(judgeable)} release(s)")

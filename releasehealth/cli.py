@@ -251,6 +251,19 @@ def history(
     out.print(table)
 
 
+@app.command("not-a-risk")
+@handle_errors
+def mark_not_a_risk(
+    ctx: typer.Context,
+    signature: Annotated[str, typer.Argument(help="The signature's template, as the CLI and dashboard print it.")],
+    note: Annotated[str, typer.Option(help="Why it is not a risk (shown to whoever wonders later).")] = "",
+) -> None:
+    """Mark a log signature as not a risk, in the history store: it never fails a release again."""
+    _, sources = ctx.obj.open(with_store=True)
+    sources.store.mark_not_a_risk(signature, note)
+    out.print(f"marked not a risk in {escape(sources.store.name)}: {escape(signature)}")
+
+
 @app.command()
 @handle_errors
 def gate(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 
 from typer.testing import CliRunner
@@ -247,3 +248,23 @@ def test_the_service_timeline_counts_what_each_version_served(fleet: Fleet, cata
         ratio = line.error_ratio[version].values
         assert np.nanmax(ratio) < 0.2 and np.nanmin(ratio) >= 0
         assert np.nanmedian(line.latency[version].values) == pytest.approx(service.release(version).p95_latency, rel=0.15)
+
+
+def test_a_signature_marked_not_a_risk_in_the_store_no_longer_fails(
+    fleet: Fleet, catalogue: Catalogue, sources, tmp_path: Path
+) -> None:
+    service, release = next(
+        (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
+    )
+    failing = [s.template for s in analysis.evaluate(catalogue, sources, service, release).logs.signatures if s.failing]
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(example_config(catalogue.prometheus.url, catalogue.elasticsearch.url)))
+    for template in failing:
+        marked = runner.invoke(app, ["-c", str(path), "--store", store_url, "not-a-risk", template, "--note", "known"])
+        assert marked.exit_code == 0, marked.output
+
+    evaluated = runner.invoke(app, ["-c", str(path), "--store", store_url, "evaluate", service, "--version", release, "-f", "json"])
+
+    verdict = next(v for v in json.loads(evaluated.output)["verdicts"] if v["metric"] == "log_signatures")
+    assert verdict["classification"] == "PASS" and "on the not-a-risk list" in verdict["reason"]
