@@ -51,6 +51,7 @@ class ElasticsearchLogSource:
         api_key: str | None = None,
         basic_auth: tuple[str, str] | None = None,
         verify_tls: bool = True,
+        ca_file: str | None = None,
         deploy_index: str | None = None,
         deploy_fields: LogFields | None = None,
     ) -> None:
@@ -66,6 +67,7 @@ class ElasticsearchLogSource:
             api_key=api_key,
             basic_auth=basic_auth,
             verify_certs=verify_tls,
+            ca_certs=ca_file if verify_tls else None,
         )
 
     def fetch(

@@ -40,6 +40,7 @@ class PrometheusMetricSource:
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         verify_tls: bool = True,
+        ca_file: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = without_credentials(url)  # the name is shown everywhere: never with a password in it
@@ -48,11 +49,14 @@ class PrometheusMetricSource:
         self._sleep = sleep
         self.queries_run = 0  # counted for benchmarks: every HTTP query, retries included
         # Our own bounded retry loop replaces the library's, so that rejected queries are never retried.
+        session = requests.Session()
+        # TLS: verify against the system's CAs, a CA bundle of your own (an internal CA), or not at all.
+        session.verify = (ca_file or True) if verify_tls else False
         self._client = PrometheusConnect(
             url=url,
             headers=headers or None,
             auth=auth,
-            disable_ssl=not verify_tls,
+            session=session,
             retry=Retry(total=0, raise_on_status=False),
             timeout=self._timeout,
         )

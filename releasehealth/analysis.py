@@ -86,6 +86,7 @@ def connect(catalogue: Catalogue) -> Sources:
         headers=headers,
         auth=auth,
         verify_tls=settings.verify_tls,
+        ca_file=settings.ca_file,
     )
     return Sources(metrics, MetricDeploySource(metrics), _connect_logs(catalogue.elasticsearch))
 
@@ -101,6 +102,7 @@ def _connect_logs(settings: config.ElasticsearchSettings | None) -> LogSource | 
         api_key=api_key,
         basic_auth=auth,
         verify_tls=settings.verify_tls,
+        ca_file=settings.ca_file,
         deploy_index=settings.deploy_index,
         deploy_fields=settings.fields,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import string
 from collections.abc import Mapping
@@ -86,6 +87,31 @@ def _http_url(url: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _header_name(name: str) -> str:
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ValueError(f"{name!r} is not a valid HTTP header name")
+    if name.lower() in ("authorization", "proxy-authorization", "cookie"):
+        raise ValueError(f"{name} carries credentials: name an environment variable instead (bearer_token_env, ...)")
+    return name
+
+
+def _header_value(value: str) -> str:
+    if not re.fullmatch(r"[\x20-\x7e\t]*", value):
+        raise ValueError("header values must be printable ASCII on one line")
+    return value
+
+
+def _existing_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[str, AfterValidator(_header_value)]
+ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
 
@@ -102,6 +128,10 @@ class PrometheusModel(_Strict):
     username_env: str | None = None
     password_env: str | None = None
     verify_tls: bool = True
+    ca_file: ExistingFile | None = None  # a CA bundle to verify the server with (an internal CA)
+    # Headers sent with every query, e.g. {X-Scope-OrgID: team-a} for Mimir, Cortex or Thanos tenants.
+    # Never credentials: those go in environment variables (bearer_token_env, username_env/password_env).
+    headers: dict[HeaderName, HeaderValue] = {}
 
 
 class LogFieldsModel(_Strict):
@@ -124,6 +154,7 @@ class ElasticsearchModel(_Strict):
     username_env: str | None = None
     password_env: str | None = None
     verify_tls: bool = True
+    ca_file: ExistingFile | None = None
     sample_size: int = Field(5000, ge=10, le=10_000)
     deploy_index: str | None = None
     fields: LogFieldsModel = LogFieldsModel()
@@ -284,6 +315,8 @@ class PrometheusSettings:
     bearer_token_env: str | None = None
     username_env: str | None = None
     password_env: str | None = None
+    ca_file: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # static, non-secret (X-Scope-OrgID)
 
 
 @dataclass(frozen=True)
@@ -299,6 +332,7 @@ class ElasticsearchSettings:
     api_key_env: str | None = None
     username_env: str | None = None
     password_env: str | None = None
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -404,6 +438,8 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
         bearer_token_env=prom.bearer_token_env,
         username_env=prom.username_env,
         password_env=prom.password_env,
+        ca_file=prom.ca_file,
+        headers=tuple(sorted(prom.headers.items())),
     )
     es = _to_elasticsearch(model.sources.elasticsearch)
     log_specs = log_metrics(model.logs) if es and model.logs.enabled else ()
@@ -440,6 +476,7 @@ def _to_elasticsearch(model: ElasticsearchModel | None) -> ElasticsearchSettings
         retries=model.retries,
         index=model.index,
         verify_tls=model.verify_tls,
+        ca_file=model.ca_file,
         sample_size=model.sample_size,
         deploy_index=model.deploy_index,
         fields=LogFields(**model.fields.model_dump()),
@@ -678,7 +715,9 @@ def prometheus_credentials(
     """
     environ = os.environ if environ is None else environ
     _require("sources.prometheus", [settings.bearer_token_env, settings.username_env, settings.password_env], environ)
-    headers = {"Authorization": f"Bearer {environ[settings.bearer_token_env]}"} if settings.bearer_token_env else {}
+    headers = dict(settings.headers)
+    if settings.bearer_token_env:
+        headers["Authorization"] = f"Bearer {environ[settings.bearer_token_env]}"
     auth = None
     if settings.username_env and settings.password_env:
         auth = (environ[settings.username_env], environ[settings.password_env])

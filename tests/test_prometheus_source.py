@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import promql_parser
 import pytest
+import requests
 
 from collectors.deploys import MetricDeploySource
 from collectors.prometheus import PrometheusMetricSource
@@ -295,3 +296,86 @@ def test_the_in_memory_source_answers_as_prometheus_does(fleet: Fleet, prometheu
             requests = counters["requests"][at(counter_times, steps)] - counters["requests"][at(counter_times, steps - 60)]
             truth = cpu / 60 if template == "cpu" else cpu / requests
         np.testing.assert_allclose(real.values, truth, rtol=GAUGE_TOLERANCE)
+
+
+# ---- backends at scale: tenants and credentials through a recording proxy in front of the real Prometheus
+
+
+class _RecordingProxy:
+    """Forwards every GET to the real Prometheus and keeps the headers it was sent (what Mimir or a
+    gateway in front of Thanos would see)."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.seen: list[dict[str, str]] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                proxy.seen.append(dict(self.headers.items()))
+                answer = requests.get(upstream + self.path, timeout=10)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_tenant_headers_and_the_bearer_token_reach_the_backend(
+    fleet: Fleet, prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from releasehealth import analysis, config
+    from tests.conftest import example_config
+
+    proxy = _RecordingProxy(prometheus.url)
+    try:
+        raw = example_config(proxy.url, bearer_token_env="PROM_TOKEN", headers={"X-Scope-OrgID": "team-a"})
+        monkeypatch.setenv("PROM_TOKEN", "s3cr3t-token")
+        catalogue = config.parse(raw)
+        evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), fleet.services[0].name)
+    finally:
+        proxy.stop()
+
+    assert evaluation.score is not None and proxy.seen
+    assert all(h.get("X-Scope-OrgID") == "team-a" and h.get("Authorization") == "Bearer s3cr3t-token" for h in proxy.seen)
+    assert "s3cr3t-token" not in repr(evaluation.queries) and "s3cr3t-token" not in repr(catalogue)
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"Authorization": "Bearer x"}, "carries credentials: name an environment variable instead"),
+        ({"X Scope": "a"}, "is not a valid HTTP header name"),
+        ({"X-Scope-OrgID": "a\nb"}, "printable ASCII on one line"),
+    ],
+)
+def test_header_problems_are_config_errors(headers: dict[str, str], problem: str) -> None:
+    from releasehealth import config
+    from releasehealth.errors import ConfigError
+    from tests.conftest import example_config
+
+    with pytest.raises(ConfigError, match=problem):
+        config.parse(example_config("http://p:9090", headers=headers))
+
+
+def test_a_missing_ca_file_is_a_config_error() -> None:
+    from releasehealth import config
+    from releasehealth.errors import ConfigError
+    from tests.conftest import example_config
+
+    with pytest.raises(ConfigError, match=r"sources\.prometheus\.ca_file: .*no such file: /nowhere/ca\.pem"):
+        config.parse(example_config("https://p:9090", ca_file="/nowhere/ca.pem"))
