@@ -1,0 +1,81 @@
+"""A token in the environment reaches the backend and nowhere else: CLI output, logs, the dashboard."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
+
+from releasehealth.cli import app
+from releasehealth.simulator import Fleet
+from tests.conftest import example_config
+
+TOKEN = "tok-6f1e9c2b8a7d4e53-secret"
+PASSWORD = "pw-0d9c8b7a6f5e-secret"
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+runner = CliRunner()
+
+
+@pytest.fixture
+def secret_config(tmp_path: Path, prometheus, elasticsearch, monkeypatch: pytest.MonkeyPatch) -> Path:
+    raw = example_config(prometheus.url, elasticsearch.url, bearer_token_env="PROM_TOKEN")
+    raw["sources"]["elasticsearch"].update(username_env="ES_USER", password_env="ES_PASSWORD")
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setenv("PROM_TOKEN", TOKEN)
+    monkeypatch.setenv("ES_USER", "elastic")
+    monkeypatch.setenv("ES_PASSWORD", PASSWORD)
+    return path
+
+
+def _assert_clean(text: str) -> None:
+    assert TOKEN not in text and PASSWORD not in text
+
+
+def test_no_cli_output_shows_a_credential(secret_config: Path, fleet: Fleet, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    service = fleet.services[0].name
+    store = f"sqlite:///{secret_config.parent / 'store.db'}"
+    for arguments in (
+        ["check"], ["services"], ["deploys", service], ["evaluate", service], ["evaluate", service, "-f", "json", "--save"],
+        ["history", service], ["history", service, "-f", "json"],
+    ):
+        result = runner.invoke(app, ["-c", str(secret_config), "--store", store, *arguments])
+        assert result.exit_code in (0, 3, 4), (arguments, result.output)
+        _assert_clean(result.output)
+    _assert_clean(caplog.text)
+
+
+def test_a_wrong_token_fails_without_echoing_it(secret_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ES_PASSWORD", PASSWORD + "-wrong")  # noida-db accepts any; the message still must not echo it
+    result = runner.invoke(app, ["-c", str(secret_config), "check"])
+    _assert_clean(result.output)
+
+
+def test_the_dashboard_shows_no_credential(secret_config: Path, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.delenv("RELEASE_HEALTH_DEMO", raising=False)
+    monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(secret_config))
+    pages = []
+    for page, params in (
+        ("views/overview.py", {}), ("views/sources.py", {}), ("views/service.py", {"service": fleet.services[0].name}),
+        ("views/release.py", {"service": fleet.services[0].name}),
+    ):
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        at.query_params.update(params)
+        at = at.switch_page(page).run()
+        assert not at.exception
+        pages.append(at)
+    for at in pages:
+        texts = [str(node.value) for kind in ("markdown", "caption", "code", "error", "warning", "info") for node in getattr(at, kind)]
+        texts += [frame.value.to_csv() for frame in at.dataframe]
+        _assert_clean("\n".join(texts))
+    st.cache_data.clear()
+    st.cache_resource.clear()
