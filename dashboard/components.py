@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard import charts, tables
 from dashboard.data import TTL_SECONDS, Loaded
+from releasehealth import report
 from releasehealth.config import Catalogue
 from releasehealth.model import Action, Deploy, Evaluation, LogEvidence, Query, SourceHealth, Timeline, Window
 from releasehealth.serialize import evaluation_to_dict
@@ -212,7 +213,7 @@ def release(evaluation: Evaluation, catalogue: Catalogue) -> None:
     verdicts(evaluation)
     logs(evaluation)
     queries(evaluation.queries)
-    download(evaluation)
+    download(evaluation, catalogue)
 
 
 def banner(evaluation: Evaluation, rollback_command: str) -> None:
@@ -370,11 +371,24 @@ def _query_caption(query: Query) -> str:
     return f"{query.template}: range query {span}, step {query.step.total_seconds():g}s, on {query.source}"
 
 
-def download(evaluation: Evaluation) -> None:
+def download(evaluation: Evaluation, catalogue: Catalogue) -> None:
+    """The evaluation as JSON, and the post-deploy review report (HTML with its charts, or Markdown),
+    each built only when its button is clicked (the HTML report carries plotly.js: megabytes)."""
     name = tables.safe_file_name(f"{evaluation.service}-{evaluation.recommendation.candidate}")
-    st.download_button(
-        "Download the evaluation (JSON)", json.dumps(evaluation_to_dict(evaluation), indent=2),
+    service = next((s for s in catalogue.services if s.name == evaluation.service), None)
+    fingerprint = report.config_fingerprint(catalogue.policy, service.metrics if service else ())
+    json_column, html_column, markdown_column = st.columns(3)
+    json_column.download_button(
+        "Evaluation (JSON)", lambda: json.dumps(evaluation_to_dict(evaluation), indent=2),
         file_name=f"{name}.json", mime="application/json", on_click="ignore", icon=":material/download:",
+    )
+    html_column.download_button(
+        "Report (HTML)", lambda: report.render_html(evaluation_to_dict(evaluation), fingerprint),
+        file_name=f"{name}.html", mime="text/html", on_click="ignore", icon=":material/description:",
+    )
+    markdown_column.download_button(
+        "Report (Markdown)", lambda: report.render_markdown(evaluation_to_dict(evaluation), fingerprint),
+        file_name=f"{name}.md", mime="text/markdown", on_click="ignore", icon=":material/article:",
     )
 
 

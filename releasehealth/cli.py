@@ -194,9 +194,38 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 7,
     hours: Annotated[float, typer.Option(help="Hours of history, ending now.")] = 26,
     services_count: Annotated[int, typer.Option("--services", help="Number of services (1-50).")] = 8,
+    serve_live: Annotated[
+        bool, typer.Option("--serve", help="Run live instead: /metrics for Prometheus, logs to --elasticsearch.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="--serve: port of /metrics.")] = 9100,
+    host: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "0.0.0.0",
+    elasticsearch: Annotated[str | None, typer.Option(help="--serve: Elasticsearch URL to ship the logs to.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="--serve: environment variable holding an Elasticsearch API key.")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="--serve: simulated seconds per real second.")] = 1.0,
+    schedule: Annotated[
+        list[str] | None,
+        typer.Option(help="--serve: a release SERVICE@OFFSET:LABEL[:FACTOR], e.g. user-service@90s:error_ratio:5 (repeatable)."),
+    ] = None,
+    prometheus_config: Annotated[
+        Path | None, typer.Option(help="--serve: write a prometheus.yml scraping the simulator to this file.")
+    ] = None,
+    scrape_interval: Annotated[str, typer.Option(help="--serve: scrape interval in --prometheus-config.")] = "5s",
 ) -> None:
     """Write a simulated fleet: metrics as OpenMetrics (for promtool), logs as bulk NDJSON (for
-    Elasticsearch, with index templates), and the ground truth as JSON."""
+    Elasticsearch, with index templates), and the ground truth as JSON. With --serve, run it live
+    until interrupted, with scheduled releases (by default a few good ones, then faults)."""
+    if serve_live:
+        from releasehealth.simulator import live
+
+        if prometheus_config:
+            target = f"{'localhost' if host in ('0.0.0.0', '') else host}:{port}"
+            prometheus_config.write_text(live.prometheus_config(target, scrape_interval))
+            out.print(f"wrote {prometheus_config} (scraping {target} every {scrape_interval})")
+        api_key = os.environ.get(api_key_env) if api_key_env else None
+        live.serve(port, host, services_count, seed, speed, schedule or (), elasticsearch, api_key, say=out.print)
+        return
     from releasehealth.simulator import simulate as simulate_fleet
     from releasehealth.simulator.logs import simulate_logs, write_ndjson
     from releasehealth.simulator.openmetrics import write_files
@@ -249,6 +278,46 @@ def history(
         score = "-" if s.score is None else f"{s.score:.0f}"
         table.add_row(f"{s.evaluated_at:%Y-%m-%d %H:%M}", escape(s.version), escape(s.baseline_version), s.action.value, score, escape(s.reason))
     out.print(table)
+
+
+class ReportFormat(StrEnum):
+    HTML = "html"
+    MD = "md"
+
+
+@app.command()
+@handle_errors
+def report(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Option(help="The service.")],
+    version: Annotated[str | None, typer.Option(help="The release (default: the newest evaluated).")] = None,
+    output: Annotated[ReportFormat, typer.Option("--format", "-f", help="html or md.")] = ReportFormat.HTML,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The file (default: stdout for md, SERVICE-VERSION.html for html).")
+    ] = None,
+) -> None:
+    """Write a release's report (self-contained HTML or Markdown) from its stored evaluation alone."""
+    import re
+
+    from releasehealth import report as reporting
+
+    catalogue, sources = ctx.obj.open(with_store=True)
+    metrics = catalogue.service(service).metrics
+    stored = sources.store.latest(service, version)
+    if stored is None:
+        release = f"{service} {version}" if version else service
+        how = f"release-health evaluate {service}" + (f" --version {version}" if version else "") + " --save"
+        err.print(f"[bold red]error:[/] no stored evaluation of {escape(release)}: run `{escape(how)}` (or the gate) first")
+        raise typer.Exit(EXIT_ERROR)
+    fingerprint = reporting.config_fingerprint(catalogue.policy, metrics)
+    render = reporting.render_html if output is ReportFormat.HTML else reporting.render_markdown
+    text = render(stored.document, fingerprint)
+    if out_file is None and output is ReportFormat.MD:
+        sys.stdout.write(text)
+        return
+    path = out_file or Path(re.sub(r"[^A-Za-z0-9._-]", "_", f"{stored.service}-{stored.version}") + ".html")
+    path.write_text(text, encoding="utf-8")
+    err.print(f"wrote {escape(str(path))} ({stored.service} {stored.version}, evaluated {stored.evaluated_at:%Y-%m-%d %H:%M} UTC)")
 
 
 @app.command("not-a-risk")

@@ -17,6 +17,8 @@ from releasehealth.simulator.logs import FleetLogs, simulate_logs
 from tests.servers import ElasticsearchServer, PrometheusServer, backfill, load_logs, start_elasticsearch, start_prometheus
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
     from tests.servers import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,3 +102,18 @@ def postgres_url(postgres: PostgresServer) -> str:
     """The SQLAlchemy URL of the database created with the session's PostgreSQL. Shared by every test of
     the session: a test that needs an empty store makes its own with `postgres.create_database(name)`."""
     return postgres.url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser), shared by the browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.servers import CHROMIUM_ARGS, require
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=require("chromium"), args=list(CHROMIUM_ARGS))
+        try:
+            yield chromium
+        finally:
+            chromium.close()

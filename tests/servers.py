@@ -86,19 +86,27 @@ def backfill(fleet: Fleet, folder: Path) -> Path:
 
 
 def start_prometheus(tsdb: Path, folder: Path) -> PrometheusServer:
-    """Start Prometheus on a free loopback port over `tsdb`; return once /-/ready answers."""
+    """Start Prometheus on a free loopback port over `tsdb` (backfilled, nothing scraped); return once
+    /-/ready answers."""
     config = folder / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n")
+    # Blocks older than the retention are deleted at start-up: keep the simulated past.
+    return _run_prometheus(config, tsdb, folder, ["--storage.tsdb.retention.time=3650d"])
+
+
+def start_scraping_prometheus(config: Path, folder: Path) -> PrometheusServer:
+    """Start Prometheus on a free loopback port with `config` (its scrape_configs) and an empty TSDB in
+    `folder`; return once /-/ready answers."""
+    return _run_prometheus(config, folder / "tsdb", folder, [])
+
+
+def _run_prometheus(config: Path, tsdb: Path, folder: Path, extra: list[str]) -> PrometheusServer:
     port = free_port()
     log = (folder / "prometheus.log").open("w")
     process = subprocess.Popen(
         [
-            require("prometheus"),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tsdb}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            # Blocks older than the retention are deleted at start-up: keep the simulated past.
-            "--storage.tsdb.retention.time=3650d",
+            require("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
+            f"--web.listen-address=127.0.0.1:{port}", *extra,
         ],
         stdout=log, stderr=subprocess.STDOUT,
     )

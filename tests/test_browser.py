@@ -10,15 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from releasehealth import analysis
 from releasehealth.model import Action, Evaluation, LogSignature, SignatureStatus
 from tests.servers import (
-    CHROMIUM_ARGS,
     STREAMLIT_RENDERED,
     DashboardServer,
-    require,
     start_pinned_demo,
 )
 
@@ -89,16 +87,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardSer
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=require("chromium"), args=list(CHROMIUM_ARGS))
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -231,7 +231,7 @@ def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: No
     assert list(verdicts["metric"]) == [v.metric for v in evaluation.score.verdicts]
     assert {"error_ratio", "p95_latency", "error_log_rate", "log_signatures"} <= set(verdicts["metric"])
     assert "HIGH" in set(verdicts["classification"])
-    assert len(at.get("download_button")) == 1
+    assert len(at.get("download_button")) == 3  # the evaluation as JSON, the report as HTML and Markdown
     assert at.query_params == {"service": service, "version": version}
     assert "latency-distribution" in _chart_keys(at)  # the p50/p95/p99 histogram, compared once
     assert at.get("status")[0].proto.label.startswith(escape_markdown(f"Evaluated {service} {version} in "))
@@ -408,7 +408,7 @@ def test_release_with_unreadable_logs_shows_the_error_notes_and_verdicts() -> No
     assert {"chart-error_ratio", "chart-p95_latency"} <= set(_chart_keys(at))
     assert "log-levels-chart" not in _chart_keys(at)
     assert not [d for d in at.dataframe if "template" in d.value.columns]
-    assert len(at.get("download_button")) == 1
+    assert len(at.get("download_button")) == 3  # the evaluation as JSON, the report as HTML and Markdown
 
 
 def test_release_without_logs_says_they_are_not_configured() -> None:

@@ -1,0 +1,155 @@
+"""The live simulator end to end: `simulate --serve` scraped by a real Prometheus, shipping its logs to
+noida-db, judged by the product's own evaluation before and after a scheduled bad release."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from elasticsearch import Elasticsearch
+
+from releasehealth import analysis, config
+from releasehealth.model import Action, Evaluation
+from releasehealth.simulator.fleet import ReleaseLabel
+from releasehealth.simulator.live import LiveFleet, parse_schedule, prometheus_config
+from tests.conftest import example_config
+from tests.servers import free_port, start_elasticsearch, start_scraping_prometheus
+
+BAD_AFTER = 90  # seconds after the simulator starts
+SHORT_POLICY = {"window": "60s", "warmup": "10s", "step": "5s", "lookback": "15m", "min_window_share": 0.5}
+
+
+def test_parse_schedule_reads_offsets_labels_and_factors() -> None:
+    plan = parse_schedule(["order-service@2m:latency:1.5", "user-service@90s:error_ratio"])
+    assert [(r.service, r.offset, r.label, r.factor) for r in plan] == [
+        ("user-service", timedelta(seconds=90), ReleaseLabel.ERROR_RATIO, 3.0),
+        ("order-service", timedelta(minutes=2), ReleaseLabel.LATENCY, 1.5),
+    ]
+
+
+def test_parse_schedule_reports_every_bad_entry() -> None:
+    with pytest.raises(ValueError, match=r"user-service@soon:good.*x@1m:oops"):
+        parse_schedule(["user-service@soon:good", "x@1m:oops", "user-service@1m:good"])
+
+
+def test_serve_rejects_a_schedule_naming_a_service_not_simulated() -> None:
+    from typer.testing import CliRunner
+
+    from releasehealth.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--serve", "--services", "1", "--schedule", "cart-service@1m:good"])
+    assert result.exit_code == 1
+    assert "schedule names services not simulated: ['cart-service']" in result.output
+
+
+def test_bad_release_multiplies_the_error_ratio_and_deploys_with_counters_at_zero() -> None:
+    live = LiveFleet(1, parse_schedule(["user-service@10s:error_ratio:5"]), speed=1.0)
+    service = live.services[0]
+    initial, bad = service.releases
+    assert bad.error_ratio == pytest.approx(initial.error_ratio * 5)
+    live.tick(live.start + 5)
+    assert sum(service.counters.requests.values()) > 0
+    live.tick(live.start + 10.5)  # just past the deploy (datetimes keep microseconds only)
+    assert service.release.version == bad.version
+    deploys = [doc for index, doc in live.take() if index == "deploys"]
+    assert deploys == [{"@timestamp": deploys[0]["@timestamp"], "service": {"name": "user-service", "version": bad.version}, "commit": bad.commit}]
+
+
+def test_prometheus_config_scrapes_the_target() -> None:
+    import yaml
+
+    raw = yaml.safe_load(prometheus_config("sim:9100", "2s"))
+    job = raw["scrape_configs"][0]
+    assert job["scrape_interval"] == "2s"
+    assert job["static_configs"][0]["targets"] == ["sim:9100"]
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """noida-db and `release-health simulate --serve` (user-service turns bad BAD_AFTER s in), with the
+    prometheus.yml it wrote; yields (metrics URL, that config, the Elasticsearch URL)."""
+    es = start_elasticsearch(tmp_path / "noida")
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "release-health"), "simulate", "--serve", "--services", "2",
+        "--host", "127.0.0.1", "--port", str(port), "--elasticsearch", es.url,
+        "--schedule", f"user-service@{BAD_AFTER}s:error_ratio:5", "--schedule", f"order-service@{BAD_AFTER}s:good",
+        "--prometheus-config", str(tmp_path / "prometheus.yml"), "--scrape-interval", "1s",
+    ]
+    log = (tmp_path / "simulator.log").open("w")
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its schedule in the log as soon as it starts
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        _wait_for(lambda: _answers(url), 30, f"the simulator did not serve {url}; see {log.name}")
+        yield url, tmp_path / "prometheus.yml", es.url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+        es.stop()
+
+
+def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(simulator: tuple[str, Path, str], tmp_path: Path) -> None:
+    started = time.monotonic()
+    metrics_url, prometheus_yml, es_url = simulator
+    assert 'http_requests_total{code="500",service="user-service"' in requests.get(metrics_url, timeout=5).text
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    prometheus = start_scraping_prometheus(prometheus_yml, folder)
+    try:
+        raw = example_config(prometheus.url, es_url)
+        raw["policy"].update(SHORT_POLICY)
+        catalogue = config.parse(raw, "live.yaml")
+        sources = analysis.connect(catalogue)
+
+        time.sleep(max(0.0, started + BAD_AFTER - 25 - time.monotonic()))
+        before = analysis.evaluate(catalogue, sources, "user-service")
+        assert before.recommendation.action is not Action.ROLLBACK, before.recommendation.reason
+
+        after = _poll_until_rollback(catalogue, sources, deadline=started + BAD_AFTER + 150)
+        assert after.recommendation.action is Action.ROLLBACK, after.recommendation.reason
+        assert after.recommendation.candidate != before.recommendation.candidate
+        assert after.recommendation.baseline == before.recommendation.candidate
+        # The good release deployed at the same instant is judged on the same windows, and passes them.
+        good = analysis.evaluate(catalogue, sources, "order-service")
+        assert good.recommendation.action is not Action.ROLLBACK, good.recommendation.reason
+        assert good.recommendation.baseline != good.recommendation.candidate
+
+        client = Elasticsearch(es_url)
+        deploys = client.search(index="deploys", query={"term": {"service.name": "user-service"}})["hits"]["hits"]
+        assert [d["_source"]["service"]["version"] for d in deploys] == [after.recommendation.candidate]
+        assert client.count(index="logs-user-service")["count"] > 0
+        client.close()
+    finally:
+        prometheus.stop()
+
+
+def _poll_until_rollback(catalogue: config.Catalogue, sources: analysis.Sources, deadline: float) -> Evaluation:
+    while True:
+        evaluation = analysis.evaluate(catalogue, sources, "user-service")
+        if evaluation.recommendation.action is Action.ROLLBACK or time.monotonic() > deadline:
+            return evaluation
+        time.sleep(5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _wait_for(condition, seconds: float, message: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.2)

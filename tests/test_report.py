@@ -1,0 +1,160 @@
+"""`release-health report`: HTML and Markdown rebuilt from the stored evaluation alone, hostile text inert."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser
+from typer.testing import CliRunner
+
+from releasehealth import analysis, report
+from releasehealth.cli import app
+from releasehealth.store import Store
+
+runner = CliRunner()
+SERVICE = "search-service"
+HOSTILE = "<script>"
+# At last midnight minus 2 h the seed-7 demo's latest search-service release shows the simulated hostile
+# warn line ("Rejected input <script>alert('…')</script> in field **comment**") as a NEW signature.
+DEMO_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=2)
+OTHER_DAY = DEMO_END - timedelta(days=3)  # a different demo history: its sources cannot give the same report
+SECTIONS = ("Verdict", "Timeline", "Metric comparisons", "Log signatures", "Queries that ran", "Baseline", "Configuration fingerprint")
+TRAP_DIALOGS = """
+for (const name of ["alert", "confirm", "prompt"]) {
+    const original = window[name].bind(window);
+    window[name] = (...args) => { window.__xss = `${name}(${args.join(", ")})`; return original(...args); };
+}
+"""
+
+
+def _cli(store: str, end: datetime, *args: str) -> Any:
+    return runner.invoke(app, ["--demo", "--demo-end", end.strftime("%Y-%m-%dT%H:%M:%S"), "--store", store, *args])
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """A store holding one saved evaluation of search-service's latest release, and its document."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'store.db'}"
+    result = _cli(url, DEMO_END, "evaluate", SERVICE, "--save")
+    assert result.exit_code in (0, 3, 4), result.output
+    document = Store(url).latest(SERVICE).document
+    return url, document
+
+
+@pytest.fixture
+def no_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to evaluate or query the live sources fails the test."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the report read a live source")
+
+    for name in ("evaluate", "evaluate_fleet", "list_deploys"):
+        monkeypatch.setattr(analysis, name, refuse)
+
+
+def _report(stored: tuple[str, dict[str, Any]], tmp_path: Path, fmt: str) -> str:
+    url, document = stored
+    path = tmp_path / f"report.{fmt}"
+    result = _cli(url, OTHER_DAY, "report", "--service", SERVICE, "--version", document["candidate"]["version"],
+                  "--format", fmt, "-o", str(path))
+    assert result.exit_code == 0, result.output
+    return path.read_text(encoding="utf-8")
+
+
+def _hostile_signature(document: dict[str, Any]) -> dict[str, Any]:
+    signatures = (document.get("logs") or {}).get("signatures") or []
+    return next(s for s in signatures if s["status"] in report.FLAGGED and any(HOSTILE in e for e in s["examples"]))
+
+
+def test_html_report_has_every_section_and_the_stored_numbers_from_the_store_alone(
+    stored: tuple[str, dict[str, Any]], tmp_path: Path, no_sources: None
+) -> None:
+    _, document = stored
+    html = _report(stored, tmp_path, "html")
+
+    for section in SECTIONS:
+        assert f"<h2>{section}" in html
+    assert f"<strong>{document['recommendation']['action']}</strong>" in html
+    for verdict in document["verdicts"]:
+        assert report.number(verdict["candidate"]["value"], verdict["unit"]) in html
+        assert report.number(verdict["baseline"]["value"], verdict["unit"]) in html
+    assert html.count('class="chart"') == sum(1 for v in document["verdicts"] if v["series"]["candidate"])
+    assert html.count("<script") - html.count("&lt;script") >= 2  # plotly.js once, then one per chart
+    # The stored queries' time ranges: from the evaluated day, not from --demo-end's (other) day.
+    assert document["queries"][0]["promql"].replace('"', "&#34;") in html
+    assert OTHER_DAY.strftime("%Y-%m-%dT%H") not in html
+
+
+def test_html_report_loads_nothing_from_the_network(stored: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    html = _report(stored, tmp_path, "html")
+    # plotly.js, inlined, mentions map-tile URLs in its code: look at the markup outside the scripts.
+    markup = re.sub(r"<script\b[^>]*>.*?</script>", "", html, flags=re.DOTALL | re.IGNORECASE)
+    assert re.search(r"<link\b", markup, re.IGNORECASE) is None
+    assert re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", markup, re.IGNORECASE) is None
+    assert re.search(r"<script\b[^>]*\bsrc\s*=", html, re.IGNORECASE) is None
+    assert html.count("plotly.js v") <= 2  # the bundle's banner: embedded once, not per chart
+
+
+def test_markdown_report_escapes_untrusted_text_and_fences_examples(
+    stored: tuple[str, dict[str, Any]], tmp_path: Path, no_sources: None
+) -> None:
+    _, document = stored
+    md = _report(stored, tmp_path, "md")
+
+    for section in SECTIONS:
+        assert re.search(rf"^## {section}", md, re.MULTILINE)
+    for verdict in document["verdicts"]:
+        assert report.number(verdict["candidate"]["value"], verdict["unit"]) in md
+    hostile = _hostile_signature(document)
+    assert f"```text\n{hostile['examples'][0]}\n```" in md  # the example verbatim, inside a fence
+    row = next(line for line in md.splitlines() if line.startswith(f"| {hostile['status']} |") and "script" in line)
+    assert "\\<script\\>" in row and "\\*\\*comment\\*\\*" in row and HOSTILE not in row
+
+
+def test_markdown_fence_is_longer_than_any_backtick_run() -> None:
+    assert report.fenced("a ```` b") == "`````text\na ```` b\n`````"
+    assert report.md_escape("a|b`c\nd") == "a\\|b\\`c d"
+
+
+def test_report_of_a_release_never_evaluated_says_how_to_evaluate_it(stored: tuple[str, dict[str, Any]]) -> None:
+    url, _ = stored
+
+    result = _cli(url, DEMO_END, "report", "--service", SERVICE, "--version", "0.0.0-never", "--format", "md")
+
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert f"no stored evaluation of {SERVICE} 0.0.0-never" in message
+    assert f"run `release-health evaluate {SERVICE} --version 0.0.0-never --save` (or the gate) first" in message
+
+
+def test_html_report_in_chromium_shows_hostile_log_line_as_text_and_charts_offline(
+    stored: tuple[str, dict[str, Any]], tmp_path: Path, browser: Browser
+) -> None:
+    _, document = stored
+    hostile = _hostile_signature(document)  # the stored document itself holds the hostile line (NEW)
+    path = tmp_path / "report.html"
+    path.write_text(report.render_html(document, "0123456789abcdef"), encoding="utf-8")
+    context = browser.new_context()
+    page = context.new_page()
+    dialogs: list[str] = []
+    requests: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("request", lambda request: requests.append(request.url))
+    page.add_init_script(TRAP_DIALOGS)
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+
+        assert page.locator(".js-plotly-plot").count() == len([v for v in document["verdicts"] if v["series"]["candidate"]])
+        example = page.locator("pre.example").filter(has_text=hostile["examples"][0])
+        assert example.first.is_visible()
+        assert HOSTILE in example.first.inner_text() and "**comment**" in example.first.inner_text()
+        assert page.evaluate("() => window.__xss") is None
+        assert dialogs == []
+        assert [url for url in requests if not url.startswith("file:")] == []
+    finally:
+        context.close()
