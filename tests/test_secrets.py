@@ -1,4 +1,4 @@
-"""A token in the environment reaches the backend and nowhere else: CLI output, logs, the dashboard."""
+"""A token in the environment reaches the backend and nowhere else: CLI output, logs, reports, the dashboard."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_no_cli_output_shows_a_credential(secret_config: Path, fleet: Fleet, cap
     store = f"sqlite:///{secret_config.parent / 'store.db'}"
     for arguments in (
         ["check"], ["services"], ["deploys", service], ["evaluate", service], ["evaluate", service, "-f", "json", "--save"],
-        ["history", service], ["history", service, "-f", "json"],
+        ["history", service], ["history", service, "-f", "json"], ["report", "--service", service, "--format", "md"],
     ):
         result = runner.invoke(app, ["-c", str(secret_config), "--store", store, *arguments])
         assert result.exit_code in (0, 3, 4), (arguments, result.output)
