@@ -79,3 +79,16 @@ def test_the_dashboard_shows_no_credential(secret_config: Path, fleet: Fleet, mo
         _assert_clean("\n".join(texts))
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_a_missing_elasticsearch_api_key_names_the_variable_to_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = example_config("http://127.0.0.1:9", "http://127.0.0.1:9")
+    raw["sources"]["elasticsearch"]["api_key_env"] = "ES_API_KEY"
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.delenv("ES_API_KEY", raising=False)
+
+    result = runner.invoke(app, ["-c", str(path), "evaluate", "user-service"])
+
+    assert result.exit_code == 1
+    assert "environment variable ES_API_KEY is named in the config but not set" in " ".join(result.output.split())
