@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,25 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from releasehealth import analysis
 from releasehealth.store import Store
-from tests.servers import Server, free_port, wait_ready
+from tests.servers import GroupServer, free_port, wait_ready
 
 SEED = 7
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=2)
 
 
-class ApiServer(Server):
-    def stop(self) -> None:
-        """Stop the server's process group (its leader is the PID we started): SIGTERM, then SIGKILL."""
-        for sig, seconds in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=seconds)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+class ApiServer(GroupServer):
+    """`release-health serve`, started in its own session."""
 
 
 def start(folder: Path) -> tuple[ApiServer, str]:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
@@ -339,16 +339,22 @@ def gate(
     ctx: typer.Context,
     service: Annotated[str, typer.Option(help="The service deployed.")],
     version: Annotated[str, typer.Option(help="The version to gate.")],
-    wait: Annotated[str, typer.Option(help="How long to wait for a final verdict (e.g. 15m).")] = "15m",
+    wait: Annotated[
+        str | None,
+        typer.Option(help="How long to wait for a final verdict (default: the warm-up and the window, plus 5m: 40m)."),
+    ] = None,
     interval: Annotated[str, typer.Option(help="How often to re-evaluate (e.g. 1m).")] = "1m",
 ) -> None:
     """Re-evaluate a release until its verdict is final: exit 0 PROMOTE (after the full window), 3 ROLLBACK
     (as soon as it is credible), 4 HOLD or INCONCLUSIVE at the timeout, 1 on an error."""
     from releasehealth import gate as gating
 
-    waiting, every = config.parse_duration(wait, "--wait"), config.parse_duration(interval, "--interval")
+    every = config.parse_duration(interval, "--interval")
+    explicit = config.parse_duration(wait, "--wait") if wait else None
     catalogue, sources = ctx.obj.open(with_store=True)
     catalogue.service(service)
+    # A PROMOTE is final only once the whole window has been watched: wait at least that long by default.
+    waiting = explicit or catalogue.policy.warmup + catalogue.policy.window + timedelta(minutes=5)
 
     def report(n: int, evaluation: Evaluation) -> None:
         r = evaluation.recommendation

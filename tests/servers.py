@@ -194,9 +194,11 @@ STREAMLIT_RENDERED = """() => {
 }"""
 
 
-class DashboardServer(Server):
+class GroupServer(Server):
+    """A server started in its own session (start_new_session=True), with children of its own."""
+
     def stop(self) -> None:
-        """Stop the dashboard's process group (its leader is the PID we started), SIGTERM then SIGKILL."""
+        """Stop its process group (its leader is the PID we started), SIGTERM then SIGKILL."""
         for sig, seconds in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
             try:
                 os.killpg(self.process.pid, sig)
@@ -207,6 +209,10 @@ class DashboardServer(Server):
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+class DashboardServer(GroupServer):
+    """Streamlit serving the dashboard."""
 
 
 def start_dashboard(arguments: Sequence[str], folder: Path) -> DashboardServer:

@@ -12,7 +12,6 @@ import math
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from releasehealth.errors import SourceUnavailable
 from releasehealth.gate import is_final
 from releasehealth.model import Action, Query, Series, SourceHealth
 from releasehealth.store import Store
-from tests.servers import Server, free_port, wait_ready
+from tests.servers import GroupServer, free_port, wait_ready
 
 SEED = 7
 # The last midnight minus two hours: the same time of day on every run, so the same verdicts.
@@ -42,20 +41,8 @@ END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - tim
 TOKEN_ENV = "RELEASE_HEALTH_API_TOKEN"
 
 
-class ApiServer(Server):
-    """`release-health serve` started in its own session: stopped by its process group."""
-
-    def stop(self) -> None:
-        for sig, seconds in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=seconds)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+class ApiServer(GroupServer):
+    """`release-health serve`, started in its own session."""
 
 
 @dataclass(frozen=True)
