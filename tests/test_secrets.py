@@ -50,10 +50,19 @@ def test_no_cli_output_shows_a_credential(secret_config: Path, fleet: Fleet, cap
     _assert_clean(caplog.text)
 
 
-def test_a_wrong_token_fails_without_echoing_it(secret_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ES_PASSWORD", PASSWORD + "-wrong")  # noida-db accepts any; the message still must not echo it
-    result = runner.invoke(app, ["-c", str(secret_config), "check"])
-    _assert_clean(result.output)
+def test_a_source_that_refuses_names_its_url_not_the_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = example_config("http://127.0.0.1:9", "http://127.0.0.1:9", bearer_token_env="PROM_TOKEN", retries=0)
+    raw["sources"]["elasticsearch"].update(username_env="ES_USER", password_env="ES_PASSWORD", retries=0)
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setenv("PROM_TOKEN", TOKEN)
+    monkeypatch.setenv("ES_USER", "elastic")
+    monkeypatch.setenv("ES_PASSWORD", PASSWORD)
+
+    for arguments in (["check"], ["evaluate", "user-service"]):
+        result = runner.invoke(app, ["-c", str(path), *arguments])
+        assert result.exit_code == 1 and "http://127.0.0.1:9" in result.output, result.output
+        _assert_clean(result.output)
 
 
 def test_the_dashboard_shows_no_credential(secret_config: Path, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
