@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -74,9 +74,10 @@ class ElasticsearchServer(Server):
     pass
 
 
-def backfill(fleet: Fleet, folder: Path) -> Path:
-    """Write the fleet as OpenMetrics and turn it into TSDB blocks with promtool; return the TSDB dir."""
-    metrics, _ = write_files(fleet, folder / "simulated")
+def backfill(fleet: Fleet, folder: Path, **options: Any) -> Path:
+    """Write the fleet as OpenMetrics (named as `options` say: see openmetrics.write_openmetrics) and turn
+    it into TSDB blocks with promtool; return the TSDB dir."""
+    metrics, _ = write_files(fleet, folder / "simulated", **options)
     tsdb = folder / "tsdb"
     subprocess.run(
         [require("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(tsdb)],
