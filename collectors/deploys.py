@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from collectors.base import MetricSource
 from releasehealth.model import Deploy, DeploySourceKind, LabelNames, Query, Series
 
 
+class Detection(NamedTuple):
+    deploys: list[Deploy]  # every (service, version) seen, oldest first per service
+    unversioned: frozenset[str]  # services seen with series that carry no version (or the "no version" value)
+
+
 class MetricDeploySource:
-    """Detects deploys through a MetricSource, from the preset's `first_seen`/`last_seen` queries."""
+    """Detects deploys through a MetricSource, from the preset's `first_seen`/`last_seen` queries (or the
+    kube-state-metrics ones of queries.kubernetes)."""
 
     def __init__(self, metrics: MetricSource) -> None:
         self.metrics = metrics
@@ -19,19 +26,33 @@ class MetricDeploySource:
 
         Raises what the MetricSource raises. A version without a first-seen time is left out.
         """
-        last = _times(self.metrics.fetch(last_seen), last_seen.labels)
+        return self.scan(first_seen, last_seen).deploys
+
+    def scan(
+        self, first_seen: Query, last_seen: Query, no_version: str = "",
+        kind: DeploySourceKind = DeploySourceKind.DETECTED,
+    ) -> Detection:
+        """The deploys, and the services whose series carry no version label (or `no_version` as its
+        value, as Istio's "unknown"): their versions have to come from elsewhere."""
+        unversioned: set[str] = set()
+        first = _times(self.metrics.fetch(first_seen), first_seen.labels, no_version, unversioned)
+        last = _times(self.metrics.fetch(last_seen), last_seen.labels, no_version, set())
         deploys = [
-            Deploy(service, version, started_at, DeploySourceKind.DETECTED, last.get((service, version)))
-            for (service, version), started_at in _times(self.metrics.fetch(first_seen), first_seen.labels).items()
+            Deploy(service, version, started_at, kind, last.get((service, version)))
+            for (service, version), started_at in first.items()
         ]
-        return sorted(deploys, key=lambda d: (d.service, d.started_at, d.version))
+        return Detection(sorted(deploys, key=lambda d: (d.service, d.started_at, d.version)), frozenset(unversioned))
 
 
-def _times(series: list[Series], labels: LabelNames) -> dict[tuple[str, str], datetime]:
+def _times(series: list[Series], labels: LabelNames, no_version: str, unversioned: set[str]) -> dict[tuple[str, str], datetime]:
     out = {}
     for s in series:
-        service, version = s.labels.get(labels.service), s.labels.get(labels.version)
-        if service is None or version is None or not s.values.size:
+        service = s.labels.get(labels.service)
+        version = s.labels.get(labels.version) if labels.version else None
+        if service is None or not s.values.size:
+            continue
+        if version is None or version == "" or (no_version and version == no_version):
+            unversioned.add(service)
             continue
         out[(service, version)] = datetime.fromtimestamp(float(s.values[-1]), UTC)
     return out

@@ -80,8 +80,8 @@ def render(name: str, template: str, variables: Mapping[str, str]) -> str:
         return string.Template(template).substitute(variables)
     except KeyError as exc:
         raise TemplateError(f"template {name!r}: no value for variable ${{{exc.args[0]}}}") from exc
-    except ValueError as exc:
-        raise TemplateError(f"template {name!r}: {exc}") from exc
+    except ValueError as exc:  # a lone "$": label_replace's "$1" must be written "$$1" in a template
+        raise TemplateError(f"template {name!r}: {exc} (write $$ for a literal $, as in label_replace's \"$$1\")") from exc
 
 
 def template_variables(template: str) -> set[str]:
@@ -125,13 +125,14 @@ def build_query(
     instant: bool = False,
     source: str = "",
 ) -> Query:
-    """Return the Query for one template over `services`, grouped by their service and version labels.
+    """Return the Query for one template over `services`, grouped by their service and version labels
+    (the service label alone when the metrics carry no version).
 
     A range query covers (start, end] at `step`; an instant query is evaluated at `end` and looks back
     `lookback` (its `start` is end - lookback, for display).
     """
     variables = {
-        "by": f"{check_label_name(labels.service)}, {check_label_name(labels.version)}",
+        "by": ", ".join(check_label_name(name) for name in labels.by),
         "selector": selector(labels.service, services, extra),
         "step": format_duration(step),
         "lookback": format_duration(lookback or step),

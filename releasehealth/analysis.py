@@ -1,7 +1,9 @@
 """Orchestration: render -> fetch -> judge -> recommend. The one module that uses collectors and scoring.
 
 Queries are batched: services that share a preset, labels and extra matchers are fetched together, one
-query per template for the whole group (deploy detection included), never one per service.
+query per template for the whole group (deploy detection included), never one per service. Versions come
+from the metrics' version label; from kube-state-metrics for services whose metrics carry none (their
+windows are then cut by time alone); deploy events and recorded deploys win over both for the deploy time.
 """
 
 from __future__ import annotations
@@ -12,20 +14,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+import numpy as np
+
 from collectors.base import LogSource, MetricSource
 from collectors.deploys import MetricDeploySource
 from collectors.elasticsearch import ElasticsearchLogSource
 from collectors.prometheus import PrometheusMetricSource
 from collectors.simulated import SimulatedLogSource, SimulatedMetricSource
 from queries.elasticsearch import WindowKey, index_for
+from queries import kubernetes, promql
 from queries.promql import build_query
 from releasehealth import config
 from releasehealth.config import Catalogue
 from releasehealth.errors import NotFoundError, SourceError, TemplateError
 from releasehealth.model import (
     Action,
+    BaselinePolicy,
     Deploy,
+    DeploySourceKind,
     Evaluation,
+    KubernetesSettings,
     LabelNames,
     LogEvidence,
     LogSettings,
@@ -144,14 +152,30 @@ class _DeployScan:
     by_service: dict[str, list[Deploy]] = field(default_factory=dict)
     queries: dict[str, tuple[Query, ...]] = field(default_factory=dict)  # per service: the queries that found them
     notes: list[str] = field(default_factory=list)  # what degraded without failing the evaluation
+    service_notes: dict[str, list[str]] = field(default_factory=dict)  # the same, for one service (a conflict)
+    seen: set[str] = field(default_factory=set)  # services whose preset metrics exist at all
+    versionless: set[str] = field(default_factory=set)  # services whose metrics carry no version: cut by time
+
+    def note(self, service: str, text: str) -> None:
+        self.service_notes.setdefault(service, []).append(text)
+
+    def notes_of(self, service: str) -> tuple[str, ...]:
+        return tuple(self.notes) + tuple(self.service_notes.get(service, ()))
 
 
 def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Service], now: datetime) -> _DeployScan:
-    """Detect the deploys of `services`, two queries per group; raise SourceError if the source fails."""
+    """Detect the deploys of `services`: two queries per group from the metrics' version label, two per
+    group from kube-state-metrics for the services that name a Deployment; raise SourceError if the
+    metrics cannot be read. The label wins where both tell (a disagreement is noted on the service);
+    services whose metrics carry no version take Kubernetes' deploys, and are cut by time."""
     scan = _DeployScan()
     policy = catalogue.policy
-    for key, members in _groups(services).items():
-        templates = catalogue.presets[key.preset].templates
+    groups: dict[tuple, list[Service]] = {}
+    for service in services:  # a service with first_seen/last_seen of its own is detected apart
+        templates = config.templates_of(catalogue, service)
+        groups.setdefault((_group_key(service), templates["first_seen"], templates["last_seen"]), []).append(service)
+    for (key, *_), members in groups.items():
+        templates = config.templates_of(catalogue, members[0])
         names = [s.name for s in members]
         first, last = (
             build_query(
@@ -160,13 +184,91 @@ def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Serv
             )
             for name in ("first_seen", "last_seen")
         )
-        found = sources.deploys.detect(first, last)
+        found = sources.deploys.scan(first, last, catalogue.presets[key.preset].no_version)
         for service in members:
-            scan.by_service[service.name] = [d for d in found if d.service == service.name]
+            scan.by_service[service.name] = [d for d in found.deploys if d.service == service.name]
             scan.queries[service.name] = (first, last)
+            if scan.by_service[service.name] or service.name in found.unversioned:
+                scan.seen.add(service.name)
+            if not service.labels.version or (service.name in found.unversioned and not scan.by_service[service.name]):
+                scan.versionless.add(service.name)
+    _merge_kubernetes(catalogue, sources, services, now, scan)
     _merge_events(sources, services, now - policy.lookback, now, scan)
     _merge_recorded(sources, services, now - policy.lookback, now, scan)
     return scan
+
+
+def _merge_kubernetes(catalogue: Catalogue, sources: Sources, services: Sequence[Service], now: datetime, scan: _DeployScan) -> None:
+    """Deploys from kube-state-metrics, two queries per group of services sharing namespace, container and
+    version source: they are the deploys of a service whose metrics carry no version; beside a version
+    label, they are compared with it and any disagreement is noted (the label wins)."""
+    groups: dict[KubernetesSettings, list[Service]] = {}
+    for service in services:
+        if service.kubernetes is not None:
+            key = dataclasses.replace(service.kubernetes, deployment="")
+            groups.setdefault(key, []).append(service)
+    policy = catalogue.policy
+    for settings, members in groups.items():
+        deployments = sorted({s.kubernetes.deployment for s in members})
+        first, last = (
+            kubernetes.seen_query(
+                template, deployments, settings, step=policy.step, lookback=policy.lookback, end=now,
+                source=sources.metrics.name,
+            )
+            for template in ("first_seen", "last_seen")
+        )
+        try:
+            found = sources.deploys.scan(first, last, kind=DeploySourceKind.KUBERNETES).deploys
+        except SourceError as exc:
+            for service in members:
+                scan.note(service.name, f"versions could not be read from kube-state-metrics: {exc}")
+            continue
+        for service in members:
+            mine = [
+                dataclasses.replace(d, service=service.name) for d in found if d.service == service.kubernetes.deployment
+            ]
+            scan.queries[service.name] = scan.queries.get(service.name, ()) + (first, last)
+            if service.name in scan.versionless:
+                scan.by_service[service.name] = mine
+            else:
+                for conflict in version_conflicts(scan.by_service[service.name], mine, policy.step, service):
+                    scan.note(service.name, conflict)
+
+
+def version_conflicts(labelled: Sequence[Deploy], k8s: Sequence[Deploy], step: timedelta, service: Service) -> list[str]:
+    """Where the version label and Kubernetes disagree: a rollout at the same time (within two steps)
+    to another version, or a rollout one of them saw and the other did not. The label wins."""
+    tolerance = 2 * step
+    k8s_left = list(k8s)
+    out = []
+    if labelled and k8s and labelled[0].version == k8s[0].version:
+        # The version running when each source's data begins: their histories may start at different times.
+        labelled, k8s_left = labelled[1:], k8s_left[1:]
+    deployment = service.kubernetes.deployment if service.kubernetes else service.name
+    for deploy in labelled:
+        match = min(k8s_left, key=lambda d: abs(d.started_at - deploy.started_at), default=None)
+        if match is None or abs(match.started_at - deploy.started_at) > tolerance:
+            out.append(
+                f"version conflict: the {service.labels.version} label turned {deploy.version} at {_hhmm(deploy.started_at)} "
+                f"but Kubernetes saw no rollout of deployment {deployment} then; the label is used"
+            )
+            continue
+        k8s_left.remove(match)
+        if match.version != deploy.version:
+            out.append(
+                f"version conflict at {_hhmm(deploy.started_at)}: the {service.labels.version} label says {deploy.version}, "
+                f"Kubernetes (deployment {deployment}) says {match.version}; the label is used"
+            )
+    out += [
+        f"version conflict: Kubernetes rolled deployment {deployment} out to {d.version} at {_hhmm(d.started_at)} "
+        f"but the {service.labels.version} label shows no new version then; the label is used"
+        for d in k8s_left
+    ]
+    return out
+
+
+def _hhmm(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _merge_recorded(sources: Sources, services: Sequence[Service], start: datetime, end: datetime, scan: _DeployScan) -> None:
@@ -274,8 +376,8 @@ def timeline(
     quantity empty and says why. Raises NotFoundError for an unknown service, SourceError if deploys
     cannot be read."""
     now = now or datetime.now(UTC)
-    target = catalogue.service(service)
-    scan = scan_deploys(catalogue, sources, [target], now)
+    scan = scan_deploys(catalogue, sources, [catalogue.service(service)], now)
+    target = _effective(catalogue.service(service), scan)
     step = _timeline_step(span, catalogue.policy.step)
     end = floor_to(now, step)
     start = end - span
@@ -287,21 +389,26 @@ def timeline(
         roles |= {"requests": ratio.queries["denominator"], "errors": ratio.queries["numerator"]}
     if latency:
         roles["buckets"] = latency.queries["buckets"]
-    preset = catalogue.presets[target.preset]
+    templates = config.templates_of(catalogue, target)
     fetched = {
         role: _run(sources, template, [build_query(
-            template, preset.templates[template], [target.name], target.labels, extra=target.selector,
+            template, templates[template], [target.name], target.labels, extra=target.selector,
             # Each step covers (t - step, t]: the first ends one step after `start`, so none reaches before it.
             step=step, start=start + step, end=end, source=sources.metrics.name,
-        )])
+        )], dict(target.bucket_units).get(template, "seconds"))
         for role, template in roles.items()
     }
     version = target.labels.version
+    deploys = scan.by_service[target.name]
 
     def by_version(role: str) -> dict[str, list[Series]]:
         out: dict[str, list[Series]] = {}
         for s in fetched[role].series if role in fetched and not fetched[role].error else []:
-            out.setdefault(s.labels.get(version, ""), []).append(s)
+            if version:
+                out.setdefault(s.labels.get(version, ""), []).append(s)
+            else:  # no version label: each deploy's version owns the steps from its deploy to the next
+                for name, part in _split_by_deploys(s, deploys):
+                    out.setdefault(name, []).append(part)
         return out
 
     requests, errors, buckets = by_version("requests"), by_version("errors"), by_version("buckets")
@@ -313,10 +420,26 @@ def timeline(
         and not fetched["errors"].error else {},
         latency={v: quantile_per_step(latency.quantile or 0.95, items) for v, items in buckets.items()} if latency else {},
         latency_name=latency.name if latency else "",
-        deploys=tuple(d for d in scan.by_service[target.name] if d.started_at <= end),
+        deploys=tuple(d for d in deploys if d.started_at <= end),
         queries=tuple(f.query for f in fetched.values()) + scan.queries.get(target.name, ()),
-        errors=tuple(f.error for f in fetched.values() if f.error) + tuple(scan.notes),
+        errors=tuple(f.error for f in fetched.values() if f.error) + scan.notes_of(target.name),
     )
+
+
+def _split_by_deploys(series: Series, deploys: Sequence[Deploy]) -> list[tuple[str, Series]]:
+    """A series of a service whose metrics carry no version, cut into the versions that served it: the
+    step ending at t goes to the version deployed last before t (a step ending at a deploy instant is the
+    old version's), a step before the first deploy known to "" (unknown)."""
+    if not deploys:
+        return [("", series)]
+    starts = np.array([d.started_at.timestamp() for d in deploys])
+    owner = np.searchsorted(starts, series.timestamps, side="left") - 1  # a step ending at a deploy is the old one's
+    out = []
+    for index in np.unique(owner):
+        mask = owner == index
+        name = deploys[index].version if index >= 0 else ""
+        out.append((name, Series(series.labels, series.timestamps[mask], series.values[mask])))
+    return out
 
 
 def _timeline_step(span: timedelta, step: timedelta) -> timedelta:
@@ -345,7 +468,10 @@ def _evaluate_all(
 ) -> list[Evaluation]:
     if sources.store is not None:  # signatures marked "not a risk" in the store count like the config's
         catalogue = dataclasses.replace(catalogue, not_a_risk=catalogue.not_a_risk | sources.store.not_a_risk())
-    targets = [_target(catalogue, sources, service, deploys, version, now) for service, deploys, version in requests]
+    targets = [
+        _target(catalogue, sources, _effective(service, scan), deploys, version, now, scan)
+        for service, deploys, version in requests
+    ]
     judgeable = [t for t in targets if t.plan.candidate_window]
     _say(progress, f"querying the metrics of {len(judgeable)} release(s)")
     fetched = _fetch(catalogue, sources, judgeable)
@@ -354,19 +480,51 @@ def _evaluate_all(
     logs = _fetch_logs(catalogue, sources, judgeable)
     _say(progress, f"judging {len(targets)} release(s)")
     return [
-        _evaluation(catalogue, t, fetched, logs.get(id(t)), scan.queries.get(t.service.name, ()), tuple(scan.notes), now)
+        _evaluation(
+            catalogue, t, fetched, logs.get(id(t)), scan.queries.get(t.service.name, ()), scan.notes_of(t.service.name), now
+        )
         for t in targets
     ]
 
 
+def _effective(service: Service, scan: _DeployScan) -> Service:
+    """The service as its metrics turned out: without a version label when they carry none."""
+    if service.name in scan.versionless and service.labels.version:
+        return dataclasses.replace(service, labels=LabelNames(service.labels.service, ""))
+    return service
+
+
 def _target(
-    catalogue: Catalogue, sources: Sources, service: Service, deploys: list[Deploy], version: str | None, now: datetime
+    catalogue: Catalogue, sources: Sources, service: Service, deploys: list[Deploy], version: str | None, now: datetime,
+    scan: _DeployScan,
 ) -> _Target:
     if not deploys:
-        lookback = catalogue.policy.lookback
-        return _Target(service, None, WindowPlan(None, None, None, f"no version of {service.name} was seen in the last {lookback}"))
+        return _Target(service, None, WindowPlan(None, None, None, _why_no_version(catalogue, service, scan)))
     candidate = deploys[-1] if version is None else next(d for d in deploys if d.version == version)
+    if not service.labels.version and catalogue.policy.baseline is BaselinePolicy.CONCURRENT:
+        return _Target(service, candidate, WindowPlan(None, None, None, (
+            f"the metrics of {service.name} carry no version label, so a concurrent baseline cannot tell the "
+            "versions apart: use previous, last-good, pinned or time-shifted"
+        )))
     return _Target(service, candidate, plan(deploys, candidate, catalogue.policy, now, _last_good(sources, candidate)))
+
+
+def _why_no_version(catalogue: Catalogue, service: Service, scan: _DeployScan) -> str:
+    """Why a service has no release to judge, saying what to fix: its preset's metrics are not there at
+    all, or they carry no version and nothing else told one."""
+    lookback = promql.format_duration(catalogue.policy.lookback)
+    if service.name not in scan.seen:
+        expected = config.metric_names(config.templates_of(catalogue, service).get("first_seen", "")) or ["(none)"]
+        return (
+            f"no data for preset {service.preset}: expected metric {expected[0]} with "
+            f"{service.labels.service}={promql.quote(service.name)} in the last {lookback}"
+        )
+    if service.name in scan.versionless:
+        where = "kube-state-metrics showed no version of its Deployment" if service.kubernetes else (
+            "configure kubernetes: for it, send deploy events or record its deploys"
+        )
+        return f"the metrics of {service.name} (preset {service.preset}) carry no version label: {where}"
+    return f"no version of {service.name} was seen in the last {lookback}"
 
 
 def _last_good(sources: Sources, candidate: Deploy) -> str | None:
@@ -392,25 +550,30 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -
     """Run each template the targets need once per group, over the span covering all their windows.
     One at a time: run concurrently on two cores, the 50-service overview got slower (2.1 s, not 1.9 s),
     Prometheus' evaluation and our decoding competing for the same CPUs."""
-    jobs: dict[tuple, tuple[str, list[Query]]] = {}
-    by_group: dict[_GroupKey, list[_Target]] = {}
+    jobs: dict[tuple, tuple[str, list[Query], str]] = {}
+    by_job: dict[tuple, list[_Target]] = {}
     for target in targets:
-        by_group.setdefault(_group_key(target.service), []).append(target)
-    for key, members in by_group.items():
-        preset = catalogue.presets[key.preset]
+        for template in {name for spec in target.service.metrics for name in spec.queries.values()}:
+            by_job.setdefault(_job(catalogue, target.service, template), []).append(target)
+    for job, members in by_job.items():
+        key, template, text = job
         names = sorted({t.service.name for t in members})
-        templates = sorted({name for t in members for spec in t.service.metrics for name in spec.queries.values()})
         windows = [w for t in members for w in (t.plan.baseline_window, t.plan.candidate_window)]
-        for template in templates:
-            queries = [
-                build_query(
-                    template, preset.templates[template], names, key.labels, extra=key.selector,
-                    step=catalogue.policy.step, start=start, end=end, source=sources.metrics.name,
-                )
-                for start, end in spans(windows)
-            ]
-            jobs[(key, template)] = (template, queries)
+        queries = [
+            build_query(
+                template, text, names, key.labels, extra=key.selector, step=catalogue.policy.step, start=start, end=end,
+                source=sources.metrics.name,
+            )
+            for start, end in spans(windows)
+        ]
+        jobs[job] = (template, queries, dict(members[0].service.bucket_units).get(template, "seconds"))
     return {job: _run(sources, *arguments) for job, arguments in jobs.items()}
+
+
+def _job(catalogue: Catalogue, service: Service, template: str) -> tuple[_GroupKey, str, str]:
+    """What one fetch is shared by: services of one group whose template of this name is the same PromQL
+    (a service's own template of a preset's name is fetched apart)."""
+    return _group_key(service), template, config.templates_of(catalogue, service)[template]
 
 
 SPAN_GAP = timedelta(hours=6)
@@ -430,15 +593,31 @@ def spans(windows: Sequence[Window]) -> list[tuple[datetime, datetime]]:
     return [(start, end) for start, end in merged]
 
 
-def _run(sources: Sources, template: str, queries: list[Query]) -> _Fetched:
-    """Run the queries of one template (one per span) as one result; an error fails the template."""
+def _run(sources: Sources, template: str, queries: list[Query], bucket_unit: str = "seconds") -> _Fetched:
+    """Run the queries of one template (one per span) as one result; an error fails the template.
+    Histogram bounds in milliseconds (Istio, Linkerd) are turned into seconds here, once for every use."""
     series: list[Series] = []
     try:
         for query in queries:
             series += sources.metrics.fetch(query)
     except SourceError as exc:
         return _Fetched(queries[0], [], f"query {template!r} failed: {exc}")
+    if bucket_unit == "milliseconds":
+        series = [_in_seconds(s) for s in series]
     return _Fetched(queries[0], series, "", tuple(queries[1:]))
+
+
+def _in_seconds(series: Series) -> Series:
+    """A bucket series with its `le` bound from milliseconds to seconds (divided, so 5 ms is exactly the
+    float 0.005, as a bound written in seconds would be)."""
+    le = series.labels.get("le")
+    if le is None or le in ("+Inf", "Inf", "inf"):
+        return series
+    try:
+        bound = float(le) / 1000
+    except ValueError:
+        return series  # garbage stays garbage: scoring.latency leaves such a bound out and says so
+    return Series({**series.labels, "le": repr(bound)}, series.timestamps, series.values)
 
 
 def _evaluation(
@@ -459,9 +638,11 @@ def _evaluation(
             service.name, target.candidate, plan.baseline, catalogue.policy.baseline, None, None, None,
             recommendation, now, deploy_queries, notes=notes, baseline_description=plan.description,
         )
-    inputs = [_metric_input(service, spec, target, fetched) for spec in service.metrics if spec.kind not in LOG_KINDS]
+    inputs = [
+        _metric_input(catalogue, service, spec, target, fetched) for spec in service.metrics if spec.kind not in LOG_KINDS
+    ]
     evidence = _log_evidence(catalogue, target, fetched, logs) if service.logs else None
-    inputs += [_log_input(spec, target, fetched, evidence) for spec in service.metrics if spec.kind in LOG_KINDS]
+    inputs += [_log_input(catalogue, spec, target, fetched, evidence) for spec in service.metrics if spec.kind in LOG_KINDS]
     release_score, recommendation = judge(
         inputs, catalogue.policy, baseline_version, candidate_version, _information(catalogue, target)
     )
@@ -479,12 +660,24 @@ def _information(catalogue: Catalogue, target: _Target) -> float:
     return min(1.0, window.duration / catalogue.policy.window) if window else 0.0
 
 
-def _metric_input(service: Service, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched]) -> MetricInput:
-    results = {role: fetched[(_group_key(service), template)] for role, template in spec.queries.items()}
+# The roles whose series must exist when the metric is exposed at all (a service that never failed has
+# no 5xx series, so a ratio's numerator may well be empty).
+EXPOSED_ROLES = ("denominator", "buckets", "value")
+
+
+def _metric_input(
+    catalogue: Catalogue, service: Service, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched]
+) -> MetricInput:
+    results = {role: fetched[_job(catalogue, service, template)] for role, template in spec.queries.items()}
     errors = [r.error for r in results.values() if r.error]
     queries = tuple(q for r in results.values() for q in (r.query, *r.more))
     if errors:
         return MetricInput(spec, {}, {}, queries, "; ".join(errors))
+    absent = _absent(catalogue, service, spec, results)
+    if absent and spec.optional:
+        return MetricInput(dataclasses.replace(spec, muted=True), {}, {}, queries, absent=f"left out: {absent} (optional)")
+    if absent:
+        return MetricInput(spec, {}, {}, queries, absent=absent)
     plan = target.plan
     return MetricInput(
         spec,
@@ -494,12 +687,26 @@ def _metric_input(service: Service, spec: MetricSpec, target: _Target, fetched: 
     )
 
 
+def _absent(catalogue: Catalogue, service: Service, spec: MetricSpec, results: dict[str, _Fetched]) -> str:
+    """"no data for preset X: expected metric Y" when a query the metric needs returned no series of the
+    service at all (in either window, any version): the metric is not exposed as the preset expects."""
+    for role, result in results.items():
+        if role not in EXPOSED_ROLES or any(s.labels.get(service.labels.service) == service.name for s in result.series):
+            continue
+        template = spec.queries[role]
+        names = config.metric_names(config.templates_of(catalogue, service)[template]) or [template]
+        whose = f"preset {service.preset}" if template not in dict(service.templates) else f"template {template!r}"
+        return f"no data for {whose}: expected metric {' and '.join(names)} with {service.labels.service}={promql.quote(service.name)}"
+    return ""
+
+
 def _cut(service: Service, result: _Fetched, version: str, window: Window) -> list[Series]:
-    """The series of one version of one service, inside one window."""
+    """The series of one version of one service, inside one window; without a version label on the
+    metrics, the service's series inside the window (the window is when that version served)."""
     labels = service.labels
     return [
         s.between(window) for s in result.series
-        if s.labels.get(labels.service) == service.name and s.labels.get(labels.version) == version
+        if s.labels.get(labels.service) == service.name and (not labels.version or s.labels.get(labels.version) == version)
     ]
 
 
@@ -546,7 +753,7 @@ def _log_evidence(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _F
     """Both windows' log data and the signature diff, with rates per request when requests are known."""
     if logs is None or logs.error or logs.baseline is None or logs.candidate is None:
         return LogEvidence(None, None, queries=logs.queries if logs else (), error=(logs.error if logs else "") or "no log data")
-    requests = _requests(target, fetched)
+    requests = _requests(catalogue, target, fetched)
     basis = "requests" if requests and all(sum(s.values.sum() for s in side) > 0 for side in requests) else "log lines"
     sides = (logs.baseline, logs.candidate)
     if basis == "requests":
@@ -567,9 +774,11 @@ def _log_evidence(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _F
     return LogEvidence(logs.baseline, logs.candidate, marked, basis, logs.queries)
 
 
-def _requests(target: _Target, fetched: dict[tuple, _Fetched]) -> tuple[list[Series], list[Series]] | None:
+def _requests(catalogue: Catalogue, target: _Target, fetched: dict[tuple, _Fetched]) -> tuple[list[Series], list[Series]] | None:
     """The requests per step of both windows, from the metrics already fetched; None if they failed."""
-    result = fetched.get((_group_key(target.service), "requests"))
+    if "requests" not in config.templates_of(catalogue, target.service):
+        return None
+    result = fetched.get(_job(catalogue, target.service, "requests"))
     if result is None or result.error:
         return None
     plan = target.plan
@@ -579,18 +788,20 @@ def _requests(target: _Target, fetched: dict[tuple, _Fetched]) -> tuple[list[Ser
     )
 
 
-def _log_input(spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched], evidence: LogEvidence | None) -> MetricInput:
+def _log_input(
+    catalogue: Catalogue, spec: MetricSpec, target: _Target, fetched: dict[tuple, _Fetched], evidence: LogEvidence | None
+) -> MetricInput:
     if evidence is None or evidence.error:
         return MetricInput(spec, {}, {}, evidence.queries if evidence else (), evidence.error if evidence else "no log source")
     sides = (evidence.baseline, evidence.candidate)
     lines = [{"lines": list(d.levels.values())} for d in sides]
     if spec.kind is MetricKind.LOG_SIGNATURES:
         return MetricInput(spec, lines[0], lines[1], evidence.queries, signatures=evidence.signatures)
-    requests = _requests(target, fetched)
+    requests = _requests(catalogue, target, fetched)
     queries = evidence.queries
     if evidence.rate_basis == "requests" and requests is not None:
         denominators = requests
-        queries += (fetched[(_group_key(target.service), "requests")].query,)
+        queries += (fetched[_job(catalogue, target.service, "requests")].query,)
     else:
         denominators = (lines[0]["lines"], lines[1]["lines"])
     numerators = [[d.levels["error"]] if "error" in d.levels else [] for d in sides]

@@ -39,6 +39,7 @@ from releasehealth.model import (
     BaselinePolicy,
     DEFAULT_GROUP_WEIGHTS,
     Direction,
+    KubernetesSettings,
     LabelNames,
     LogFields,
     LogSettings,
@@ -80,6 +81,11 @@ def _label_name(name: str) -> str:
     return name
 
 
+def _label_name_or_none(name: str) -> str:
+    """A label name, or "" for "the metrics carry no such label" (a version taken from elsewhere)."""
+    return name and _label_name(name)
+
+
 def _http_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"must start with http:// or https://, got {url!r}")
@@ -114,6 +120,7 @@ HeaderValue = Annotated[str, AfterValidator(_header_value)]
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 LabelName = Annotated[str, AfterValidator(_label_name)]
+OptionalLabelName = Annotated[str, AfterValidator(_label_name_or_none)]
 
 
 class _Strict(BaseModel):
@@ -241,9 +248,43 @@ class PolicyModel(_Strict):
         return self
 
 
+class _MetricModel(_Strict):
+    name: str
+    kind: MetricKind
+    unit: str
+    queries: dict[str, str]
+    direction: Direction = Direction.INCREASE
+    tolerance: dict[str, float] = {"relative": 0.2, "absolute": 0.0}
+    critical: bool = False
+    group: str = "default"
+    weight: float = Field(1.0, gt=0)
+    quantile: float | None = Field(None, gt=0, lt=1)
+    min_count: int = Field(100, ge=1)
+    muted: bool = False  # a dry run: judged and shown, never counted (and it takes no alpha)
+    optional: bool = False  # left out, unjudged, for a service that exposes none of it
+
+
+class CustomMetricModel(_MetricModel):
+    """A service's own metric: each query is the name of a template (the service's or its preset's) or
+    PromQL itself, checked when the config is loaded."""
+
+    bucket_unit: Literal["seconds", "milliseconds"] = "seconds"  # of a histogram's `le` bounds
+
+
 class LabelsModel(_Strict):
     service: LabelName | None = None
-    version: LabelName | None = None
+    version: OptionalLabelName | None = None  # "": the metrics carry no version (see kubernetes)
+
+
+class KubernetesModel(_Strict):
+    """Versions from kube-state-metrics: the image tag of the Deployment's pods (or its ReplicaSet's
+    pod-template-hash). With a version label on the metrics too, the label wins and any disagreement is
+    reported on the release."""
+
+    deployment: str | None = None  # default: the service's name
+    namespace: str = ""
+    container: str = ""  # default: every container but mesh sidecars (istio-proxy, linkerd-proxy, their init)
+    version_from: Literal["image", "replicaset"] = "image"
 
 
 class ServiceModel(_Strict):
@@ -254,6 +295,11 @@ class ServiceModel(_Strict):
     team: str = ""
     logs: ServiceLogsModel = ServiceLogsModel()
     muted: list[str] = []  # this service's metrics judged and shown but never counted
+    kubernetes: KubernetesModel | None = None
+    # Templates of this service's own (PromQL with ${by}, ${selector}, ${step}), shared by its metrics
+    # by name; one named as a preset template replaces it for this service.
+    templates: dict[str, str] = {}
+    metrics: list[CustomMetricModel] = []  # custom metrics, judged beside the preset's (a same name replaces it)
 
     @field_validator("preset")
     @classmethod
@@ -342,6 +388,22 @@ class Preset:
     labels: LabelNames
     templates: Mapping[str, str]
     metrics: tuple[MetricSpec, ...]
+    no_version: str = ""  # a version label value that means "no version" (Istio's "unknown")
+    bucket_units: Mapping[str, str] = field(default_factory=dict)  # template -> unit of its `le` bounds
+
+    def expected_metrics(self, template: str) -> list[str]:
+        """The metric names a template of this preset selects: what "no data" should name."""
+        return metric_names(self.templates.get(template, ""))
+
+
+def metric_names(template: str) -> list[str]:
+    """The metric names a template selects with the service's matchers (`name{${selector}...}`)."""
+    return list(dict.fromkeys(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{\$\{selector\}", template)))
+
+
+def templates_of(catalogue: Catalogue, service: Service) -> dict[str, str]:
+    """The templates a service's metrics use: its preset's, with its own added or replacing them."""
+    return {**catalogue.presets[service.preset].templates, **dict(service.templates)}
 
 
 @dataclass(frozen=True)
@@ -443,11 +505,13 @@ def _to_catalogue(model: CatalogueModel, path: str) -> Catalogue:
     )
     es = _to_elasticsearch(model.sources.elasticsearch)
     log_specs = log_metrics(model.logs) if es and model.logs.enabled else ()
+    customs = [_custom(s, presets[s.preset], f"services[{i}]") for i, s in enumerate(model.services)]
     services = tuple(
-        _mute(_to_service(s, presets[s.preset], es, log_specs), set(p.muted) | set(s.muted), set(p.counted))
-        for s in model.services
+        _mute(_to_service(s, presets[s.preset], es, log_specs, c), set(p.muted) | set(s.muted), set(p.counted))
+        for s, c in zip(model.services, customs, strict=True)
     )
-    problems = _unknown_muted(model, services)
+    problems = [problem for c in customs for problem in c.problems] + _unknown_muted(model, services)
+    problems += _versionless_problems(model, services)
     if problems:
         raise ConfigError(path, problems)
     return Catalogue(
@@ -504,21 +568,40 @@ def log_metrics(policy: LogsPolicyModel | None = None) -> tuple[MetricSpec, ...]
 
 
 def _to_service(
-    model: ServiceModel, preset: Preset, es: ElasticsearchSettings | None, log_specs: tuple[MetricSpec, ...]
+    model: ServiceModel, preset: Preset, es: ElasticsearchSettings | None, log_specs: tuple[MetricSpec, ...],
+    custom: _Custom,
 ) -> Service:
     labels = LabelNames(
         service=model.labels.service or preset.labels.service,
-        version=model.labels.version or preset.labels.version,
+        version=preset.labels.version if model.labels.version is None else model.labels.version,
     )
+    own = {m.name for m in custom.metrics}
+    metrics = tuple(m for m in preset.metrics if m.name not in own) + custom.metrics
+    k8s = model.kubernetes
     return Service(
         name=model.name,
         preset=preset.name,
         labels=labels,
         selector=tuple(sorted(model.selector.items())),
         team=model.team,
-        metrics=preset.metrics + (log_specs if model.logs.enabled else ()),
+        metrics=metrics + (log_specs if model.logs.enabled else ()),
         logs=_service_logs(model.logs, es) if es and model.logs.enabled and log_specs else None,
+        templates=tuple(sorted(custom.templates.items())),
+        bucket_units=tuple(sorted({**preset.bucket_units, **custom.bucket_units}.items())),
+        kubernetes=KubernetesSettings(k8s.deployment or model.name, k8s.namespace, k8s.container, k8s.version_from)
+        if k8s else None,
     )
+
+
+def _versionless_problems(model: CatalogueModel, services: tuple[Service, ...]) -> list[str]:
+    """Metrics without a version cannot tell two versions serving at once apart: no concurrent baseline."""
+    if model.policy.baseline is not BaselinePolicy.CONCURRENT:
+        return []
+    return [
+        f"services[{i}]: its metrics carry no version label (preset {s.preset}), so the concurrent baseline cannot "
+        "tell the versions apart: use previous, last-good, pinned or time-shifted" for i, s in enumerate(services)
+        if not s.labels.version
+    ]
 
 
 def with_baseline(catalogue: Catalogue, choice: str) -> Catalogue:
@@ -595,25 +678,12 @@ def catalogue_for(
 # ---- presets ---------------------------------------------------------------------------------
 
 
-class _MetricModel(_Strict):
-    name: str
-    kind: MetricKind
-    unit: str
-    queries: dict[str, str]
-    direction: Direction = Direction.INCREASE
-    tolerance: dict[str, float] = {"relative": 0.2, "absolute": 0.0}
-    critical: bool = False
-    group: str = "default"
-    weight: float = Field(1.0, gt=0)
-    quantile: float | None = Field(None, gt=0, lt=1)
-    min_count: int = Field(100, ge=1)
-    muted: bool = False  # a dry run: judged and shown, never counted (and it takes no alpha)
-
-
 class _PresetModel(_Strict):
     name: str
     description: str = ""
     labels: LabelsModel
+    no_version: str = ""  # a version label value meaning "unknown" (Istio's "unknown"): as if no label
+    bucket_units: dict[str, Literal["seconds", "milliseconds"]] = {}  # template -> unit of its `le` bounds
     templates: dict[str, str]
     metrics: list[_MetricModel]
 
@@ -636,6 +706,7 @@ def load_preset(name: str) -> Preset:
     except ValidationError as exc:
         raise ConfigError(where, [_describe(e) for e in exc.errors()]) from exc
     problems = list(_template_problems(model.templates))
+    problems += [f"bucket_units.{t}: unknown template {t!r}" for t in model.bucket_units if t not in model.templates]
     problems += [
         f"metrics.{m.name}.queries.{role}: unknown template {t!r}"
         for m in model.metrics
@@ -644,23 +715,105 @@ def load_preset(name: str) -> Preset:
     ]
     if problems:
         raise ConfigError(where, problems)
-    labels = LabelNames(model.labels.service or "service", model.labels.version or "version")
-    return Preset(model.name, model.description, labels, dict(model.templates), tuple(map(_to_spec, model.metrics)))
+    version = "version" if model.labels.version is None else model.labels.version
+    labels = LabelNames(model.labels.service or "service", version)
+    return Preset(
+        model.name, model.description, labels, dict(model.templates), tuple(map(_to_spec, model.metrics)),
+        no_version=model.no_version, bucket_units=dict(model.bucket_units),
+    )
 
 
-def _template_problems(templates: Mapping[str, str]) -> list[str]:
+def _template_problems(templates: Mapping[str, str], where: str = "templates.") -> list[str]:
     """Every template must use only known variables and render to PromQL that parses."""
+    return [f"{where}{name}: {problem}" for name, text in templates.items() if (problem := _template_problem(name, text))]
+
+
+def _template_problem(name: str, text: str, strict: bool = False) -> str:
+    """What is wrong with one template ("" if nothing): unknown variables, PromQL that does not parse, or
+    (`strict`, a service's own) no ${selector} or ${by}: it would read the whole fleet, or return series
+    that cannot be told apart by service and version."""
     sample = {"by": "service, version", "selector": 'service="x"', "step": "1m", "lookback": "1d"}
+    try:
+        used = promql.template_variables(text)
+    except ValueError as exc:
+        return str(exc)
+    unknown = used - TEMPLATE_VARIABLES
+    if unknown:
+        known = ", ".join("${" + v + "}" for v in sorted(TEMPLATE_VARIABLES))
+        return f"unknown variable(s) {', '.join('${' + v + '}' for v in sorted(unknown))} (known: {known})"
+    missing = {"selector", "by"} - used if strict else set()
+    if missing:
+        return f"must use {' and '.join('${' + v + '}' for v in sorted(missing))}: " + (
+            "e.g. sum by (${by}) (increase(my_total{${selector}}[${step}]))"
+        )
+    try:
+        promql_parser.parse(promql.render(name, text, sample))
+    except TemplateError as exc:
+        return str(exc).split(": ", 1)[-1]
+    except ValueError as exc:
+        return f"not valid PromQL: {exc}"
+    return ""
+
+
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class _Custom:
+    templates: dict[str, str]
+    bucket_units: dict[str, str]
+    metrics: tuple[MetricSpec, ...]
+    problems: list[str]
+
+
+def _custom(model: ServiceModel, preset: Preset, where: str) -> _Custom:
+    """A service's own templates and metrics, each query checked: a name of a template (its own or its
+    preset's), or PromQL, named "<metric>.<role>" once it is a template. Every problem with its path."""
+    templates = dict(model.templates)
+    problems = [
+        f"{where}.templates.{name}: {problem}" for name, text in model.templates.items()
+        if (problem := _template_problem(name, text, strict=True))
+    ]
+    known = {**preset.templates, **templates}
+    specs, units = [], {}
+    for j, metric in enumerate(model.metrics):
+        queries = {}
+        for role, value in metric.queries.items():
+            path = f"{where}.metrics[{j}].queries.{role}"
+            if value in known:
+                queries[role] = value
+            elif _TEMPLATE_NAME.match(value.strip()):
+                problems.append(f"{path}: unknown template {value.strip()!r} (known: {', '.join(sorted(known))})")
+            elif problem := _template_problem(f"{metric.name}.{role}", value, strict=True):
+                problems.append(f"{path}: {problem}")
+            else:
+                queries[role] = f"{metric.name}.{role}"
+                templates[queries[role]] = value
+        problems += [f"{where}.metrics[{j}]: {p}" for p in _roles_problems(metric)]
+        if metric.bucket_unit != "seconds":
+            units |= {template: metric.bucket_unit for template in queries.values()}
+        specs.append(_to_spec(metric.model_copy(update={"queries": queries})))
+    return _Custom(templates, units, tuple(specs), problems)
+
+
+ROLES = {
+    MetricKind.RATIO: {"numerator", "denominator"},
+    MetricKind.HISTOGRAM_QUANTILE: {"buckets"},
+    MetricKind.GAUGE: {"value"},
+}
+
+
+def _roles_problems(metric: _MetricModel) -> list[str]:
+    """The queries a kind needs (a ratio: numerator and denominator...), and a quantile for a histogram."""
+    expected = ROLES.get(metric.kind)
+    if expected is None:
+        return [f"kind {metric.kind.value} cannot be a custom metric (known: {', '.join(k.value for k in ROLES)})"]
     problems = []
-    for name, text in templates.items():
-        unknown = promql.template_variables(text) - TEMPLATE_VARIABLES
-        if unknown:
-            problems.append(f"templates.{name}: unknown variable(s) {', '.join(sorted(unknown))}")
-            continue
-        try:
-            promql_parser.parse(promql.render(name, text, sample))
-        except (TemplateError, ValueError) as exc:
-            problems.append(f"templates.{name}: {exc}")
+    if set(metric.queries) != expected:
+        got = ", ".join(sorted(metric.queries)) or "none"
+        problems.append(f"queries: a {metric.kind.value} metric needs {', '.join(sorted(expected))}, got {got}")
+    if metric.kind is MetricKind.HISTOGRAM_QUANTILE and metric.quantile is None:
+        problems.append("quantile: a histogram_quantile metric needs one (e.g. 0.95)")
     return problems
 
 
@@ -678,6 +831,7 @@ def _to_spec(model: _MetricModel) -> MetricSpec:
         quantile=model.quantile,
         min_count=model.min_count,
         muted=model.muted,
+        optional=model.optional,
     )
 
 

@@ -56,6 +56,7 @@ class DeploySourceKind(StrEnum):
     DETECTED = "detected"  # first appearance of a version label in the metrics
     EVENT = "event"  # a deploy event recorded in an index (wins over a detected one)
     RECORDED = "recorded"  # told by a pipeline (record-deploy, POST /api/v1/deploys), kept in the history store
+    KUBERNETES = "kubernetes"  # a new image tag (or ReplicaSet) of the Deployment, from kube-state-metrics
 
 
 class SignatureStatus(StrEnum):
@@ -69,10 +70,17 @@ class SignatureStatus(StrEnum):
 
 @dataclass(frozen=True)
 class LabelNames:
-    """The metric labels that identify a service and its version."""
+    """The metric labels that identify a service and its version. An empty `version`: the metrics carry
+    no version (an ingress controller, a mesh without pod version labels); versions and deploy times then
+    come from elsewhere (Kubernetes, deploy events, recorded deploys) and each window is cut by time."""
 
     service: str = "service"
     version: str = "version"
+
+    @property
+    def by(self) -> tuple[str, ...]:
+        """The labels a query groups by: the service's, and the version's when the metrics have one."""
+        return (self.service, self.version) if self.version else (self.service,)
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,18 @@ class MetricSpec:
     quantile: float | None = None
     min_count: int = 100
     muted: bool = False  # judged and shown, but never counted in the score or the recommendation
+    optional: bool = False  # a service that exposes none of it (no resilience4j) leaves it out, unjudged
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Where a service's versions come from in kube-state-metrics: its Deployment's pods, their
+    ReplicaSet, and the image tag of one container (or the ReplicaSet's pod-template-hash)."""
+
+    deployment: str
+    namespace: str = ""  # empty: any namespace
+    container: str = ""  # empty: every container but the mesh sidecars (istio-proxy, linkerd-proxy, ...)
+    version_from: str = "image"  # "image": the container's image tag; "replicaset": the pod-template-hash
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,11 @@ class Service:
     team: str = ""
     metrics: tuple[MetricSpec, ...] = ()
     logs: LogSettings | None = None  # None: this service's logs are not read
+    # The service's own PromQL templates (custom metrics, or a preset template redefined), by name;
+    # they win over the preset's of the same name.
+    templates: tuple[tuple[str, str], ...] = ()
+    bucket_units: tuple[tuple[str, str], ...] = ()  # template -> unit of its `le` bounds, when not seconds
+    kubernetes: KubernetesSettings | None = None  # versions from kube-state-metrics (with or without a label)
 
 
 @dataclass(frozen=True)
@@ -289,6 +314,7 @@ class MetricInput:
     queries: tuple[Query, ...] = ()
     error: str = ""
     signatures: tuple[LogSignature, ...] = ()  # for LOG_SIGNATURES metrics: the diff to judge
+    absent: str = ""  # why the metric has no data at all ("no data for preset istio: expected metric ...")
 
 
 @dataclass(frozen=True)

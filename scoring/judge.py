@@ -130,10 +130,13 @@ def _classify_family(inputs: Sequence[MetricInput], alpha: float) -> list[Metric
 
 def _classify_one(item: MetricInput, alpha: float, ci_alpha: float) -> MetricVerdict:
     spec = item.spec
-    if item.error:
+    if item.error or item.absent:
         empty = Summary(None, 0.0)
+        label, why = (Classification.ERROR, f"{spec.name} ERROR: {item.error}") if item.error else (
+            Classification.NODATA, f"{spec.name} {item.absent}"
+        )
         return MetricVerdict(
-            spec.name, Classification.ERROR, f"{spec.name} ERROR: {item.error}", empty, empty, unit=spec.unit,
+            spec.name, label, why, empty, empty, unit=spec.unit,
             critical=spec.critical, group=spec.group, muted=spec.muted, tolerance=spec.tolerance, queries=item.queries,
         )
     verdict = CLASSIFIERS[spec.kind](item, alpha, ci_alpha)

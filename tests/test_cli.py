@@ -78,7 +78,7 @@ def test_an_invalid_config_lists_every_problem_with_its_path(tmp_path: Path) -> 
         f"{path}: sources.prometheus.url: must start with http:// or https://",
         f"{path}: sources.prometheus.timeout: invalid duration '5x'",
         f"{path}: policy.thresholds: marginal (80.0) must not exceed pass (70.0)",
-        f"{path}: services[0].preset: unknown preset 'generik' (known: generic)",
+        f"{path}: services[0].preset: unknown preset 'generik' (known: generic, istio, linkerd",
         f"{path}: services[1].labels.service: 'bad-label' is not a valid Prometheus label name",
     ):
         assert expected in result.output, result.output

@@ -483,10 +483,10 @@ def test_a_service_without_deploys_yet_is_inconclusive_on_every_page(demo_env: N
 
     overview = _app().run()
     row = overview.dataframe[0].value.set_index("service").loc["ghost-service"]
-    assert row["action"] == "INCONCLUSIVE" and "no version of ghost-service was seen" in row["reason"]
+    assert row["action"] == "INCONCLUSIVE" and "no data for preset generic: expected metric http_requests_total with service=\"ghost-service\"" in row["reason"]
     release = _open("views/release.py", service="ghost-service")
     assert not release.exception
-    assert "no version of ghost-service was seen" in _unescaped(release.warning[0].value)
+    assert "no data for preset generic: expected metric http_requests_total with service=\"ghost-service\"" in _unescaped(release.warning[0].value)
     service = _open("views/service.py", service="ghost-service")
     assert not service.exception and not service.error
     infos = [_unescaped(i.value) for i in service.info]

@@ -1,0 +1,69 @@
+"""Where versions come from: a version label, Istio's "unknown", Kubernetes, and what is said when they disagree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from collectors.deploys import MetricDeploySource
+from releasehealth.analysis import version_conflicts
+from releasehealth.model import Deploy, DeploySourceKind, KubernetesSettings, LabelNames, Query, Series, Service, SourceHealth
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+STEP = timedelta(minutes=1)
+LABELS = LabelNames("destination_workload", "destination_version")
+
+
+class _Answers:
+    """A MetricSource answering every query with the same series (the first/last-seen times given)."""
+
+    name = "memory"
+
+    def __init__(self, series: list[Series]) -> None:
+        self.series = series
+
+    def fetch(self, query: Query) -> list[Series]:
+        return self.series
+
+    def check(self) -> SourceHealth:
+        return SourceHealth("prometheus", self.name, True, 0.0, "", T0)
+
+
+def _seen(service: str, version: str | None, at: datetime) -> Series:
+    labels = {"destination_workload": service} | ({"destination_version": version} if version is not None else {})
+    return Series(labels, np.array([at.timestamp()]), np.array([at.timestamp()]))
+
+
+def test_istio_unknown_and_a_missing_version_label_mean_no_version() -> None:
+    query = Query("first_seen", "q", ("a", "b", "c"), LABELS, "memory")
+    source = _Answers([_seen("a", "unknown", T0), _seen("b", None, T0), _seen("c", "1.2.0", T0)])
+    found = MetricDeploySource(source).scan(query, query, no_version="unknown")
+    assert [(d.service, d.version) for d in found.deploys] == [("c", "1.2.0")]
+    assert found.unversioned == {"a", "b"}
+
+
+def _deploy(version: str, minutes: int, kind: DeploySourceKind = DeploySourceKind.DETECTED) -> Deploy:
+    return Deploy("checkout", version, T0 + timedelta(minutes=minutes), kind)
+
+
+SERVICE = Service("checkout", "istio", LABELS, kubernetes=KubernetesSettings("checkout-deploy"))
+
+
+def test_label_and_kubernetes_agreeing_within_two_steps_say_nothing() -> None:
+    labelled = [_deploy("1.0", 0), _deploy("1.1", 120)]
+    k8s = [_deploy("1.0", 30, DeploySourceKind.KUBERNETES), _deploy("1.1", 121, DeploySourceKind.KUBERNETES)]
+    assert version_conflicts(labelled, k8s, STEP, SERVICE) == []  # kube-state-metrics' history began later
+
+
+def test_every_disagreement_is_said_and_the_label_wins() -> None:
+    labelled = [_deploy("1.0", 0), _deploy("1.1", 120), _deploy("1.2", 300)]
+    k8s = [_deploy("1.0", 0), _deploy("1.1-rc", 121), _deploy("1.3", 400)]
+    assert version_conflicts(labelled, k8s, STEP, SERVICE) == [
+        "version conflict at 2026-11-26 10:00 UTC: the destination_version label says 1.1, "
+        "Kubernetes (deployment checkout-deploy) says 1.1-rc; the label is used",
+        "version conflict: the destination_version label turned 1.2 at 2026-11-26 13:00 UTC but Kubernetes saw "
+        "no rollout of deployment checkout-deploy then; the label is used",
+        "version conflict: Kubernetes rolled deployment checkout-deploy out to 1.3 at 2026-11-26 14:40 UTC but the "
+        "destination_version label shows no new version then; the label is used",
+    ]
