@@ -11,7 +11,8 @@ from releasehealth.model import Deploy, DeploySourceKind, LabelNames, Query, Ser
 
 class Detection(NamedTuple):
     deploys: list[Deploy]  # every (service, version) seen, oldest first per service
-    unversioned: frozenset[str]  # services seen with series that carry no version (or the "no version" value)
+    # Services seen with series that carry no version (or the "no version" value), and since when.
+    unversioned: dict[str, datetime]
 
 
 class MetricDeploySource:
@@ -34,25 +35,28 @@ class MetricDeploySource:
     ) -> Detection:
         """The deploys, and the services whose series carry no version label (or `no_version` as its
         value, as Istio's "unknown"): their versions have to come from elsewhere."""
-        unversioned: set[str] = set()
+        unversioned: dict[str, datetime] = {}
         first = _times(self.metrics.fetch(first_seen), first_seen.labels, no_version, unversioned)
-        last = _times(self.metrics.fetch(last_seen), last_seen.labels, no_version, set())
+        last = _times(self.metrics.fetch(last_seen), last_seen.labels, no_version, {})
         deploys = [
             Deploy(service, version, started_at, kind, last.get((service, version)))
             for (service, version), started_at in first.items()
         ]
-        return Detection(sorted(deploys, key=lambda d: (d.service, d.started_at, d.version)), frozenset(unversioned))
+        return Detection(sorted(deploys, key=lambda d: (d.service, d.started_at, d.version)), unversioned)
 
 
-def _times(series: list[Series], labels: LabelNames, no_version: str, unversioned: set[str]) -> dict[tuple[str, str], datetime]:
+def _times(
+    series: list[Series], labels: LabelNames, no_version: str, unversioned: dict[str, datetime]
+) -> dict[tuple[str, str], datetime]:
     out = {}
     for s in series:
         service = s.labels.get(labels.service)
         version = s.labels.get(labels.version) if labels.version else None
         if service is None or not s.values.size:
             continue
+        at = datetime.fromtimestamp(float(s.values[-1]), UTC)
         if version is None or version == "" or (no_version and version == no_version):
-            unversioned.add(service)
+            unversioned[service] = min(at, unversioned.get(service, at))
             continue
-        out[(service, version)] = datetime.fromtimestamp(float(s.values[-1]), UTC)
+        out[(service, version)] = at
     return out

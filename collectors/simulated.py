@@ -178,11 +178,13 @@ class SimulatedLogSource:
     def _window(self, key: WindowKey, settings: LogSettings, step: timedelta) -> LogWindowData:
         try:
             service = self.logs.service(key.service)
-            release = [r.version for r in self.logs.fleet.service(key.service).releases].index(key.version)
+            versions = [r.version for r in self.logs.fleet.service(key.service).releases]
+            release = versions.index(key.version) if key.version else None  # "": any version, as Elasticsearch
         except (StopIteration, KeyError, ValueError):
             return LogWindowData({}, {}, (), 0)
         start, end = key.window.start.timestamp(), key.window.end.timestamp()
-        chosen = np.flatnonzero((service.release == release) & (service.times >= start) & (service.times < end))
+        mine = (service.release == release) if release is not None else np.ones(service.times.size, dtype=bool)
+        chosen = np.flatnonzero(mine & (service.times >= start) & (service.times < end))
         templates = [TEMPLATES[t] for t in service.template[chosen].tolist()]
         seconds = step.total_seconds()
         stamps = np.floor(service.times[chosen] / seconds) * seconds + seconds

@@ -48,7 +48,7 @@ def index_for(pattern: str, service: str) -> str:
 
 @dataclass(frozen=True)
 class WindowKey:
-    """One version of one service in one window; `name` keys it inside a request."""
+    """One version of one service in one window ("" for any version); `name` keys it inside a request."""
 
     name: str
     service: str  # the value of the service field
@@ -62,12 +62,14 @@ def _millis(at: datetime) -> int:
 
 
 def window_filter(fields: LogFields, key: WindowKey) -> dict:
-    """The documents of one version of one service with start <= @timestamp < end."""
+    """The documents of one version of one service with start <= @timestamp < end; without a version
+    (a service whose metrics carry none, judged by time), every document of the service in the window."""
+    version = [{"term": {fields.version: key.version}}] if key.version else []
     return {
         "bool": {
             "filter": [
                 {"term": {fields.service: key.service}},
-                {"term": {fields.version: key.version}},
+                *version,
                 {"range": {fields.timestamp: {"gte": _millis(key.window.start), "lt": _millis(key.window.end)}}},
             ]
         }

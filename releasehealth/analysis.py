@@ -155,6 +155,7 @@ class _DeployScan:
     service_notes: dict[str, list[str]] = field(default_factory=dict)  # the same, for one service (a conflict)
     seen: set[str] = field(default_factory=set)  # services whose preset metrics exist at all
     versionless: set[str] = field(default_factory=set)  # services whose metrics carry no version: cut by time
+    unversioned_since: dict[str, datetime] = field(default_factory=dict)  # their metrics' first step
 
     def note(self, service: str, text: str) -> None:
         self.service_notes.setdefault(service, []).append(text)
@@ -192,10 +193,23 @@ def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Serv
                 scan.seen.add(service.name)
             if not service.labels.version or (service.name in found.unversioned and not scan.by_service[service.name]):
                 scan.versionless.add(service.name)
+                if service.name in found.unversioned:
+                    scan.unversioned_since[service.name] = found.unversioned[service.name]
     _merge_kubernetes(catalogue, sources, services, now, scan)
     _merge_events(sources, services, now - policy.lookback, now, scan)
     _merge_recorded(sources, services, now - policy.lookback, now, scan)
+    _name_what_ran_before(scan, policy.step)
     return scan
+
+
+def _name_what_ran_before(scan: _DeployScan, step: timedelta) -> None:
+    """Metrics without a version, and deploys known only from events or records: what served before the
+    first deploy known is a release too (the baseline of that deploy), named "(before <version>)"."""
+    for service in scan.versionless:
+        deploys, since = scan.by_service.get(service, []), scan.unversioned_since.get(service)
+        if deploys and since is not None and deploys[0].started_at - since >= step:
+            earlier = Deploy(service, f"(before {deploys[0].version})", since, DeploySourceKind.DETECTED, deploys[0].started_at)
+            scan.by_service[service] = [earlier, *deploys]
 
 
 def _merge_kubernetes(catalogue: Catalogue, sources: Sources, services: Sequence[Service], now: datetime, scan: _DeployScan) -> None:
@@ -735,8 +749,10 @@ def _fetch_logs(catalogue: Catalogue, sources: Sources, targets: Sequence[_Targe
         except TemplateError as exc:
             out[id(target)] = _Logs(None, None, (), str(exc))
             continue
-        baseline = WindowKey(f"t{n}b", value, plan.baseline.version, plan.baseline_window, index)
-        candidate = WindowKey(f"t{n}c", value, target.candidate.version, plan.candidate_window, index)
+        # Metrics without a version are cut by time: so are the logs (their version, if any, is not asked).
+        versions = (plan.baseline.version, target.candidate.version) if target.service.labels.version else ("", "")
+        baseline = WindowKey(f"t{n}b", value, versions[0], plan.baseline_window, index)
+        candidate = WindowKey(f"t{n}c", value, versions[1], plan.candidate_window, index)
         groups.setdefault(settings, []).append((target, baseline, candidate))
     for settings, members in groups.items():
         keys = [key for _, b, c in members for key in (b, c)]

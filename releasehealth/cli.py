@@ -26,7 +26,7 @@ from rich.table import Column, Table
 
 from releasehealth import analysis, config
 from releasehealth.errors import ReleaseHealthError
-from releasehealth.model import Action, BaselinePolicy, Deploy, DeploySourceKind, Evaluation, SignatureStatus
+from releasehealth.model import Action, BaselinePolicy, Deploy, DeploySourceKind, Evaluation, Service, SignatureStatus
 from releasehealth.serialize import evaluation_to_dict
 
 EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
@@ -124,11 +124,19 @@ def services(ctx: typer.Context) -> None:
     """List the configured services."""
     catalogue, _ = ctx.obj.open()
     # Names are what people copy from this list: never shortened to fit the terminal.
-    table = Table(Column("service", no_wrap=True), "team", "preset", "service label", "version label", "selector")
+    table = Table(Column("service", no_wrap=True), "team", "preset", "service label", "versions from", "selector")
     for s in catalogue.services:
         selector = ", ".join(f"{k}={v}" for k, v in s.selector)
-        table.add_row(*(escape(x) for x in (s.name, s.team, s.preset, s.labels.service, s.labels.version, selector)))
+        table.add_row(*(escape(x) for x in (s.name, s.team, s.preset, s.labels.service, _versions_from(s), selector)))
     out.print(table)
+
+
+def _versions_from(service: Service) -> str:
+    """Where a service's versions come from: its version label, Kubernetes, or events and records only."""
+    k8s = f"kubernetes deployment {service.kubernetes.deployment}" if service.kubernetes else ""
+    if service.labels.version:
+        return f"label {service.labels.version}" + (f" (checked against {k8s})" if k8s else "")
+    return k8s or "deploy events and recorded deploys"
 
 
 @app.command()

@@ -52,6 +52,22 @@ def test_level_counts_and_error_types_match_the_ground_truth_exactly(
         assert set(window.error_types) <= known
 
 
+def test_a_window_without_a_version_counts_every_version_in_it(
+    fleet: Fleet, fleet_logs: FleetLogs, elasticsearch: ElasticsearchServer
+) -> None:
+    # A service whose metrics carry no version is judged by time: its log window spans a deploy here.
+    service = fleet.services[1]
+    deploy = service.releases[2].deployed_at
+    key = WindowKey("any", service.name, "", Window(deploy - timedelta(minutes=20), deploy + timedelta(minutes=20), STEP),
+                    index_name(service.name))
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch([key], SETTINGS, STEP)
+    logs = fleet_logs.service(service.name)
+    start, end = key.window.start.timestamp(), key.window.end.timestamp()
+    before, after = logs.counts(1, start, end), logs.counts(2, start, end)
+    assert before["info"] and after["info"]  # both versions served in it
+    assert {level: data["any"].total(level) for level in LEVELS} == {level: before[level] + after[level] for level in LEVELS}
+
+
 def test_per_step_counts_are_stamped_at_the_end_of_each_step(fleet: Fleet, elasticsearch: ElasticsearchServer) -> None:
     keys = _windows(fleet, 1, 1)
     data, _ = ElasticsearchLogSource(elasticsearch.url).fetch(keys, SETTINGS, STEP)

@@ -54,7 +54,7 @@ def _catalogue(url: str, fleet: Fleet, preset: str, **service: object) -> Catalo
     raw = example_config(url)
     raw["services"] = [{"name": s.name, "preset": preset, **service} for s in fleet.services]
     if preset == "nginx-ingress":  # no version label: versions from kube-state-metrics
-        raw["services"] = [{**s, "kubernetes": {"namespace": "shop"}} for s in raw["services"]]
+        raw["services"] = [{"kubernetes": {"namespace": "shop"}, **s} for s in raw["services"]]
     return config.parse(raw, f"{preset}.yaml")
 
 
@@ -168,3 +168,16 @@ def test_the_service_page_splits_unversioned_traffic_by_the_kubernetes_deploys(
         truth = service.counts(release.version, timeline.start, timeline.end)["requests"]
         # 5-minute steps: the step holding a deploy goes to the old version, a few minutes of hours of traffic.
         assert served.get(release.version, 0.0) == pytest.approx(truth, rel=0.05), release.version
+
+
+def test_the_pod_template_hash_can_be_the_version(preset_fleet: Fleet, preset_prometheus: PrometheusServer) -> None:
+    from releasehealth.simulator.kubernetes import replicaset_name
+
+    catalogue = _catalogue(
+        preset_prometheus.url, preset_fleet, "nginx-ingress", kubernetes={"namespace": "shop", "version_from": "replicaset"}
+    )
+    service = preset_fleet.services[2]
+    deploys = analysis.list_deploys(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    assert [d.version for d in deploys] == [replicaset_name(service.name, r.version).rsplit("-", 1)[1] for r in service.releases]
+    for deploy, release in zip(deploys[1:], service.releases[1:], strict=True):
+        assert abs(deploy.started_at - release.deployed_at) <= STEP

@@ -40,7 +40,7 @@ def test_istio_unknown_and_a_missing_version_label_mean_no_version() -> None:
     source = _Answers([_seen("a", "unknown", T0), _seen("b", None, T0), _seen("c", "1.2.0", T0)])
     found = MetricDeploySource(source).scan(query, query, no_version="unknown")
     assert [(d.service, d.version) for d in found.deploys] == [("c", "1.2.0")]
-    assert found.unversioned == {"a", "b"}
+    assert found.unversioned == {"a": T0, "b": T0}
 
 
 def _deploy(version: str, minutes: int, kind: DeploySourceKind = DeploySourceKind.DETECTED) -> Deploy:
@@ -67,3 +67,29 @@ def test_every_disagreement_is_said_and_the_label_wins() -> None:
         "version conflict: Kubernetes rolled deployment checkout-deploy out to 1.3 at 2026-11-26 14:40 UTC but the "
         "destination_version label shows no new version then; the label is used",
     ]
+
+
+def test_metrics_without_a_version_are_judged_by_time_between_deploy_events() -> None:
+    """The demo fleet read as if its metrics had no version label: deploy events alone tell the versions
+    (none for the initial release: what served before the first event is "(before <version>)"), and every
+    release gets the verdict it gets with the label."""
+    import dataclasses
+
+    from releasehealth import analysis
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    catalogue, sources, fleet = analysis.demo(seed=7, end=end)
+    unlabelled = dataclasses.replace(catalogue, services=tuple(
+        dataclasses.replace(s, labels=LabelNames(s.labels.service, "")) for s in catalogue.services
+    ))
+    service = fleet.services[0].name
+    want = analysis.evaluate_releases(catalogue, sources, service, now=fleet.end)
+    got = analysis.evaluate_releases(unlabelled, sources, service, now=fleet.end)
+    initial = want[-1].candidate.version
+    assert [e.candidate.version for e in got] == [e.candidate.version for e in want[:-1]] + [f"(before {want[-2].candidate.version})"]
+    assert initial not in {e.candidate.version for e in got}
+    assert {e.candidate.source for e in got[:-1]} == {DeploySourceKind.EVENT}
+    assert got[-2].baseline.version == f"(before {want[-2].candidate.version})"
+    for have, expected in zip(got[:-1], want[:-1], strict=True):
+        assert have.recommendation.action is expected.recommendation.action
+        assert [v.classification for v in have.score.verdicts] == [v.classification for v in expected.score.verdicts]
