@@ -550,6 +550,9 @@ def _to_elasticsearch(model: ElasticsearchModel | None) -> ElasticsearchSettings
     )
 
 
+LOG_METRIC_NAMES = frozenset({"error_log_rate", "log_signatures"})
+
+
 def log_metrics(policy: LogsPolicyModel | None = None) -> tuple[MetricSpec, ...]:
     """The logs group: error-level log lines per request, and new or increased error signatures."""
     policy = policy or LogsPolicyModel()
@@ -775,8 +778,11 @@ def _custom(model: ServiceModel, preset: Preset, where: str) -> _Custom:
         if (problem := _template_problem(name, text, strict=True))
     ]
     known = {**preset.templates, **templates}
-    specs, units = [], {}
+    specs, units, names = [], {}, set()
     for j, metric in enumerate(model.metrics):
+        if metric.name in names or metric.name in LOG_METRIC_NAMES:
+            problems.append(f"{where}.metrics[{j}].name: {metric.name!r} is already a metric of this service")
+        names.add(metric.name)
         queries = {}
         for role, value in metric.queries.items():
             path = f"{where}.metrics[{j}].queries.{role}"

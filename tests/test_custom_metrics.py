@@ -166,3 +166,11 @@ def test_the_commented_examples_in_the_shipped_config_are_valid() -> None:
     raw["services"] = yaml.safe_load("\n".join(line[2:] for line in block))
     names = [s.name for s in config.parse(raw).services]
     assert names == ["storefront", "checkout"]
+
+
+def test_a_custom_metric_cannot_take_a_name_twice() -> None:
+    gauge = {"kind": "gauge", "unit": "", "queries": {"value": "memory"}}
+    raw = _with_service(metrics=[{"name": "heap", **gauge}, {"name": "heap", **gauge}, {"name": "log_signatures", **gauge}])
+    text = _problems(raw)
+    assert "services[0].metrics[1].name: 'heap' is already a metric of this service" in text
+    assert "services[0].metrics[2].name: 'log_signatures' is already a metric of this service" in text

@@ -181,3 +181,23 @@ def test_the_pod_template_hash_can_be_the_version(preset_fleet: Fleet, preset_pr
     assert [d.version for d in deploys] == [replicaset_name(service.name, r.version).rsplit("-", 1)[1] for r in service.releases]
     for deploy, release in zip(deploys[1:], service.releases[1:], strict=True):
         assert abs(deploy.started_at - release.deployed_at) <= STEP
+
+
+def test_a_fleet_mixing_presets_is_judged_in_one_batch_as_each_preset_alone(
+    preset_fleet: Fleet, preset_prometheus: PrometheusServer
+) -> None:
+    raw = example_config(preset_prometheus.url)
+    raw["services"] = [{"name": s.name, "preset": PRESETS[i % len(PRESETS)]} for i, s in enumerate(preset_fleet.services)]
+    raw["services"] = [{**s, "kubernetes": {"namespace": "shop"}} if s["preset"] == "nginx-ingress" else s for s in raw["services"]]
+    mixed = config.parse(raw, "mixed.yaml")
+    sources = analysis.connect(mixed)
+    together = analysis.evaluate_fleet(mixed, sources, now=preset_fleet.end)
+    # One query per template per preset (every service here on a preset of its own), two per preset to
+    # detect deploys, two for kube-state-metrics: never one per service.
+    templates = sum(len({t for m in s.metrics for t in m.queries.values()}) for s in mixed.services)
+    assert sources.metrics.queries_run == templates + 2 * len(PRESETS) + 2
+    for service, evaluation in zip(mixed.services, together, strict=True):
+        alone = _catalogue(preset_prometheus.url, preset_fleet, service.preset)
+        expected = analysis.evaluate(alone, analysis.connect(alone), service.name, now=preset_fleet.end)
+        assert (evaluation.service, evaluation.candidate.version) == (expected.service, expected.candidate.version)
+        assert evaluation.recommendation == expected.recommendation
