@@ -257,7 +257,7 @@ def version_conflicts(labelled: Sequence[Deploy], k8s: Sequence[Deploy], step: t
     tolerance = 2 * step
     k8s_left = list(k8s)
     out = []
-    if labelled and k8s and labelled[0].version == k8s[0].version:
+    if k8s and labelled[0].version == k8s[0].version:
         # The version running when each source's data begins: their histories may start at different times.
         labelled, k8s_left = labelled[1:], k8s_left[1:]
     deployment = service.kubernetes.deployment if service.kubernetes else service.name
@@ -518,10 +518,8 @@ def _target(
         return _Target(service, None, WindowPlan(None, None, None, _why_no_version(catalogue, service, scan)))
     candidate = deploys[-1] if version is None else next(d for d in deploys if d.version == version)
     if not service.labels.version and catalogue.policy.baseline is BaselinePolicy.CONCURRENT:
-        return _Target(service, candidate, WindowPlan(None, None, None, (
-            f"the metrics of {service.name} carry no version label, so a concurrent baseline cannot tell the "
-            "versions apart: use previous, last-good, pinned or time-shifted"
-        )))
+        problem = f"the metrics of {service.name} carry no version label, {config.CONCURRENT_NEEDS_A_VERSION}"
+        return _Target(service, candidate, WindowPlan(None, None, None, problem))
     return _Target(service, candidate, plan(deploys, candidate, catalogue.policy, now, _last_good(sources, candidate)))
 
 
@@ -572,7 +570,7 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -
         for template in {name for spec in target.service.metrics for name in spec.queries.values()}:
             by_job.setdefault(_job(catalogue, target.service, template), []).append(target)
     for job, members in by_job.items():
-        key, template, text = job
+        key, template, text, bucket_unit = job
         names = sorted({t.service.name for t in members})
         windows = [w for t in members for w in (t.plan.baseline_window, t.plan.candidate_window)]
         queries = [
@@ -582,14 +580,15 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -
             )
             for start, end in spans(windows)
         ]
-        jobs[job] = (template, queries, dict(members[0].service.bucket_units).get(template, "seconds"))
+        jobs[job] = (template, queries, bucket_unit)
     return {job: _run(sources, *arguments) for job, arguments in jobs.items()}
 
 
-def _job(catalogue: Catalogue, service: Service, template: str) -> tuple[_GroupKey, str, str]:
+def _job(catalogue: Catalogue, service: Service, template: str) -> tuple[_GroupKey, str, str, str]:
     """What one fetch is shared by: services of one group whose template of this name is the same PromQL
-    (a service's own template of a preset's name is fetched apart)."""
-    return _group_key(service), template, config.templates_of(catalogue, service)[template]
+    read in the same unit (a service's own template of a preset's name is fetched apart)."""
+    unit = dict(service.bucket_units).get(template, "seconds")
+    return _group_key(service), template, config.templates_of(catalogue, service)[template], unit
 
 
 SPAN_GAP = timedelta(hours=6)

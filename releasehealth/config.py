@@ -54,6 +54,9 @@ from releasehealth.model import (
 DEFAULT_PATH = "release-health.yaml"
 TEMPLATE_VARIABLES = frozenset({"by", "selector", "step", "lookback"})
 ROLLBACK_PLACEHOLDERS = frozenset({"service", "version", "baseline"})
+CONCURRENT_NEEDS_A_VERSION = (
+    "so a concurrent baseline cannot tell the versions apart: use previous, last-good, pinned or time-shifted"
+)
 
 
 def _duration(text: object) -> timedelta:
@@ -601,9 +604,8 @@ def _versionless_problems(model: CatalogueModel, services: tuple[Service, ...]) 
     if model.policy.baseline is not BaselinePolicy.CONCURRENT:
         return []
     return [
-        f"services[{i}]: its metrics carry no version label (preset {s.preset}), so the concurrent baseline cannot "
-        "tell the versions apart: use previous, last-good, pinned or time-shifted" for i, s in enumerate(services)
-        if not s.labels.version
+        f"services[{i}]: its metrics carry no version label (preset {s.preset}), {CONCURRENT_NEEDS_A_VERSION}"
+        for i, s in enumerate(services) if not s.labels.version
     ]
 
 
@@ -726,9 +728,9 @@ def load_preset(name: str) -> Preset:
     )
 
 
-def _template_problems(templates: Mapping[str, str], where: str = "templates.") -> list[str]:
+def _template_problems(templates: Mapping[str, str]) -> list[str]:
     """Every template must use only known variables and render to PromQL that parses."""
-    return [f"{where}{name}: {problem}" for name, text in templates.items() if (problem := _template_problem(name, text))]
+    return [f"templates.{name}: {problem}" for name, text in templates.items() if (problem := _template_problem(name, text))]
 
 
 def _template_problem(name: str, text: str, strict: bool = False) -> str:

@@ -201,3 +201,18 @@ def test_a_fleet_mixing_presets_is_judged_in_one_batch_as_each_preset_alone(
         expected = analysis.evaluate(alone, analysis.connect(alone), service.name, now=preset_fleet.end)
         assert (evaluation.service, evaluation.candidate.version) == (expected.service, expected.candidate.version)
         assert evaluation.recommendation == expected.recommendation
+
+
+def test_a_concurrent_baseline_is_refused_when_the_version_label_turns_out_missing(
+    preset_fleet: Fleet, preset_prometheus: PrometheusServer
+) -> None:
+    raw = example_config(preset_prometheus.url)
+    raw["policy"]["baseline"] = "concurrent"
+    service = preset_fleet.services[0]
+    raw["services"] = [{"name": service.name, "preset": "linkerd", "labels": {"version": "app_version"}, "kubernetes": {}}]
+    catalogue = config.parse(raw)  # the label is configured: only the data tells it is missing
+    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    assert evaluation.recommendation.action is Action.INCONCLUSIVE
+    assert evaluation.recommendation.reason == (
+        f"the metrics of {service.name} carry no version label, {config.CONCURRENT_NEEDS_A_VERSION}"
+    )
