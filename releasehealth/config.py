@@ -690,7 +690,10 @@ class _PresetModel(_Strict):
     no_version: str = ""  # a version label value meaning "unknown" (Istio's "unknown"): as if no label
     bucket_units: dict[str, Literal["seconds", "milliseconds"]] = {}  # template -> unit of its `le` bounds
     templates: dict[str, str]
-    metrics: list[_MetricModel]
+    # The metrics of another preset (its names, kinds and tolerances) for every template this one defines
+    # too, so a verdict means the same under any preset; `metrics` adds to them or replaces one by name.
+    metrics_from: str | None = None
+    metrics: list[_MetricModel] = []
 
 
 @cache
@@ -718,12 +721,24 @@ def load_preset(name: str) -> Preset:
         for role, t in m.queries.items()
         if t not in model.templates
     ]
+    inherited: tuple[MetricSpec, ...] = ()
+    if model.metrics_from in (None, name):
+        problems += [] if model.metrics_from is None else ["metrics_from: a preset cannot take its metrics from itself"]
+    elif model.metrics_from not in preset_names():
+        problems.append(f"metrics_from: unknown preset {model.metrics_from!r} (known: {', '.join(sorted(preset_names()))})")
+    else:
+        inherited = load_preset(model.metrics_from).metrics
     if problems:
         raise ConfigError(where, problems)
+    own = tuple(map(_to_spec, model.metrics))
+    replaced = {m.name for m in own}
+    metrics = tuple(
+        m for m in inherited if m.name not in replaced and all(t in model.templates for t in m.queries.values())
+    ) + own
     version = "version" if model.labels.version is None else model.labels.version
     labels = LabelNames(model.labels.service or "service", version)
     return Preset(
-        model.name, model.description, labels, dict(model.templates), tuple(map(_to_spec, model.metrics)),
+        model.name, model.description, labels, dict(model.templates), metrics,
         no_version=model.no_version, bucket_units=dict(model.bucket_units),
     )
 

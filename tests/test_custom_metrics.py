@@ -39,6 +39,8 @@ def test_every_preset_the_issue_names_ships_with_the_roles_the_judge_needs() -> 
         assert {MetricKind.RATIO, MetricKind.HISTOGRAM_QUANTILE} <= kinds, name
         assert {"requests", "errors", "latency_buckets", "first_seen", "last_seen"} <= set(preset.templates), name
         assert preset.expected_metrics("requests"), name  # what "no data for preset X" names
+        generic = {m.name: m for m in config.load_preset("generic").metrics}
+        assert all(m == generic[m.name] for m in preset.metrics if m.name in generic), name  # one set of tolerances
         sample = LabelNames(preset.labels.service, preset.labels.version)
         for template, text in preset.templates.items():
             query = build_query(template, text, ["cart", 'we"ird'], sample, step=timedelta(minutes=1),
