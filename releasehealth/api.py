@@ -52,7 +52,8 @@ TTL_SECONDS = 60.0  # like the dashboard's cache: pipelines polling a verdict re
 # Evaluations running at once (in worker threads); more wait. Keeps threads free for the cheap endpoints
 # and the sources from a burst of queries when many pipelines poll new releases together.
 EVALUATIONS_AT_ONCE = 4
-RELEASE = "/api/v1/services/{service}/releases/{version}"
+# A version may hold a "/" (feature/login-2, a branch name), sent as %2F: the path convertor keeps it whole.
+RELEASE = "/api/v1/services/{service}/releases/{version:path}"
 EXPOSITION = "text/plain; version=0.0.4"
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404),

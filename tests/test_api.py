@@ -276,6 +276,17 @@ def test_version_with_a_newline_is_refused_and_quotes_and_backslashes_reach_metr
     assert not any(name == "fake_metric" for name, _, _ in samples)
 
 
+def test_a_version_with_a_slash_is_addressed_encoded(live: Live, roles: Roles) -> None:
+    # A branch-named version: %2F in the URL. Recorded earlier than the hostile one, so it is not the latest.
+    version = "feature/login-2.0"
+    at = (END - timedelta(minutes=75)).isoformat()
+    posted = live.post("/api/v1/deploys", {"service": roles.deploys, "version": version, "deployed_at": at}, live.token)
+    assert posted.status_code == 201
+    verdict = live.get(release(roles.deploys, version))
+    assert verdict.status_code == 200 and verdict.json()["version"] == version
+    assert live.get(release(roles.deploys, "feature/nope")).status_code == 404
+
+
 # ---- /metrics and /healthz --------------------------------------------------------------------------
 
 

@@ -16,8 +16,8 @@ from releasehealth import analysis, api, config
 from releasehealth.store import Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-VERDICT = "/api/v1/services/{service}/releases/{version}/verdict"
-GATE = "/api/v1/services/{service}/releases/{version}/gate"
+VERDICT = "/api/v1/services/{service}/releases/{version:path}/verdict"
+GATE = "/api/v1/services/{service}/releases/{version:path}/gate"
 
 
 @pytest.fixture(scope="module")
