@@ -1,4 +1,5 @@
-"""PromQL over kube-state-metrics: which versions of a Deployment ran, and when each first and last ran.
+"""PromQL over kube-state-metrics: which versions of a Deployment ran, and when each first and last ran;
+and the join that gives a pod's series that pod's version (`kubernetes: {join: pod}`).
 
 A version is the image tag of a container of the Deployment's pods (or the pod-template-hash of the pods'
 ReplicaSet), found by joining three kube-state-metrics series on their keys:
@@ -28,10 +29,12 @@ SIDECARS = ("istio-proxy", "istio-init", "istio-validation", "linkerd-proxy", "l
 IMAGE_TAG = r"^[^@]*:([^:/@]+)(@.*)?$"
 LABELS = LabelNames(service="owner_name", version="version")  # what the result is grouped by
 
-_PODS_BY_IMAGE = (
+_IMAGE_VERSIONS = (
     'label_replace(max by (namespace, pod, image) (kube_pod_container_info{${containers}}), '
     '"version", "$$1", "image", ${tag})'
-    ' * on (namespace, pod) group_left (replicaset) '
+)
+_PODS_BY_IMAGE = (
+    _IMAGE_VERSIONS + ' * on (namespace, pod) group_left (replicaset) '
     'max by (namespace, pod, replicaset) (label_replace(kube_pod_owner{${owners}}, "replicaset", "$$1", "owner_name", "(.+)"))'
 )
 _PODS_BY_REPLICASET = (
@@ -45,9 +48,9 @@ _VERSIONS = (
 _SEEN = '${aggregate}(timestamp(${versions})[${lookback}:${step}])'
 
 
-def versions_expression(deployments: Sequence[str], settings: KubernetesSettings) -> str:
-    """The (owner_name, version) pairs running now among `deployments`, all sharing `settings`'
-    namespace, container and version source."""
+def _pods(settings: KubernetesSettings, replicaset: bool = True) -> str:
+    """(namespace, pod, replicaset, version) of every pod in `settings`' namespace (any, if none); without
+    `replicaset`, (namespace, pod, version) from the image alone (any pod, a StatefulSet's too)."""
     namespace = [f"namespace={promql.quote(settings.namespace)}"] if settings.namespace else []
     if settings.container:
         containers = [f"container={promql.quote(settings.container)}"]
@@ -59,9 +62,29 @@ def versions_expression(deployments: Sequence[str], settings: KubernetesSettings
         "owners": owners,
         "tag": promql.quote(IMAGE_TAG),
     }
-    pods = promql.render(
-        "kubernetes pods", _PODS_BY_IMAGE if settings.version_from == "image" else _PODS_BY_REPLICASET, variables
-    )
+    if settings.version_from != "image":
+        template = _PODS_BY_REPLICASET
+    else:
+        template = _PODS_BY_IMAGE if replicaset else _IMAGE_VERSIONS
+    return promql.render("kubernetes pods", template, variables)
+
+
+def pod_join(settings: KubernetesSettings) -> str:
+    """What `${join}` becomes for a service whose series carry their pod's `namespace` and `pod` labels:
+    each raw series multiplied (by 1) by its pod's `version`, so `sum by (service, version)` groups by it.
+    A pod unknown to kube-state-metrics at a step drops out of that step."""
+    pods = f"max by (namespace, pod, version) ({_pods(settings, replicaset=False)})"
+    for ours, theirs in ((settings.pod_label, "pod"), (settings.namespace_label, "namespace")):
+        if ours != theirs:  # the metrics name them otherwise: copy kube-state-metrics' onto those names
+            pods = f'label_replace({pods}, {promql.quote(ours)}, "$1", {promql.quote(theirs)}, "(.*)")'
+    on = f"{promql.check_label_name(settings.namespace_label)}, {promql.check_label_name(settings.pod_label)}"
+    return f" * on ({on}) group_left (version) {pods}"
+
+
+def versions_expression(deployments: Sequence[str], settings: KubernetesSettings) -> str:
+    """The (owner_name, version) pairs running now among `deployments`, all sharing `settings`'
+    namespace, container and version source."""
+    pods = _pods(settings)
     selector = promql.selector("owner_name", deployments, [("owner_kind", "Deployment")] + (
         [("namespace", settings.namespace)] if settings.namespace else []
     ))

@@ -124,6 +124,7 @@ def build_query(
     lookback: timedelta | None = None,
     instant: bool = False,
     source: str = "",
+    join: str = "",
 ) -> Query:
     """Return the Query for one template over `services`, grouped by their service and version labels
     (the service label alone when the metrics carry no version).
@@ -136,6 +137,7 @@ def build_query(
         "selector": selector(labels.service, services, extra),
         "step": format_duration(step),
         "lookback": format_duration(lookback or step),
+        "join": join,  # a pod join giving each raw series its version (queries.kubernetes.pod_join), or nothing
     }
     text = render(template_name, template, variables)
     return Query(

@@ -134,17 +134,16 @@ class _GroupKey(NamedTuple):
     preset: str
     labels: LabelNames
     selector: tuple
+    join: str  # what ${join} renders to: a pod join to kube-state-metrics' versions, or nothing
 
 
 def _group_key(service: Service) -> _GroupKey:
-    return _GroupKey(service.preset, service.labels, service.selector)
+    return _GroupKey(service.preset, service.labels, service.selector, _join(service))
 
 
-def _groups(services: Sequence[Service]) -> dict[_GroupKey, list[Service]]:
-    groups: dict[_GroupKey, list[Service]] = {}
-    for service in services:
-        groups.setdefault(_group_key(service), []).append(service)
-    return groups
+def _join(service: Service) -> str:
+    k8s = service.kubernetes
+    return kubernetes.pod_join(k8s) if k8s is not None and k8s.join == "pod" and service.labels.version else ""
 
 
 @dataclass
@@ -181,7 +180,7 @@ def scan_deploys(catalogue: Catalogue, sources: Sources, services: Sequence[Serv
         first, last = (
             build_query(
                 name, templates[name], names, key.labels, extra=key.selector, step=policy.step, start=now - policy.lookback,
-                end=now, lookback=policy.lookback, instant=True, source=sources.metrics.name,
+                end=now, lookback=policy.lookback, instant=True, source=sources.metrics.name, join=key.join,
             )
             for name in ("first_seen", "last_seen")
         )
@@ -217,8 +216,8 @@ def _merge_kubernetes(catalogue: Catalogue, sources: Sources, services: Sequence
     version source: they are the deploys of a service whose metrics carry no version; beside a version
     label, they are compared with it and any disagreement is noted (the label wins)."""
     groups: dict[KubernetesSettings, list[Service]] = {}
-    for service in services:
-        if service.kubernetes is not None:
+    for service in services:  # a pod join gives the metrics their versions: detection by label finds them
+        if service.kubernetes is not None and not _join(service):
             key = dataclasses.replace(service.kubernetes, deployment="")
             groups.setdefault(key, []).append(service)
     policy = catalogue.policy
@@ -410,7 +409,7 @@ def timeline(
         role: _run(sources, template, [build_query(
             template, templates[template], [target.name], target.labels, extra=target.selector,
             # Each step covers (t - step, t]: the first ends one step after `start`, so none reaches before it.
-            step=step, start=start + step, end=end, source=sources.metrics.name,
+            step=step, start=start + step, end=end, source=sources.metrics.name, join=_join(target),
         )], dict(target.bucket_units).get(template, "seconds"))
         for role, template in roles.items()
     }
@@ -529,9 +528,13 @@ def _why_no_version(catalogue: Catalogue, service: Service, scan: _DeployScan) -
     lookback = promql.format_duration(catalogue.policy.lookback)
     if service.name not in scan.seen:
         expected = config.metric_names(config.templates_of(catalogue, service).get("first_seen", "")) or ["(none)"]
+        joined = (
+            f", from pods kube-state-metrics knows (joined on {service.kubernetes.namespace_label}, "
+            f"{service.kubernetes.pod_label})" if _join(service) else ""
+        )
         return (
             f"no data for preset {service.preset}: expected metric {expected[0]} with "
-            f"{service.labels.service}={promql.quote(service.name)} in the last {lookback}"
+            f"{service.labels.service}={promql.quote(service.name)}{joined} in the last {lookback}"
         )
     if service.name in scan.versionless:
         where = "kube-state-metrics showed no version of its Deployment" if service.kubernetes else (
@@ -576,7 +579,7 @@ def _fetch(catalogue: Catalogue, sources: Sources, targets: Sequence[_Target]) -
         queries = [
             build_query(
                 template, text, names, key.labels, extra=key.selector, step=catalogue.policy.step, start=start, end=end,
-                source=sources.metrics.name,
+                source=sources.metrics.name, join=key.join,
             )
             for start, end in spans(windows)
         ]

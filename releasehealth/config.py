@@ -52,7 +52,8 @@ from releasehealth.model import (
 )
 
 DEFAULT_PATH = "release-health.yaml"
-TEMPLATE_VARIABLES = frozenset({"by", "selector", "step", "lookback"})
+TEMPLATE_VARIABLES = frozenset({"by", "selector", "step", "lookback", "join"})
+JOINED_VERSION = "version"  # the label a pod join gives every series (kubernetes: {join: pod})
 ROLLBACK_PLACEHOLDERS = frozenset({"service", "version", "baseline"})
 CONCURRENT_NEEDS_A_VERSION = (
     "so a concurrent baseline cannot tell the versions apart: use previous, last-good, pinned or time-shifted"
@@ -288,6 +289,11 @@ class KubernetesModel(_Strict):
     namespace: str = ""
     container: str = ""  # default: every container but mesh sidecars (istio-proxy, linkerd-proxy, their init)
     version_from: Literal["image", "replicaset"] = "image"
+    # time: cut the metrics at the deploys (any metrics); pod: give each series its pod's version (metrics
+    # scraped from the pods, with their namespace and pod labels): canaries and slow rollouts then work.
+    join: Literal["time", "pod"] = "time"
+    pod_label: LabelName = "pod"
+    namespace_label: LabelName = "namespace"
 
 
 class ServiceModel(_Strict):
@@ -584,6 +590,8 @@ def _to_service(
     own = {m.name for m in custom.metrics}
     metrics = tuple(m for m in preset.metrics if m.name not in own) + custom.metrics
     k8s = model.kubernetes
+    if k8s and k8s.join == "pod":  # every series gets its pod's version under this name
+        labels = LabelNames(labels.service, JOINED_VERSION)
     return Service(
         name=model.name,
         preset=preset.name,
@@ -594,8 +602,10 @@ def _to_service(
         logs=_service_logs(model.logs, es) if es and model.logs.enabled and log_specs else None,
         templates=tuple(sorted(custom.templates.items())),
         bucket_units=tuple(sorted({**preset.bucket_units, **custom.bucket_units}.items())),
-        kubernetes=KubernetesSettings(k8s.deployment or model.name, k8s.namespace, k8s.container, k8s.version_from)
-        if k8s else None,
+        kubernetes=KubernetesSettings(
+            k8s.deployment or model.name, k8s.namespace, k8s.container, k8s.version_from, k8s.join, k8s.pod_label,
+            k8s.namespace_label,
+        ) if k8s else None,
     )
 
 
@@ -748,11 +758,10 @@ def _template_problems(templates: Mapping[str, str]) -> list[str]:
     return [f"templates.{name}: {problem}" for name, text in templates.items() if (problem := _template_problem(name, text))]
 
 
-def _template_problem(name: str, text: str, strict: bool = False) -> str:
+def _template_problem(name: str, text: str, strict: bool = False, joined: bool = False) -> str:
     """What is wrong with one template ("" if nothing): unknown variables, PromQL that does not parse, or
     (`strict`, a service's own) no ${selector} or ${by}: it would read the whole fleet, or return series
     that cannot be told apart by service and version."""
-    sample = {"by": "service, version", "selector": 'service="x"', "step": "1m", "lookback": "1d"}
     try:
         used = promql.template_variables(text)
     except ValueError as exc:
@@ -761,18 +770,25 @@ def _template_problem(name: str, text: str, strict: bool = False) -> str:
     if unknown:
         known = ", ".join("${" + v + "}" for v in sorted(TEMPLATE_VARIABLES))
         return f"unknown variable(s) {', '.join('${' + v + '}' for v in sorted(unknown))} (known: {known})"
-    missing = {"selector", "by"} - used if strict else set()
+    missing = ({"selector", "by"} | ({"join"} if joined else set())) - used if strict else set()
+    if missing == {"join"}:
+        return "must use ${join} where the raw series are (kubernetes: {join: pod}): e.g. increase(my_total{${selector}}[${step}])${join}"
     if missing:
         return f"must use {' and '.join('${' + v + '}' for v in sorted(missing))}: " + (
             "e.g. sum by (${by}) (increase(my_total{${selector}}[${step}]))"
         )
     try:
-        promql_parser.parse(promql.render(name, text, sample))
+        for join in ("", SAMPLE_JOIN):  # it must parse as written, and with a pod join in ${join}
+            promql_parser.parse(promql.render(name, text, {**SAMPLE_VARIABLES, "join": join}))
     except TemplateError as exc:
         return str(exc).split(": ", 1)[-1]
     except ValueError as exc:
         return f"not valid PromQL: {exc}"
     return ""
+
+
+SAMPLE_VARIABLES = {"by": "service, version", "selector": 'service="x"', "step": "1m", "lookback": "1d"}
+SAMPLE_JOIN = " * on (namespace, pod) group_left (version) max by (namespace, pod, version) (kube_pod_info)"
 
 
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -790,9 +806,10 @@ def _custom(model: ServiceModel, preset: Preset, where: str) -> _Custom:
     """A service's own templates and metrics, each query checked: a name of a template (its own or its
     preset's), or PromQL, named "<metric>.<role>" once it is a template. Every problem with its path."""
     templates = dict(model.templates)
+    joined = model.kubernetes is not None and model.kubernetes.join == "pod"
     problems = [
         f"{where}.templates.{name}: {problem}" for name, text in model.templates.items()
-        if (problem := _template_problem(name, text, strict=True))
+        if (problem := _template_problem(name, text, strict=True, joined=joined))
     ]
     known = {**preset.templates, **templates}
     specs, units, names = [], {}, set()
@@ -807,7 +824,7 @@ def _custom(model: ServiceModel, preset: Preset, where: str) -> _Custom:
                 queries[role] = value
             elif _TEMPLATE_NAME.match(value.strip()):
                 problems.append(f"{path}: unknown template {value.strip()!r} (known: {', '.join(sorted(known))})")
-            elif problem := _template_problem(f"{metric.name}.{role}", value, strict=True):
+            elif problem := _template_problem(f"{metric.name}.{role}", value, strict=True, joined=joined):
                 problems.append(f"{path}: {problem}")
             else:
                 queries[role] = f"{metric.name}.{role}"

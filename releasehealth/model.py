@@ -123,6 +123,11 @@ class KubernetesSettings:
     namespace: str = ""  # empty: any namespace
     container: str = ""  # empty: every container but the mesh sidecars (istio-proxy, linkerd-proxy, ...)
     version_from: str = "image"  # "image": the container's image tag; "replicaset": the pod-template-hash
+    # "time": the metrics of the Deployment are cut at its deploys; "pod": each series takes the version of
+    # the pod it was scraped from (its `namespace` and `pod` labels, named by the two fields below).
+    join: str = "time"
+    pod_label: str = "pod"
+    namespace_label: str = "namespace"
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,21 @@ def test_a_custom_metric_cannot_take_a_name_twice() -> None:
     text = _problems(raw)
     assert "services[0].metrics[1].name: 'heap' is already a metric of this service" in text
     assert "services[0].metrics[2].name: 'log_signatures' is already a metric of this service" in text
+
+
+def test_a_pod_join_needs_join_in_every_template_of_the_service_and_renames_pod_labels() -> None:
+    raw = _with_service(
+        preset="istio", kubernetes={"join": "pod", "pod_label": "kubernetes_pod_name"},
+        metrics=[{"name": "queue", "kind": "gauge", "unit": "", "queries": {"value": "avg by (${by}) (queue{${selector}})"}}],
+    )
+    assert "services[0].metrics[0].queries.value: must use ${join} where the raw series are" in _problems(raw)
+    raw["services"][0]["metrics"][0]["queries"]["value"] = "avg by (${by}) (queue{${selector}}${join})"
+    service = config.parse(raw).services[0]
+    assert service.labels == LabelNames("destination_workload", "version")
+    from queries import kubernetes
+
+    join = kubernetes.pod_join(service.kubernetes)
+    assert join.startswith(" * on (namespace, kubernetes_pod_name) group_left (version) label_replace(")
+    query = build_query("queue.value", dict(service.templates)["queue.value"], ["cart"], service.labels, join=join,
+                        step=timedelta(minutes=1), start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC))
+    promql_parser.parse(query.text)

@@ -216,3 +216,37 @@ def test_a_concurrent_baseline_is_refused_when_the_version_label_turns_out_missi
     assert evaluation.recommendation.reason == (
         f"the metrics of {service.name} carry no version label, {config.CONCURRENT_NEEDS_A_VERSION}"
     )
+
+
+def test_a_pod_join_gives_each_series_its_pods_version_and_the_generic_verdicts(
+    preset_fleet: Fleet, preset_prometheus: PrometheusServer
+) -> None:
+    # Istio's metrics as scraped from the pods (namespace, pod labels), destination_version ignored: each
+    # series takes the image tag of its pod from kube-state-metrics, inside the query.
+    joined = {"join": "pod", "namespace": "shop", "container": "app"}
+    catalogue = _catalogue(preset_prometheus.url, preset_fleet, "istio", kubernetes=joined)
+    assert catalogue.services[0].labels.version == "version"
+    shared = {m.name for m in catalogue.services[0].metrics}
+    generic = _restricted(_catalogue(preset_prometheus.url, preset_fleet, "generic"), shared)
+    got, want = _releases(catalogue, preset_fleet), _releases(generic, preset_fleet)
+    tags = _image_tags(preset_fleet)
+    assert [e.candidate.version for e in got] == [tags.get((e.service, e.candidate.version), e.candidate.version) for e in want]
+    assert any(e.candidate.version.endswith("-hotfix") for e in got)
+    for have, expected in zip(got, want, strict=True):
+        assert have.candidate.started_at == expected.candidate.started_at
+        assert have.recommendation.action is expected.recommendation.action, (have.recommendation, expected.recommendation)
+        if expected.score is not None:
+            assert [v.classification for v in have.score.verdicts] == [v.classification for v in expected.score.verdicts]
+    assert any(" * on (namespace, pod) group_left (version) " in q.text for q in got[0].queries)
+
+
+def test_a_pod_join_without_pod_labels_says_what_it_expected(preset_fleet: Fleet, preset_prometheus: PrometheusServer) -> None:
+    # nginx's series are the controller's: no backend pod label, so the join finds nothing and says so.
+    catalogue = _catalogue(preset_prometheus.url, preset_fleet, "nginx-ingress", kubernetes={"join": "pod"})
+    service = preset_fleet.services[0]
+    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    assert evaluation.recommendation.action is Action.INCONCLUSIVE
+    assert evaluation.recommendation.reason.startswith(
+        "no data for preset nginx-ingress: expected metric nginx_ingress_controller_requests with "
+        f'service="{service.name}", from pods kube-state-metrics knows (joined on namespace, pod)'
+    )

@@ -18,7 +18,7 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from queries.promql import build_query, render, selector
+from queries.promql import build_query
 from releasehealth import config
 from releasehealth.cli import app
 from releasehealth.simulator import Fleet, SimulatedService, simulate
@@ -83,14 +83,10 @@ def window(service: SimulatedService) -> tuple[datetime, datetime]:
 
 
 def query(preset: str, template: str, service: str, start: datetime, end: datetime) -> str:
-    """The preset's template for one service, as the product renders it; a preset without a version
-    label (nginx-ingress) is grouped by the service label alone."""
+    """The preset's template for one service, as the product renders it (a preset without a version label,
+    nginx-ingress, grouped by the service label alone)."""
     spec = config.load_preset(preset)
-    if spec.labels.version:
-        return build_query(template, spec.templates[template], [service], spec.labels, step=STEP, start=start, end=end).text
-    matchers = selector(spec.labels.service, [service])
-    variables = {"by": spec.labels.service, "selector": matchers, "step": "1m", "lookback": "1m"}
-    return render(template, spec.templates[template], variables)
+    return build_query(template, spec.templates[template], [service], spec.labels, step=STEP, start=start, end=end).text
 
 
 def query_range(url: str, text: str, start: datetime, end: datetime, step: float = 60) -> list[dict]:

@@ -61,6 +61,11 @@ class Track:
     gauge_times: np.ndarray
     memory: np.ndarray
     statuses: dict[str, dict[str, np.ndarray]]  # code -> cumulative requests, buckets, latency_sum
+    pod: str | None = None  # the pod it ran in, when Kubernetes' service discovery labels the series with it
+
+    def pod_labels(self) -> dict[str, str]:
+        """namespace and pod, as a Prometheus scraping pods through Kubernetes service discovery adds them."""
+        return {} if self.pod is None else {"namespace": NAMESPACE, "pod": self.pod}
 
     def buckets(self, code: str) -> np.ndarray:
         """Cumulative over time and over `le`, of one status code: the `_bucket` series' values."""
@@ -103,9 +108,12 @@ def _whole(service: SimulatedService) -> SimulatedService:
     return dataclasses.replace(service, releases=service.releases[:1], release_index=np.zeros_like(service.release_index))
 
 
-def tracks(service: SimulatedService, seed: int, position: int, versionless: bool, by_status: bool) -> tuple[Track, ...]:
+def tracks(
+    service: SimulatedService, seed: int, position: int, versionless: bool, by_status: bool, pods: bool = False
+) -> tuple[Track, ...]:
     """What the service exposed, per version (or as one track when `versionless`); with the status
-    split when `by_status` (it costs a draw per scrape, so only the presets that need it ask)."""
+    split when `by_status` (it costs a draw per scrape, so only the presets that need it ask); each
+    version in a pod of its own (`pods`, the kube-state-metrics view's names) unless versionless."""
     views = split_by_status(service, seed, position) if by_status else {}
     if versionless:
         service, views = _whole(service), {code: _whole(view) for code, view in views.items()}
@@ -114,7 +122,8 @@ def tracks(service: SimulatedService, seed: int, position: int, versionless: boo
         times, totals = service.cumulative(release.version)
         gauge_times, memory = service.gauge(release.version)
         statuses = {code: view.cumulative(release.version)[1] for code, view in views.items()}
-        out.append(Track(None if versionless else release.version, times, totals, gauge_times, memory, statuses))
+        pod = ksm.pod_name(service.name, release.version) if pods and not versionless else None
+        out.append(Track(None if versionless else release.version, times, totals, gauge_times, memory, statuses, pod))
     return tuple(out)
 
 
@@ -137,6 +146,11 @@ def _identity(service_label: str, service: str, version_label: str, version: str
     if version is not None:
         labels[version_label] = version
     return {**labels, **more}
+
+
+def _identity_of(service_label: str, service: str, version_label: str, track: Track, **more: str) -> dict[str, str]:
+    """_identity for a track, with its pod's labels when it ran in a known pod."""
+    return _identity(service_label, service, version_label, track.version, **track.pod_labels(), **more)
 
 
 def _histogram(
@@ -170,7 +184,7 @@ def _status_counter(name: str, labels: Callable[[str], dict[str, str]], track: T
 
 
 def _generic(service: str, track: Track, **more: str) -> dict[str, str]:
-    return _identity("service", service, "version", track.version, **more)
+    return _identity_of("service", service, "version", track, **more)
 
 
 def _generic_requests(service: str, track: Track) -> Iterator[str]:
@@ -204,7 +218,7 @@ BREAKER_STATES = ("closed", "open", "half_open", "forced_open")
 
 
 def _spring(service: str, track: Track, **more: str) -> dict[str, str]:
-    return _identity("application", service, "version", track.version, **more)
+    return _identity_of("application", service, "version", track, **more)
 
 
 def _spring_latency(service: str, track: Track) -> Iterator[str]:
@@ -241,12 +255,17 @@ def _spring_breakers(service: str, track: Track) -> Iterator[str]:
 # istio: standard metrics, reported by both sidecars
 
 
+GATEWAY_POD = {"namespace": "istio-system", "pod": "istio-ingressgateway-6c8b9d7f4-q2w8z"}
+
+
 def _istio(service: str, track: Track, reporter: str, code: str) -> dict[str, str]:
+    # Scraped from the reporting sidecar: the destination's pod, or the calling gateway's.
+    scraped = track.pod_labels() if reporter == "destination" or not track.pod else GATEWAY_POD
     return {
         "reporter": reporter, "source_workload": "istio-ingressgateway", "destination_workload": service,
         "destination_workload_namespace": NAMESPACE,
         **({} if track.version is None else {"destination_version": track.version}),
-        "response_code": code,
+        "response_code": code, **scraped,
     }
 
 
@@ -267,7 +286,7 @@ def _istio_latency(service: str, track: Track) -> Iterator[str]:
 
 def _linkerd(service: str, track: Track, direction: str, **more: str) -> dict[str, str]:
     version = {} if track.version is None else {"version": track.version}
-    return {"direction": direction, "deployment": service, "namespace": NAMESPACE, **version, **more}
+    return {"direction": direction, "deployment": service, "namespace": NAMESPACE, **version, **track.pod_labels(), **more}
 
 
 def _linkerd_response(service: str, track: Track, direction: str, code: str) -> dict[str, str]:
@@ -293,7 +312,7 @@ USER_SHARE = 0.7
 
 
 def _otel(service: str, track: Track, **more: str) -> dict[str, str]:
-    return _identity("service_name", service, "service_version", track.version, **more)
+    return _identity_of("service_name", service, "service_version", track, **more)
 
 
 def _otel_latency(service: str, track: Track) -> Iterator[str]:
@@ -405,8 +424,9 @@ def write_openmetrics(
     `presets` maps a service to the preset(s) naming it (default: every service under "generic"; a service
     left out is not written); `versionless` services, and every service under nginx-ingress, are written
     without a version label, as one series run on across deploys. `kubernetes` adds the kube-state-metrics
-    view of the deploys (`image_tags` overrides the app image's tag of some (service, version)). Raises
-    ValueError on an unknown service or preset.
+    view of the deploys (`image_tags` overrides the app image's tag of some (service, version)), and the
+    `namespace` and `pod` labels of each version's pod to its series. Raises ValueError on an unknown
+    service or preset.
     """
     plan = _preset_plan(fleet, presets)
     unknown = set(versionless) - {s.name for s in fleet.services}
@@ -418,7 +438,7 @@ def write_openmetrics(
         flat = service.name in versionless or preset in ALWAYS_VERSIONLESS
         key = (service.name, flat, preset != GENERIC)
         if key not in cache:
-            cache[key] = tracks(service, fleet.seed, position, flat, by_status=preset != GENERIC)
+            cache[key] = tracks(service, fleet.seed, position, flat, by_status=preset != GENERIC, pods=kubernetes)
         return cache[key]
 
     for preset, families in PRESETS.items():
