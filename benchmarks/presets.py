@@ -35,12 +35,13 @@ from tests.servers import backfill, start_prometheus
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # the same fleet every run
 
 
-def catalogue(url: str, fleet: Fleet, preset: str, lookback: str) -> Catalogue:
+def catalogue(url: str, fleet: Fleet, preset: str, lookback: str, pod_join: bool = False) -> Catalogue:
     raw = example_config(url, timeout="120s")
     raw["policy"]["lookback"] = lookback
     raw["services"] = [{"name": s.name, "preset": preset} for s in fleet.services]
-    if preset == "nginx-ingress":
-        raw["services"] = [{**s, "kubernetes": {"namespace": "shop"}} for s in raw["services"]]
+    if preset == "nginx-ingress" or pod_join:
+        k8s = {"namespace": "shop", **({"join": "pod", "container": "app"} if pod_join else {})}
+        raw["services"] = [{**s, "kubernetes": k8s} for s in raw["services"]]
     return config.parse(raw, f"{preset}.yaml")
 
 
@@ -94,14 +95,17 @@ def run(url: str, fleet: Fleet, lookback: str, presets: tuple[str, ...]) -> None
     now = fleet.end
     generic = catalogue(url, fleet, "generic", lookback)
     evaluate(generic, now)  # warm Prometheus' page cache, so the first preset timed is not the slowest
-    print(f"\n{'preset':<15} {'evaluate_fleet':>15} {'queries':>8}   agreement with generic (latest releases)")
-    for preset in presets:
-        mine = catalogue(url, fleet, preset, lookback)
+    print(f"\n{'preset':<20} {'evaluate_fleet':>10} {'queries':>8}   agreement with generic (latest releases)")
+    # Every preset as configured by default; those with a version label also with the pod join instead.
+    runs = [(p, False) for p in presets] + [(p, True) for p in presets if config.load_preset(p).labels.version]
+    for preset, pod_join in runs:
+        mine = catalogue(url, fleet, preset, lookback, pod_join)
         shared = {m.name for m in mine.services[0].metrics} & {m.name for m in generic.services[0].metrics}
         expected, _, _ = evaluate(restricted(generic, shared), now)
         got, seconds, queries = evaluate(restricted(mine, shared), now)
         releases, actions, verdicts = agreement(expected, got)
-        print(f"{preset:<15} {seconds:>13.2f} s {queries:>8}   actions {actions}/{releases}, every metric's verdict {verdicts}/{releases}")
+        name = preset + (" pod join" if pod_join else "")
+        print(f"{name:<20} {seconds:>8.2f} s {queries:>8}   actions {actions}/{releases}, every metric's verdict {verdicts}/{releases}")
     source = PrometheusMetricSource(url, timeout=timedelta(seconds=120))
     names = [s.name for s in fleet.services]
     times = []
