@@ -400,13 +400,10 @@ class Preset:
     no_version: str = ""  # a version label value that means "no version" (Istio's "unknown")
     bucket_units: Mapping[str, str] = field(default_factory=dict)  # template -> unit of its `le` bounds
 
-    def expected_metrics(self, template: str) -> list[str]:
-        """The metric names a template of this preset selects: what "no data" should name."""
-        return metric_names(self.templates.get(template, ""))
-
 
 def metric_names(template: str) -> list[str]:
-    """The metric names a template selects with the service's matchers (`name{${selector}...}`)."""
+    """The metric names a template selects with the service's matchers (`name{${selector}...}`): what a
+    "no data for preset X: expected metric Y" names."""
     return list(dict.fromkeys(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{\$\{selector\}", template)))
 
 
@@ -557,9 +554,6 @@ def _to_elasticsearch(model: ElasticsearchModel | None) -> ElasticsearchSettings
         username_env=model.username_env,
         password_env=model.password_env,
     )
-
-
-LOG_METRIC_NAMES = frozenset({"error_log_rate", "log_signatures"})
 
 
 def log_metrics(policy: LogsPolicyModel | None = None) -> tuple[MetricSpec, ...]:
@@ -814,7 +808,7 @@ def _custom(model: ServiceModel, preset: Preset, where: str) -> _Custom:
     known = {**preset.templates, **templates}
     specs, units, names = [], {}, set()
     for j, metric in enumerate(model.metrics):
-        if metric.name in names or metric.name in LOG_METRIC_NAMES:
+        if metric.name in names or metric.name in {m.name for m in log_metrics()}:
             problems.append(f"{where}.metrics[{j}].name: {metric.name!r} is already a metric of this service")
         names.add(metric.name)
         queries = {}
