@@ -11,6 +11,7 @@ COPY collectors ./collectors
 COPY queries ./queries
 COPY scoring ./scoring
 COPY dashboard ./dashboard
+COPY simulator ./simulator
 RUN pip install . \
     && useradd --create-home --uid 10001 app \
     && mkdir -p /data \

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from collectors.deploys import MetricDeploySource
-from collectors.simulated import SimulatedLogSource, SimulatedMetricSource
+from releasehealth.collectors.deploys import MetricDeploySource
+from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
 from releasehealth import analysis, config
 from releasehealth.model import (
     Action,
@@ -33,7 +33,7 @@ from releasehealth.model import (
 from releasehealth.simulator import Fleet, ReleaseLabel, SimulatedService, simulate
 from releasehealth.simulator.fleet import GOOD_LABELS
 from releasehealth.simulator.logs import simulate_logs
-from scoring.judge import judge
+from releasehealth.scoring.judge import judge
 
 END = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 SERVICES, RELEASES = 10, 8  # per seed: 80 releases, 45% of them good

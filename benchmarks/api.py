@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from releasehealth import analysis
 from releasehealth.store import Store
-from tests.servers import GroupServer, free_port, wait_ready
+from testing.servers import GroupServer, free_port, wait_ready
 
 SEED = 7
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=2)

@@ -35,8 +35,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from releasehealth import config
 from releasehealth.simulator import Fleet, simulate
-from tests.conftest import example_config
-from tests.servers import (
+from testing.configs import example_config
+from testing.servers import (
     CHROMIUM_ARGS,
     STREAMLIT_RENDERED,
     PrometheusServer,

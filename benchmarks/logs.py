@@ -16,15 +16,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.deploys import MetricDeploySource  # noqa: E402
-from collectors.elasticsearch import ElasticsearchLogSource  # noqa: E402
-from collectors.simulated import SimulatedMetricSource  # noqa: E402
+from releasehealth.collectors.deploys import MetricDeploySource  # noqa: E402
+from releasehealth.collectors.elasticsearch import ElasticsearchLogSource  # noqa: E402
+from releasehealth.simulator.sources import SimulatedMetricSource  # noqa: E402
 from releasehealth import analysis, config  # noqa: E402
 from releasehealth.model import LogLine, LogSettings  # noqa: E402
 from releasehealth.simulator import simulate  # noqa: E402
 from releasehealth.simulator.logs import LEVELS, TEMPLATES, simulate_logs  # noqa: E402
-from scoring.signatures import SideTotals, compare, mine  # noqa: E402
-from tests.servers import load_logs, start_elasticsearch  # noqa: E402
+from releasehealth.scoring.signatures import SideTotals, compare, mine  # noqa: E402
+from testing.servers import load_logs, start_elasticsearch  # noqa: E402
 
 END = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 

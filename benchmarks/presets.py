@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.prometheus import PrometheusMetricSource
-from queries import kubernetes
+from releasehealth.collectors.prometheus import PrometheusMetricSource
+from releasehealth.queries import kubernetes
 from releasehealth import analysis, config
 from releasehealth.config import Catalogue
 from releasehealth.model import Evaluation, KubernetesSettings
 from releasehealth.simulator import Fleet, simulate
-from tests.conftest import example_config
-from tests.servers import backfill, start_prometheus
+from testing.configs import example_config
+from testing.servers import backfill, start_prometheus
 
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # the same fleet every run
 

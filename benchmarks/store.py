@@ -173,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         met &= measure("SQLite", f"sqlite:///{Path(folder) / 'history.db'}", *sizes)
         if args.postgres == "start":
-            from tests.servers import start_postgres
+            from testing.servers import start_postgres
 
             server = start_postgres(Path(folder))
             try:

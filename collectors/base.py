@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from queries.elasticsearch import WindowKey
+from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.model import Deploy, LogSettings, LogWindowData, Query, Series, SourceHealth
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from collectors.base import MetricSource
+from releasehealth.collectors.base import MetricSource
 from releasehealth.model import Deploy, DeploySourceKind, LabelNames, Query, Series
 
 

@@ -17,9 +17,9 @@ import elasticsearch
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from queries import elasticsearch as dsl
-from queries.elasticsearch import WindowKey
-from collectors.base import without_credentials
+from releasehealth.queries import elasticsearch as dsl
+from releasehealth.queries.elasticsearch import WindowKey
+from releasehealth.collectors.base import without_credentials
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
 from releasehealth.model import (
     Deploy,

@@ -20,7 +20,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from collectors.base import without_credentials
+from releasehealth.collectors.base import without_credentials
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
 from releasehealth.model import Query, Series, SourceHealth
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import components, data
+from releasehealth.dashboard import components, data
 
 st.set_page_config(page_title="release-health", page_icon=":material/monitor_heart:", layout="wide")
 page = st.navigation(

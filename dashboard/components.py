@@ -14,8 +14,8 @@ from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 
-from dashboard import charts, tables
-from dashboard.data import TTL_SECONDS, Loaded
+from releasehealth.dashboard import charts, tables
+from releasehealth.dashboard.data import TTL_SECONDS, Loaded
 from releasehealth import report
 from releasehealth.config import Catalogue
 from releasehealth.model import Action, Deploy, Evaluation, LogEvidence, Query, SourceHealth, Timeline, Window

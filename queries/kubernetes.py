@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from queries import promql
+from releasehealth.queries import promql
 from releasehealth.model import KubernetesSettings, LabelNames, Query
 
 # Mesh sidecars and their init containers: their image tag is the mesh's version, not the service's.

@@ -16,14 +16,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from collectors.base import LogSource, MetricSource
-from collectors.deploys import MetricDeploySource
-from collectors.elasticsearch import ElasticsearchLogSource
-from collectors.prometheus import PrometheusMetricSource
-from collectors.simulated import SimulatedLogSource, SimulatedMetricSource
-from queries.elasticsearch import WindowKey, index_for
-from queries import kubernetes, promql
-from queries.promql import build_query
+from releasehealth.collectors.base import LogSource, MetricSource
+from releasehealth.collectors.deploys import MetricDeploySource
+from releasehealth.collectors.elasticsearch import ElasticsearchLogSource
+from releasehealth.collectors.prometheus import PrometheusMetricSource
+from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
+from releasehealth.queries.elasticsearch import WindowKey, index_for
+from releasehealth.queries import kubernetes, promql
+from releasehealth.queries.promql import build_query
 from releasehealth import config
 from releasehealth.config import Catalogue
 from releasehealth.errors import NotFoundError, SourceError, TemplateError
@@ -53,12 +53,12 @@ from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
 from releasehealth.store import Store
 from releasehealth.windows import WindowPlan, floor_to, plan
-from scoring.judge import judge, metric_alpha, release_alpha
-from scoring.latency import quantile_per_step
-from scoring.ratio import ratio_per_step
-from scoring.series import sum_series
-from scoring.logs import fails
-from scoring.signatures import SideTotals, compare
+from releasehealth.scoring.judge import judge, metric_alpha, release_alpha
+from releasehealth.scoring.latency import quantile_per_step
+from releasehealth.scoring.ratio import ratio_per_step
+from releasehealth.scoring.series import sum_series
+from releasehealth.scoring.logs import fails
+from releasehealth.scoring.signatures import SideTotals, compare
 
 LOG_KINDS = (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)
 # Told each step of a long evaluation as it starts ("querying the metrics of 8 release(s)"), for a progress display.

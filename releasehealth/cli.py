@@ -453,13 +453,13 @@ def _demo_environment(context: Context, seed: int | None) -> dict[str, str]:
 # Streamlit imports the app's modules on the first visit; importing them before the server starts takes
 # that second off the first page anyone opens.
 STREAMLIT_WITH_WARM_IMPORTS = (
-    "import dashboard.components, dashboard.charts, releasehealth.analysis; "
+    "import releasehealth.dashboard.components, releasehealth.dashboard.charts, releasehealth.analysis; "
     "from streamlit.web.cli import main; main()"
 )
 
 
 def _serve(environment: dict[str, str], port: int) -> None:
-    spec = find_spec("dashboard")
+    spec = find_spec("releasehealth.dashboard")
     if spec is None or spec.origin is None:
         err.print("[bold red]error:[/] the dashboard package is not installed")
         raise typer.Exit(EXIT_ERROR)

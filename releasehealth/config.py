@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from queries import promql
+from releasehealth.queries import promql
 from releasehealth.errors import ConfigError, NotFoundError, TemplateError
 from releasehealth.model import (
     BaselinePolicy,
@@ -702,7 +702,7 @@ class _PresetModel(_Strict):
 
 @cache
 def preset_names() -> frozenset[str]:
-    folder = resources.files("queries.presets")
+    folder = resources.files("releasehealth.queries.presets")
     return frozenset(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -711,7 +711,7 @@ def load_preset(name: str) -> Preset:
     """Return the named preset from queries/presets; raise NotFoundError or ConfigError."""
     if name not in preset_names():
         raise NotFoundError(f"unknown preset {name!r} (known: {', '.join(sorted(preset_names()))})")
-    file = resources.files("queries.presets") / f"{name}.yaml"
+    file = resources.files("releasehealth.queries.presets") / f"{name}.yaml"
     where = f"queries/presets/{name}.yaml"
     try:
         model = _PresetModel.model_validate(yaml.safe_load(file.read_text(encoding="utf-8")))

@@ -49,7 +49,7 @@ from releasehealth.model import (
     Series,
     Summary,
 )
-from scoring.verdict import (
+from releasehealth.scoring.verdict import (
     VerdictBuilder,
     beyond_margin_p_value,
     harmful_sign,

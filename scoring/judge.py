@@ -29,12 +29,12 @@ from releasehealth.model import (
     ReleaseScore,
     Summary,
 )
-from scoring.gauge import classify_gauge
-from scoring.kayenta import kayenta_judge
-from scoring.latency import classify_quantile
-from scoring.logs import classify_signatures
-from scoring.multiple import check_alpha, holm_adjusted
-from scoring.ratio import classify_ratio
+from releasehealth.scoring.gauge import classify_gauge
+from releasehealth.scoring.kayenta import kayenta_judge
+from releasehealth.scoring.latency import classify_quantile
+from releasehealth.scoring.logs import classify_signatures
+from releasehealth.scoring.multiple import check_alpha, holm_adjusted
+from releasehealth.scoring.ratio import classify_ratio
 
 Classifier = Callable[[MetricInput, float, float], MetricVerdict]  # (input, alpha, alpha of the interval shown)
 CLASSIFIERS: dict[MetricKind, Classifier] = {

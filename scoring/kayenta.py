@@ -53,9 +53,9 @@ from releasehealth.model import (
     Summary,
     Thresholds,
 )
-from scoring.latency import bucket_matrix, histogram_quantile
-from scoring.series import on_steps, sum_by_time, valid_steps
-from scoring.verdict import relative_change
+from releasehealth.scoring.latency import bucket_matrix, histogram_quantile
+from releasehealth.scoring.series import on_steps, sum_by_time, valid_steps
+from releasehealth.scoring.verdict import relative_change
 
 CONFIDENCE = 0.98
 TOLERANCE = 0.25

@@ -21,8 +21,8 @@ from scipy import stats
 from scipy.special import ndtri
 
 from releasehealth.model import Distribution, MetricSpec, MetricVerdict, Series, Summary
-from scoring.series import blocks, by_label, on_steps, sum_by_time, valid_steps
-from scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
+from releasehealth.scoring.series import blocks, by_label, on_steps, sum_by_time, valid_steps
+from releasehealth.scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
 
 TEST_NAME = "Welch t-test on log quantiles of time blocks"
 BLOCKS = 6

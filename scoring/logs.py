@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from releasehealth.model import Classification, LogSignature, MetricSpec, MetricVerdict, Series, SignatureStatus, Summary
-from scoring.series import sum_by_time
-from scoring.verdict import VerdictBuilder
+from releasehealth.scoring.series import sum_by_time
+from releasehealth.scoring.verdict import VerdictBuilder
 
 TEST_NAME = "drain3 templates: NEW (absent from the baseline) or INCREASED (Wald test on the log rate ratio)"
 NAMED = 3  # signatures named in a reason

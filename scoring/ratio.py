@@ -26,8 +26,8 @@ import numpy as np
 from scipy import stats
 
 from releasehealth.model import Classification, MetricSpec, MetricVerdict, Series, Summary
-from scoring.series import on_steps, sum_by_time, valid_steps
-from scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
+from releasehealth.scoring.series import on_steps, sum_by_time, valid_steps
+from releasehealth.scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
 
 TEST_NAME = "quasi-binomial two-proportion z-test on window totals"
 

@@ -14,14 +14,14 @@ from releasehealth import analysis, config
 from releasehealth.config import Catalogue
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import FleetLogs, simulate_logs
-from tests.servers import ElasticsearchServer, PrometheusServer, backfill, load_logs, start_elasticsearch, start_prometheus
+from testing.configs import ROOT, example_config
+from testing.servers import ElasticsearchServer, PrometheusServer, backfill, load_logs, start_elasticsearch, start_prometheus
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-    from tests.servers import PostgresServer
+    from testing.servers import PostgresServer
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
 
 
@@ -55,19 +55,6 @@ def elasticsearch(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempPathFactor
         server.stop()
 
 
-def example_config(url: str, elasticsearch_url: str | None = None, **prometheus: object) -> dict:
-    """The shipped example config, pointed at `url` (and at `elasticsearch_url` for logs, if given)."""
-    raw = yaml.safe_load((ROOT / "release-health.yaml").read_text())
-    raw["sources"]["prometheus"].update(url=url, **prometheus)
-    if elasticsearch_url:
-        raw["sources"]["elasticsearch"] = {
-            "url": elasticsearch_url, "index": "logs-{service}", "deploy_index": "deploys", "timeout": "60s",
-        }
-    else:
-        raw["sources"].pop("elasticsearch", None)
-    return raw
-
-
 @pytest.fixture(scope="session")
 def catalogue(prometheus: PrometheusServer, elasticsearch: ElasticsearchServer) -> Catalogue:
     return config.parse(example_config(prometheus.url, elasticsearch.url), "release-health.yaml")
@@ -90,7 +77,7 @@ def config_file(
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A real PostgreSQL (the history store's team mode), on a Unix socket only; stopped by pg_ctl."""
-    from tests.servers import start_postgres
+    from testing.servers import start_postgres
 
     server = start_postgres(tmp_path_factory.mktemp("postgres"))
     yield server
@@ -109,7 +96,7 @@ def browser() -> Iterator[Browser]:
     """Debian's Chromium driven by Playwright (never a downloaded browser), shared by the browser tests."""
     from playwright.sync_api import sync_playwright
 
-    from tests.servers import CHROMIUM_ARGS, require
+    from testing.servers import CHROMIUM_ARGS, require
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=require("chromium"), args=list(CHROMIUM_ARGS))

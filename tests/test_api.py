@@ -27,13 +27,13 @@ import pytest
 import requests
 import uvicorn
 
-from collectors.deploys import MetricDeploySource
+from releasehealth.collectors.deploys import MetricDeploySource
 from releasehealth import analysis, api
 from releasehealth.errors import SourceUnavailable
 from releasehealth.gate import is_final
 from releasehealth.model import Action, Query, Series, SourceHealth
 from releasehealth.store import Store
-from tests.servers import GroupServer, free_port, wait_ready
+from testing.servers import GroupServer, free_port, wait_ready
 
 SEED = 7
 # The last midnight minus two hours: the same time of day on every run, so the same verdicts.

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from releasehealth import analysis
 from releasehealth.model import Action, Evaluation, LogSignature, SignatureStatus
-from tests.servers import (
+from testing.servers import (
     STREAMLIT_RENDERED,
     DashboardServer,
     start_pinned_demo,

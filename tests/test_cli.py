@@ -14,8 +14,8 @@ from releasehealth import analysis
 from releasehealth.cli import app
 from releasehealth.simulator import ReleaseLabel
 from releasehealth.simulator.fleet import FAULTS
-from tests.conftest import example_config
-from tests.servers import free_port
+from testing.configs import example_config
+from testing.servers import free_port
 
 runner = CliRunner()
 # The demo ends at a fixed time of day, as the test fleet does: the same traffic, and verdicts, every run.

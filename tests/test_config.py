@@ -9,7 +9,7 @@ import pytest
 
 from releasehealth import config
 from releasehealth.errors import ConfigError, NotFoundError
-from tests.conftest import ROOT, example_config
+from testing.configs import ROOT, example_config
 
 
 def test_the_shipped_example_config_is_valid() -> None:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import promql_parser
 import pytest
 
-from queries.promql import build_query
+from releasehealth.queries.promql import build_query
 from releasehealth import config
 from releasehealth.errors import ConfigError, TemplateError
 from releasehealth.model import KubernetesSettings, LabelNames, MetricKind
-from tests.conftest import ROOT, example_config
+from testing.configs import ROOT, example_config
 
 PRESETS = ("generic", "spring-boot", "istio", "linkerd", "opentelemetry", "nginx-ingress")
 CHECKOUTS = 'sum by (${by}) (increase(checkout_total{${selector}}[${step}]))'
@@ -122,7 +122,7 @@ def test_malformed_custom_templates_fail_the_load_at_once_with_file_path_and_par
 
 
 def test_variables_are_strict_when_a_template_is_rendered() -> None:
-    from queries.promql import render
+    from releasehealth.queries.promql import render
 
     with pytest.raises(TemplateError, match=r"no value for variable \$\{selector\}"):
         render("checkouts", CHECKOUTS, {"by": "service", "step": "1m"})
@@ -187,7 +187,7 @@ def test_a_pod_join_needs_join_in_every_template_of_the_service_and_renames_pod_
     raw["services"][0]["metrics"][0]["queries"]["value"] = "avg by (${by}) (queue{${selector}}${join})"
     service = config.parse(raw).services[0]
     assert service.labels == LabelNames("destination_workload", "version")
-    from queries import kubernetes
+    from releasehealth.queries import kubernetes
 
     join = kubernetes.pod_join(service.kubernetes)
     assert join.startswith(" * on (namespace, kubernetes_pod_name) group_left (version) label_replace(")

@@ -14,8 +14,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts, tables
-from dashboard.components import escape_markdown
+from releasehealth.dashboard import charts, tables
+from releasehealth.dashboard.components import escape_markdown
 from releasehealth import analysis
 from releasehealth.config import Catalogue
 from releasehealth.model import (
@@ -282,7 +282,7 @@ def test_overview_filters_by_verdict_team_and_text(demo_env: None) -> None:
 
 
 def test_switching_pages_does_not_query_the_sources_again_within_the_ttl(demo_env: None) -> None:
-    from dashboard import data
+    from releasehealth.dashboard import data
 
     service, version = _failing_demo_release()
     at = _app().run()
@@ -351,7 +351,7 @@ def test_release_page_shows_hostile_log_text_only_in_code_and_tables() -> None:
     def script() -> None:
         import dataclasses
 
-        from dashboard import components
+        from releasehealth.dashboard import components
         from releasehealth import analysis
         from releasehealth.model import LogSignature, SignatureStatus
 
@@ -380,7 +380,7 @@ def test_release_with_unreadable_logs_shows_the_error_notes_and_verdicts() -> No
     def script() -> None:
         import dataclasses
 
-        from dashboard import components
+        from releasehealth.dashboard import components
         from releasehealth import analysis
         from releasehealth.model import LogEvidence
 
@@ -415,7 +415,7 @@ def test_release_without_logs_says_they_are_not_configured() -> None:
     def script() -> None:
         import dataclasses
 
-        from dashboard import components
+        from releasehealth.dashboard import components
         from releasehealth import analysis
 
         catalogue, sources, _ = analysis.demo(seed=7)
@@ -497,8 +497,8 @@ def test_a_service_without_deploys_yet_is_inconclusive_on_every_page(demo_env: N
 def test_a_service_with_a_single_release_says_there_is_nothing_to_compare_with(
     demo_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collectors.deploys import MetricDeploySource
-    from collectors.simulated import SimulatedLogSource, SimulatedMetricSource
+    from releasehealth.collectors.deploys import MetricDeploySource
+    from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
     from releasehealth import config
     from releasehealth.model import LogSettings
     from releasehealth.simulator import simulate
@@ -579,7 +579,7 @@ def test_banner_renders_untrusted_labels_and_reason_literally() -> None:
     def script() -> None:
         from datetime import UTC, datetime
 
-        from dashboard import components
+        from releasehealth.dashboard import components
         from releasehealth.model import Action, BaselinePolicy, Evaluation, Recommendation
 
         recommendation = Recommendation(
@@ -619,7 +619,7 @@ def test_elasticsearch_down_puts_a_banner_on_every_page_and_the_metrics_still_ju
 ) -> None:
     import yaml
 
-    from tests.conftest import example_config
+    from testing.configs import example_config
 
     raw = example_config(prometheus.url, DOWN_URL)
     raw["sources"]["elasticsearch"]["timeout"] = "2s"

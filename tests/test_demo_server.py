@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.servers import free_port
+from testing.servers import free_port
 
 
 def test_release_health_demo_serves_the_dashboard(tmp_path: Path) -> None:

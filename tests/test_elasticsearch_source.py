@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 from elasticsearch import Elasticsearch
 
-from collectors.elasticsearch import MAX_MESSAGE, ElasticsearchLogSource
-from queries import elasticsearch as dsl
-from queries.elasticsearch import WindowKey
+from releasehealth.collectors.elasticsearch import MAX_MESSAGE, ElasticsearchLogSource
+from releasehealth.queries import elasticsearch as dsl
+from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.errors import QueryRejected, SourceUnavailable
 from releasehealth.model import LogFields, LogSettings, Window
 from releasehealth.simulator import Fleet
 from releasehealth.simulator.logs import INDEX_MAPPINGS, LEVELS, TEMPLATES, FleetLogs, index_name
-from tests.servers import ElasticsearchServer, free_port
+from testing.servers import ElasticsearchServer, free_port
 
 STEP = timedelta(minutes=1)
 SETTINGS = LogSettings(index="logs-{service}")

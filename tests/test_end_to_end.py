@@ -19,8 +19,8 @@ from releasehealth.cli import app
 from releasehealth.config import Catalogue
 from releasehealth.model import Action, Classification, Evaluation, SignatureStatus
 from releasehealth.simulator import Fleet, ReleaseLabel
-from tests.conftest import example_config
-from tests.servers import free_port
+from testing.configs import example_config
+from testing.servers import free_port
 
 runner = CliRunner()
 

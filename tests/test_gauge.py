@@ -19,8 +19,8 @@ from releasehealth.model import (
     Series,
     Tolerance,
 )
-from scoring.gauge import classify_gauge, outliers, per_step
-from scoring.judge import judge
+from releasehealth.scoring.gauge import classify_gauge, outliers, per_step
+from releasehealth.scoring.judge import judge
 
 ALPHA = 0.005
 MIB = 2**20

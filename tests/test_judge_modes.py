@@ -8,8 +8,8 @@ import numpy as np
 
 from releasehealth import config
 from releasehealth.model import Action, MetricInput, MetricKind, MetricSpec, Policy, Series, Tolerance
-from scoring.judge import judge
-from tests.conftest import example_config
+from releasehealth.scoring.judge import judge
+from testing.configs import example_config
 
 SPEC = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", tolerance=Tolerance(0.2, 0.001), critical=True)
 

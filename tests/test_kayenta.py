@@ -20,7 +20,7 @@ from releasehealth.model import (
     Series,
     Summary,
 )
-from scoring.kayenta import (
+from releasehealth.scoring.kayenta import (
     UNJUDGEABLE,
     classify_arrays,
     cles,
@@ -33,7 +33,7 @@ from scoring.kayenta import (
     recommend_kayenta,
     score_kayenta,
 )
-from scoring.latency import histogram_quantile
+from releasehealth.scoring.latency import histogram_quantile
 
 NAN, INF = math.nan, math.inf
 # Noisy latencies (seconds) and the same plus ten: a shift no one would miss.

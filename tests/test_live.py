@@ -20,8 +20,8 @@ from releasehealth import analysis, config
 from releasehealth.model import Action, Evaluation
 from releasehealth.simulator.fleet import ReleaseLabel
 from releasehealth.simulator.live import LiveFleet, parse_schedule, prometheus_config
-from tests.conftest import example_config
-from tests.servers import free_port, start_elasticsearch, start_scraping_prometheus
+from testing.configs import example_config
+from testing.servers import free_port, start_elasticsearch, start_scraping_prometheus
 
 BAD_AFTER = 90  # seconds after the simulator starts
 SHORT_POLICY = {"window": "60s", "warmup": "10s", "step": "5s", "lookback": "15m", "min_window_share": 0.5}

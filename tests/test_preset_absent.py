@@ -16,8 +16,8 @@ from releasehealth import analysis, config
 from releasehealth.cli import app
 from releasehealth.model import Action, Classification
 from releasehealth.simulator import Fleet
-from tests.conftest import ROOT, example_config
-from tests.servers import PrometheusServer
+from testing.configs import ROOT, example_config
+from testing.servers import PrometheusServer
 
 runner = CliRunner()
 

@@ -15,8 +15,8 @@ from releasehealth import analysis, config
 from releasehealth.config import Catalogue
 from releasehealth.model import Action, DeploySourceKind, Evaluation
 from releasehealth.simulator import Fleet, simulate
-from tests.conftest import example_config
-from tests.servers import PrometheusServer, backfill, start_prometheus
+from testing.configs import example_config
+from testing.servers import PrometheusServer, backfill, start_prometheus
 
 PRESETS = ("generic", "spring-boot", "istio", "linkerd", "opentelemetry", "nginx-ingress")
 STEP = timedelta(minutes=1)

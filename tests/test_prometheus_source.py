@@ -14,17 +14,17 @@ import promql_parser
 import pytest
 import requests
 
-from collectors.deploys import MetricDeploySource
-from collectors.prometheus import PrometheusMetricSource
-from queries.promql import build_query
+from releasehealth.collectors.deploys import MetricDeploySource
+from releasehealth.collectors.prometheus import PrometheusMetricSource
+from releasehealth.queries.promql import build_query
 from releasehealth import analysis
 from releasehealth.config import Catalogue, load_preset
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceUnavailable
 from releasehealth.model import LabelNames, Window
 from releasehealth.simulator import Fleet
 from releasehealth.simulator.fleet import BUCKETS
-from scoring.latency import bucket_matrix, smooth_quantile
-from tests.servers import PrometheusServer, free_port
+from releasehealth.scoring.latency import bucket_matrix, smooth_quantile
+from testing.servers import PrometheusServer, free_port
 
 STEP = timedelta(minutes=1)
 TEMPLATES = load_preset("generic").templates
@@ -270,7 +270,7 @@ def _mine(series: list, release, window: Window) -> list:
 
 @pytest.mark.parametrize("index", [0, 3, 6])
 def test_the_in_memory_source_answers_as_prometheus_does(fleet: Fleet, prometheus: PrometheusServer, index: int) -> None:
-    from collectors.simulated import SimulatedMetricSource
+    from releasehealth.simulator.sources import SimulatedMetricSource
 
     service = fleet.services[index]
     release = service.releases[-1]
@@ -339,7 +339,7 @@ def test_tenant_headers_and_the_bearer_token_reach_the_backend(
     fleet: Fleet, prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from releasehealth import analysis, config
-    from tests.conftest import example_config
+    from testing.configs import example_config
 
     proxy = _RecordingProxy(prometheus.url)
     try:
@@ -366,7 +366,7 @@ def test_tenant_headers_and_the_bearer_token_reach_the_backend(
 def test_header_problems_are_config_errors(headers: dict[str, str], problem: str) -> None:
     from releasehealth import config
     from releasehealth.errors import ConfigError
-    from tests.conftest import example_config
+    from testing.configs import example_config
 
     with pytest.raises(ConfigError, match=problem):
         config.parse(example_config("http://p:9090", headers=headers))
@@ -375,7 +375,7 @@ def test_header_problems_are_config_errors(headers: dict[str, str], problem: str
 def test_a_missing_ca_file_is_a_config_error() -> None:
     from releasehealth import config
     from releasehealth.errors import ConfigError
-    from tests.conftest import example_config
+    from testing.configs import example_config
 
     with pytest.raises(ConfigError, match=r"sources\.prometheus\.ca_file: .*no such file: /nowhere/ca\.pem"):
         config.parse(example_config("https://p:9090", ca_file="/nowhere/ca.pem"))

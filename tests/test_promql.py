@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from queries import promql
+from releasehealth.queries import promql
 from releasehealth.errors import TemplateError
 
 

@@ -20,9 +20,9 @@ from releasehealth.model import (
     Series,
     Tolerance,
 )
-from scoring.judge import judge
-from scoring.latency import classify_quantile
-from scoring.ratio import classify_ratio
+from releasehealth.scoring.judge import judge
+from releasehealth.scoring.latency import classify_quantile
+from releasehealth.scoring.ratio import classify_ratio
 
 ALPHA = 0.005
 RATIO = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", tolerance=Tolerance(0.2, 0.001), min_count=100)

@@ -21,9 +21,9 @@ from releasehealth.model import (
     Summary,
     Tolerance,
 )
-from scoring.judge import judge, recommend, score
-from scoring.latency import classify_quantile, histogram_quantile, smooth_quantile
-from scoring.ratio import classify_ratio
+from releasehealth.scoring.judge import judge, recommend, score
+from releasehealth.scoring.latency import classify_quantile, histogram_quantile, smooth_quantile
+from releasehealth.scoring.ratio import classify_ratio
 
 ALPHA = 0.005
 ERROR_RATIO = MetricSpec(
@@ -237,14 +237,14 @@ def test_a_numerator_without_points_counts_as_zero() -> None:
 
 
 def test_holm_adjusts_step_down() -> None:
-    from scoring.multiple import holm_adjusted
+    from releasehealth.scoring.multiple import holm_adjusted
 
     assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjusted([0.5]) == [0.5]
 
 
 def test_alpha_spent_over_all_checks_adds_up_to_alpha() -> None:
-    from scoring.multiple import check_alpha, spending
+    from releasehealth.scoring.multiple import check_alpha, spending
 
     checks = [check_alpha(0.01, k / 6, 1 / 6) for k in range(1, 7)]
     assert sum(checks) == pytest.approx(0.01)
@@ -260,7 +260,7 @@ def _fixed(name: str, p_value: float | None, muted: bool = False, critical: bool
 @pytest.fixture
 def p_value_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in classifier for RATIO that fails a metric exactly when its given p-value is below alpha."""
-    from scoring import judge as judge_module
+    from releasehealth.scoring import judge as judge_module
 
     def classify(item: MetricInput, alpha: float, _: float) -> MetricVerdict:
         p = float(item.baseline["p"][0].values[0])
@@ -274,7 +274,7 @@ def p_value_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_holm_passes_what_bonferroni_misses(p_value_classifier: None) -> None:
-    from scoring.judge import classify
+    from releasehealth.scoring.judge import classify
 
     verdicts = classify([_fixed("a", 1e-6), _fixed("b", 0.007)], alpha=0.01)
     # Bonferroni would hold b to 0.005; Holm, after a is rejected, to 0.01.
@@ -283,7 +283,7 @@ def test_holm_passes_what_bonferroni_misses(p_value_classifier: None) -> None:
 
 
 def test_a_muted_metric_takes_no_alpha_and_cannot_fail_the_release(p_value_classifier: None) -> None:
-    from scoring.judge import classify
+    from releasehealth.scoring.judge import classify
 
     verdicts = classify([_fixed("a", 0.008), _fixed("b", 1e-9, muted=True, critical=True)], alpha=0.01)
     assert verdicts[0].classification is Classification.HIGH  # a alone takes all of alpha
@@ -297,7 +297,7 @@ def test_a_muted_metric_takes_no_alpha_and_cannot_fail_the_release(p_value_class
 def test_an_early_check_during_a_rollout_spends_less_alpha(p_value_classifier: None) -> None:
     from datetime import timedelta
 
-    from scoring.judge import release_alpha
+    from releasehealth.scoring.judge import release_alpha
 
     policy = Policy(alpha=0.01, check_interval=timedelta(minutes=5))
     assert release_alpha(policy, 1 / 3) < release_alpha(policy, 1.0) < 0.01
@@ -340,7 +340,7 @@ def test_a_latency_regression_still_rolls_back_beside_the_saturation_gauges() ->
 
 
 def test_the_saturation_gauges_are_tested_in_a_family_of_their_own() -> None:
-    from scoring.judge import hold_only, metric_alpha
+    from releasehealth.scoring.judge import hold_only, metric_alpha
 
     specs, policy = _generic_specs(), Policy()
     assert hold_only(specs, policy) == {"memory", "cpu_per_request"}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from releasehealth.cli import app
 from releasehealth.simulator import Fleet
-from tests.conftest import example_config
+from testing.configs import example_config
 
 TOKEN = "tok-6f1e9c2b8a7d4e53-secret"
 PASSWORD = "pw-0d9c8b7a6f5e-secret"

@@ -7,8 +7,8 @@ import pytest
 
 from releasehealth.config import log_metrics
 from releasehealth.model import Classification, LogLine, LogSignature, Series, SignatureStatus
-from scoring.logs import classify_signatures
-from scoring.signatures import SideTotals, compare, mine, rise_p_value
+from releasehealth.scoring.logs import classify_signatures
+from releasehealth.scoring.signatures import SideTotals, compare, mine, rise_p_value
 
 ALPHA = 0.0025
 LOG_RATE, SIGNATURES = log_metrics()

@@ -18,7 +18,7 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from queries.promql import build_query
+from releasehealth.queries.promql import build_query
 from releasehealth import config
 from releasehealth.cli import app
 from releasehealth.simulator import Fleet, SimulatedService, simulate
@@ -35,7 +35,7 @@ from releasehealth.simulator.openmetrics import (
     tracks,
     write_openmetrics,
 )
-from tests.servers import backfill, require, start_prometheus
+from testing.servers import backfill, require, start_prometheus
 
 STEP = timedelta(minutes=1)
 STEPS = 30

@@ -33,7 +33,7 @@ from releasehealth.store import (
     StoredEvaluation,
     StoreError,
 )
-from tests.servers import PostgresServer, free_port
+from testing.servers import PostgresServer, free_port
 
 # A fixed end: the demo fleet, and so every evaluation below, is the same on every run.
 END = datetime(2025, 11, 20, tzinfo=UTC)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from collectors.deploys import MetricDeploySource
+from releasehealth.collectors.deploys import MetricDeploySource
 from releasehealth.analysis import version_conflicts
 from releasehealth.model import Deploy, DeploySourceKind, KubernetesSettings, LabelNames, Query, Series, Service, SourceHealth
 

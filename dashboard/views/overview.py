@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import components, data
+from releasehealth.dashboard import components, data
 
 st.title("Fleet overview")
 

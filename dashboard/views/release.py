@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from dashboard import components, data
+from releasehealth.dashboard import components, data
 
 st.title("Release")
 catalogue = components.unwrap(data.catalogue())

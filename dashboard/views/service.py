@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import components, data
+from releasehealth.dashboard import components, data
 
 st.title("Service")
 catalogue = components.unwrap(data.catalogue())

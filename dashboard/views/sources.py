@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import components, data
+from releasehealth.dashboard import components, data
 
 st.title("Sources")
 components.source_health(components.unwrap(data.source_health()))

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from queries import elasticsearch as dsl
-from queries.elasticsearch import WindowKey
+from releasehealth.queries import elasticsearch as dsl
+from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.errors import QueryRejected
 from releasehealth.model import (
     Deploy,

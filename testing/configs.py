@@ -1,0 +1,23 @@
+"""The shipped example configuration, pointed at the servers a test or a benchmark started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def example_config(url: str, elasticsearch_url: str | None = None, **prometheus: object) -> dict[str, Any]:
+    """The shipped example config, pointed at `url` (and at `elasticsearch_url` for logs, if given)."""
+    raw: dict[str, Any] = yaml.safe_load((ROOT / "release-health.yaml").read_text())
+    raw["sources"]["prometheus"].update(url=url, **prometheus)
+    if elasticsearch_url:
+        raw["sources"]["elasticsearch"] = {
+            "url": elasticsearch_url, "index": "logs-{service}", "deploy_index": "deploys", "timeout": "60s",
+        }
+    else:
+        raw["sources"].pop("elasticsearch", None)
+    return raw
