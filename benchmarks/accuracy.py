@@ -18,22 +18,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from releasehealth.collectors.deploys import MetricDeploySource
-from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
-from releasehealth import analysis, config
-from releasehealth.model import (
-    Action,
-    Classification,
-    LogSettings,
-    MetricInput,
-    Policy,
-    Recommendation,
-    ReleaseScore,
-)
-from releasehealth.simulator import Fleet, ReleaseLabel, SimulatedService, simulate
+from releasehealth import evaluate
+from releasehealth.model import Action, Classification, Policy
+from releasehealth.scoring.judging import judge
+from releasehealth.simulator import ReleaseLabel, SimulatedService, demo, simulate
 from releasehealth.simulator.fleet import GOOD_LABELS
-from releasehealth.simulator.logs import simulate_logs
-from releasehealth.scoring.judge import judge
+from releasehealth.verdicts import MetricInput, Recommendation, ReleaseScore
 
 END = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 SERVICES, RELEASES = 10, 8  # per seed: 80 releases, 45% of them good
@@ -82,20 +72,12 @@ def judges(policy: Policy) -> dict[str, Judge]:
     return columns
 
 
-def demo_sources(fleet: Fleet) -> tuple[config.Catalogue, analysis.Sources]:
-    """The embedded demo's catalogue and in-memory sources, for any simulated fleet (analysis.demo builds
-    them for the default scenario only)."""
-    catalogue = config.catalogue_for([s.name for s in fleet.services], logs=LogSettings(index=analysis.DEMO_LOG_INDEX))
-    metrics = SimulatedMetricSource(fleet)
-    return catalogue, analysis.Sources(metrics, MetricDeploySource(metrics), SimulatedLogSource(simulate_logs(fleet)))
-
-
 @contextmanager
 def recording() -> Iterator[dict[str, tuple[tuple[MetricInput, ...], str, float]]]:
-    """Capture, per candidate version, the inputs analysis hands to the judge (it has no judge parameter
-    to pass ours through; the original is restored on exit)."""
+    """Capture, per candidate version, the inputs the evaluation hands to the judge (it has no judge
+    parameter to pass ours through; the original is restored on exit)."""
     seen: dict[str, tuple[tuple[MetricInput, ...], str, float]] = {}
-    real = analysis.judge
+    real = evaluate.judge
 
     def record(
         inputs: Sequence[MetricInput], policy: Policy, baseline: str, candidate: str, information: float = 1.0
@@ -103,21 +85,26 @@ def recording() -> Iterator[dict[str, tuple[tuple[MetricInput, ...], str, float]
         seen[candidate] = (tuple(inputs), baseline, information)
         return real(inputs, policy, baseline, candidate, information)
 
-    analysis.judge = record
+    evaluate.judge = record  # type: ignore[assignment]
     try:
         yield seen
     finally:
-        analysis.judge = real
+        evaluate.judge = real
 
 
 def collect(seed: int, scenario: str) -> tuple[list[Case], Policy]:
     """Every evaluated release of one simulated fleet, with the inputs its judge saw."""
     fleet = simulate(seed=seed, end=END, services=SERVICES, releases_per_service=RELEASES, scenario=scenario)
-    catalogue, sources = demo_sources(fleet)
+    wired = demo.of_fleet(fleet).wire()
+    catalogue, sources = wired.catalogue, wired.sources
     cases = []
     for service in fleet.services:
         with recording() as seen:
-            evaluations = {e.candidate.version: e for e in analysis.evaluate_releases(catalogue, sources, service.name, now=fleet.end)}
+            evaluations = {
+                e.candidate.version: e
+                for e in evaluate.evaluate_releases(sources, catalogue.service(service.name), catalogue.policy, now=fleet.end)
+                if e.candidate is not None
+            }
         for release in service.releases[1:]:
             inputs, baseline, information = seen.get(release.version, (None, "", 1.0))
             rps = _window_rps(service, release.version, catalogue.policy)

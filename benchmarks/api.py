@@ -37,7 +37,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from releasehealth import analysis
+from releasehealth.deploys import deploys_of
+from releasehealth.simulator import demo, simulate
 from releasehealth.store import Store
 from testing.servers import GroupServer, free_port, wait_ready
 
@@ -65,10 +66,10 @@ def start(folder: Path) -> tuple[ApiServer, str]:
 
 def latest_releases() -> list[str]:
     """The verdict path of every demo service's latest release."""
-    catalogue, sources, _ = analysis.demo(seed=SEED, end=END)
-    paths = []
+    wired = demo.of_fleet(simulate(seed=SEED, end=END)).wire()
+    catalogue, paths = wired.catalogue, []
     for service in catalogue.services:
-        version = analysis.list_deploys(catalogue, sources, service.name)[-1].version
+        version = deploys_of(wired.sources, service, catalogue.policy, datetime.now(UTC))[-1].version
         paths.append(f"/api/v1/services/{service.name}/releases/{version}/verdict")
     return paths
 

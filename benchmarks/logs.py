@@ -16,14 +16,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from releasehealth.collectors.deploys import MetricDeploySource  # noqa: E402
+from releasehealth import wiring  # noqa: E402
 from releasehealth.collectors.elasticsearch import ElasticsearchLogSource  # noqa: E402
-from releasehealth.simulator.sources import SimulatedMetricSource  # noqa: E402
-from releasehealth import analysis, config  # noqa: E402
-from releasehealth.model import LogLine, LogSettings  # noqa: E402
-from releasehealth.simulator import simulate  # noqa: E402
-from releasehealth.simulator.logs import LEVELS, TEMPLATES, simulate_logs  # noqa: E402
+from releasehealth.evaluate import evaluate_fleet, evaluate_release  # noqa: E402
+from releasehealth.model import LogLine  # noqa: E402
 from releasehealth.scoring.signatures import SideTotals, compare, mine  # noqa: E402
+from releasehealth.simulator import (
+    demo,  # noqa: E402
+    simulate,  # noqa: E402
+)
+from releasehealth.simulator.logs import LEVELS, TEMPLATES, simulate_logs  # noqa: E402
 from testing.servers import load_logs, start_elasticsearch  # noqa: E402
 
 END = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -38,20 +40,21 @@ def requests_per_evaluation() -> None:
             started = time.perf_counter()
             load_logs(server.url, logs)
             print(f"loaded {logs.documents} documents into noida-db in {time.perf_counter() - started:.1f} s")
-            catalogue = config.catalogue_for([s.name for s in fleet.services], logs=LogSettings(index="logs-{service}"))
-            metrics = SimulatedMetricSource(fleet)
+            built = demo.of_fleet(fleet)
+            catalogue, metrics, policy = built.catalogue, built.metrics, built.catalogue.policy
             print(f"{'evaluation':<34} {'ES requests':>11} {'seconds':>8}")
             for service in fleet.services[:4]:
                 for release in service.releases[1:]:
                     source = ElasticsearchLogSource(server.url, deploy_index="deploys")
-                    sources = analysis.Sources(metrics, MetricDeploySource(metrics), source)
+                    sources = wiring.assemble(catalogue, metrics=metrics, logs=source).sources
                     started = time.perf_counter()
-                    analysis.evaluate(catalogue, sources, service.name, release.version, now=fleet.end)
+                    evaluate_release(sources, catalogue.service(service.name), policy, release.version, now=fleet.end)
                     name = f"{service.name} {release.version}"
                     print(f"{name:<34} {source.requests_made:>11} {time.perf_counter() - started:>8.2f}")
             source = ElasticsearchLogSource(server.url, deploy_index="deploys")
             started = time.perf_counter()
-            analysis.evaluate_fleet(catalogue, analysis.Sources(metrics, MetricDeploySource(metrics), source), now=fleet.end)
+            sources = wiring.assemble(catalogue, metrics=metrics, logs=source).sources
+            evaluate_fleet(sources, catalogue.services, policy, now=fleet.end)
             print(f"{'fleet overview (8 services)':<34} {source.requests_made:>11} {time.perf_counter() - started:>8.2f}")
         finally:
             server.stop()

@@ -23,12 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from releasehealth import config, wiring
 from releasehealth.collectors.prometheus import PrometheusMetricSource
-from releasehealth.queries import kubernetes
-from releasehealth import analysis, config
 from releasehealth.config import Catalogue
-from releasehealth.model import Evaluation, KubernetesSettings
+from releasehealth.evaluate import evaluate_fleet
+from releasehealth.model import KubernetesSettings
+from releasehealth.queries import kubernetes
 from releasehealth.simulator import Fleet, simulate
+from releasehealth.verdicts import Evaluation
 from testing.configs import example_config
 from testing.servers import backfill, start_prometheus
 
@@ -51,9 +53,9 @@ def restricted(catalogue: Catalogue, names: set[str]) -> Catalogue:
 
 
 def evaluate(catalogue: Catalogue, now: datetime) -> tuple[list[Evaluation], float, int]:
-    sources = analysis.connect(catalogue)
+    sources = wiring.connect(catalogue).sources
     started = time.perf_counter()
-    evaluations = analysis.evaluate_fleet(catalogue, sources, now=now)
+    evaluations = evaluate_fleet(sources, catalogue.services, catalogue.policy, now=now)
     return evaluations, time.perf_counter() - started, sources.metrics.queries_run
 
 
@@ -110,8 +112,8 @@ def run(url: str, fleet: Fleet, lookback: str, presets: tuple[str, ...]) -> None
     names = [s.name for s in fleet.services]
     times = []
     for template in ("first_seen", "last_seen") * 3:
-        query = kubernetes.seen_query(template, names, KubernetesSettings("", "shop"), step=timedelta(minutes=1),
-                                      lookback=config.parse_duration(lookback, "--lookback"), end=now, source=url)
+        query = kubernetes.seen_query(template, names, KubernetesSettings(deployment="", namespace="shop"), step=timedelta(minutes=1),
+                                      lookback=config.parse_option_duration(lookback, "--lookback"), end=now, source=url)
         started = time.perf_counter()
         found = source.fetch(query)
         times.append(time.perf_counter() - started)

@@ -27,8 +27,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from releasehealth import analysis  # noqa: E402
+from releasehealth.evaluate import evaluate_releases  # noqa: E402
 from releasehealth.serialize import evaluation_to_dict  # noqa: E402
+from releasehealth.simulator import demo, simulate  # noqa: E402
 from releasehealth.store import Store, evaluations  # noqa: E402
 
 END = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -41,10 +42,10 @@ SERVICE, VERSION = "@@service@@", "@@version@@"  # placeholders in the template 
 def templates() -> list[tuple[dict, str]]:
     """Real evaluations of every release of the demo fleet that has a baseline: (summary columns, the
     document as JSON with placeholders for the service and version)."""
-    catalogue, sources, fleet = analysis.demo(seed=7, end=END)
-    found = []
-    for service in fleet.services:
-        for evaluation in analysis.evaluate_releases(catalogue, sources, service.name, now=END):
+    built = demo.of_fleet(simulate(seed=7, end=END))
+    wired, found = built.wire(), []
+    for service in wired.catalogue.services:
+        for evaluation in evaluate_releases(wired.sources, service, wired.catalogue.policy, now=END):
             if evaluation.candidate is None or evaluation.baseline is None:
                 continue  # a first release has nothing to compare with: a small document, rare in a real store
             document = evaluation_to_dict(evaluation)

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from releasehealth.model import Deploy, LogSettings, LogWindowData, Query, Series
 from releasehealth.queries.elasticsearch import WindowKey
-from releasehealth.model import Deploy, LogSettings, LogWindowData, Query, Series, SourceHealth
+from releasehealth.verdicts import SourceHealth
 
 
 class MetricSource(Protocol):

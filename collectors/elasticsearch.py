@@ -17,22 +17,17 @@ import elasticsearch
 import numpy as np
 from elasticsearch import Elasticsearch
 
+from releasehealth.collectors.base import without_credentials
+from releasehealth.errors import (
+    InvalidResponse,
+    QueryRejected,
+    SourceError,
+    SourceUnavailable,
+)
+from releasehealth.model import Deploy, DeploySourceKind, LogFields, LogLine, LogSettings, LogWindowData, Query, Series
 from releasehealth.queries import elasticsearch as dsl
 from releasehealth.queries.elasticsearch import WindowKey
-from releasehealth.collectors.base import without_credentials
-from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
-from releasehealth.model import (
-    Deploy,
-    DeploySourceKind,
-    LabelNames,
-    LogFields,
-    LogLine,
-    LogSettings,
-    LogWindowData,
-    Query,
-    Series,
-    SourceHealth,
-)
+from releasehealth.verdicts import SourceHealth
 
 MAX_MESSAGE = 2000  # characters kept of a message: a 1 MB stack dump must not stall template mining
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -67,7 +62,8 @@ class ElasticsearchLogSource:
             api_key=api_key,
             basic_auth=basic_auth,
             verify_certs=verify_tls,
-            ca_certs=ca_file if verify_tls else None,
+            # None is what the client hands its NodeConfig by default (the system's CAs); its annotation omits it.
+            ca_certs=ca_file if verify_tls else None,  # type: ignore[arg-type]
         )
 
     def fetch(
@@ -104,7 +100,10 @@ class ElasticsearchLogSource:
         body = dsl.deploy_events_body(fields, services, start, end, size=10_000)
         found = self._call(lambda: self._client.search(index=self.deploy_index, **body).body)
         deploys = [d for hit in _hits(self.name, found) if (d := _deploy(hit.get("_source", {}), fields))]
-        query = Query("deploy_events", dsl.show(self.deploy_index, body), tuple(services), LabelNames(), self.name, start, end)
+        query = Query(
+            template="deploy_events", text=dsl.show(self.deploy_index, body), services=tuple(services), source=self.name,
+            start=start, end=end,
+        )
         return sorted(deploys, key=lambda d: (d.service, d.started_at)), query
 
     def check(self) -> SourceHealth:
@@ -118,7 +117,8 @@ class ElasticsearchLogSource:
     def _query(self, template: str, text: str, keys: Sequence[WindowKey]) -> Query:
         start = min(k.window.start for k in keys)
         end = max(k.window.end for k in keys)
-        return Query(template, text, tuple(sorted({k.service for k in keys})), LabelNames(), self.name, start, end)
+        services = tuple(sorted({k.service for k in keys}))
+        return Query(template=template, text=text, services=services, source=self.name, start=start, end=end)
 
     def _call(self, call: Callable[[], T]) -> T:
         self.requests_made += 1
@@ -144,8 +144,8 @@ class ElasticsearchLogSource:
             raise SourceUnavailable(self.name, f"request failed ({_short(exc)})") from exc
 
 
-def _msearch_lines(searches: Sequence[dsl.Search]) -> list[dict]:
-    lines: list[dict] = []
+def _msearch_lines(searches: Sequence[dsl.Search]) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
     for search in searches:
         lines += [{"index": search.index}, search.body]
     return lines
@@ -187,7 +187,7 @@ def _raise_for_item(source: str, response: Any) -> None:
     raise (SourceUnavailable if status == 429 or status >= 500 else QueryRejected)(source, f"HTTP {status}: {reason}")
 
 
-def _level_series(steps: list[dict], step: timedelta) -> dict[str, Series]:
+def _level_series(steps: list[dict[str, Any]], step: timedelta) -> dict[str, Series]:
     """date_histogram buckets [k, k+step) become points at k+step: each step covers (t-step, t]."""
     per_level: dict[str, dict[float, float]] = {}
     for bucket in steps:
@@ -230,7 +230,7 @@ def _parse_sample(source: str, response: Any, fields: LogFields) -> tuple[tuple[
     return tuple(lines), population, skipped, truncated
 
 
-def _hits(source: str, body: Any) -> list:
+def _hits(source: str, body: Any) -> list[Any]:
     try:
         hits = body["hits"]["hits"]
     except (KeyError, TypeError) as exc:
@@ -240,7 +240,7 @@ def _hits(source: str, body: Any) -> list:
     return hits
 
 
-def _field(doc: dict, dotted: str) -> Any:
+def _field(doc: dict[str, Any], dotted: str) -> Any:
     """A field by its dotted name, as an object path (ECS documents) or a flat dotted key."""
     if dotted in doc:
         return doc[dotted]
@@ -263,7 +263,7 @@ def _timestamp(value: Any) -> float:
     return float("nan")
 
 
-def _deploy(doc: dict, fields: LogFields) -> Deploy | None:
+def _deploy(doc: dict[str, Any], fields: LogFields) -> Deploy | None:
     service, version = _field(doc, fields.service), _field(doc, fields.version)
     at = _timestamp(_field(doc, fields.timestamp))
     if not isinstance(service, str) or not isinstance(version, str) or at != at:

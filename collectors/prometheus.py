@@ -13,16 +13,24 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException  # the package does not re-export it
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from releasehealth.collectors.base import without_credentials
-from releasehealth.errors import InvalidResponse, QueryRejected, SourceError, SourceUnavailable
-from releasehealth.model import Query, Series, SourceHealth
+from releasehealth.errors import (
+    InvalidResponse,
+    QueryRejected,
+    SourceError,
+    SourceUnavailable,
+)
+from releasehealth.model import Query, Series
+from releasehealth.verdicts import SourceHealth
 
 MAX_POINTS = 10_000  # Prometheus refuses range queries over 11,000 points per series
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
@@ -67,13 +75,19 @@ class PrometheusMetricSource:
             return self._run(lambda timeout: self._client.custom_query(
                 query.text, params={"time": _unix(query.end)}, timeout=timeout
             ))
-        merged: dict[tuple, list[Series]] = {}
+        if query.start is None or query.end is None:  # a TypeError, as when _chunks compared None, but saying so
+            raise TypeError(f"range query {query.template!r} needs a start and an end")
+        merged: dict[tuple[tuple[str, str], ...], list[Series]] = {}
         for start, end in _chunks(query.start, query.end, query.step):
-            for series in self._run(lambda timeout, s=start, e=end: self._client.custom_query_range(
-                query.text, start_time=s, end_time=e, step=str(int(query.step.total_seconds())), timeout=timeout
-            )):
+            for series in self._run(self._range_call(query.text, start, end, query.step)):
                 merged.setdefault(tuple(sorted(series.labels.items())), []).append(series)
         return [_concatenate(parts) for parts in merged.values()]
+
+    def _range_call(self, text: str, start: datetime, end: datetime, step: timedelta) -> Callable[[float], object]:
+        """The range query over one chunk, as the call of a timeout that `_run` retries."""
+        return lambda timeout: self._client.custom_query_range(
+            text, start_time=start, end_time=end, step=str(int(step.total_seconds())), timeout=timeout
+        )
 
     def check(self) -> SourceHealth:
         started = time.monotonic()
@@ -83,7 +97,7 @@ class PrometheusMetricSource:
             return SourceHealth("prometheus", self.name, False, None, str(exc), datetime.now(UTC))
         return SourceHealth("prometheus", self.name, True, time.monotonic() - started, "", datetime.now(UTC))
 
-    def _run(self, call: Callable[[float], list]) -> list[Series]:
+    def _run(self, call: Callable[[float], object]) -> list[Series]:
         """Call with retries on SourceUnavailable, all within one timeout; convert the result."""
         deadline = time.monotonic() + self._timeout
         for attempt in range(self._retries + 1):
@@ -98,7 +112,7 @@ class PrometheusMetricSource:
                 self._sleep(backoff)
         raise AssertionError("unreachable")
 
-    def _translate(self, call: Callable[[float], list], timeout: float) -> list:
+    def _translate(self, call: Callable[[float], object], timeout: float) -> list[Any]:
         try:
             result = call(timeout)
         except requests.Timeout as exc:
@@ -161,7 +175,7 @@ def _root_cause(exc: BaseException) -> str:
     return str(exc).split(": ", 1)[-1][:200] if str(exc) else exc.__class__.__name__
 
 
-def _to_series(item: dict, source: str) -> Series:
+def _to_series(item: dict[str, Any], source: str) -> Series:
     try:
         labels = {str(k): str(v) for k, v in item["metric"].items()}
         points = item["values"] if "values" in item else [item["value"]]
@@ -175,7 +189,8 @@ def _to_series(item: dict, source: str) -> Series:
 def _chunks(start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, datetime]]:
     """Split (start, end] so no chunk asks for more than MAX_POINTS steps per series."""
     span = step * (MAX_POINTS - 1)
-    chunks, at = [], start
+    chunks: list[tuple[datetime, datetime]] = []
+    at = start
     while at < end:
         chunk_end = min(at + span, end)
         chunks.append((at + step if chunks else at, chunk_end))

@@ -8,7 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from releasehealth.model import Classification, LogEvidence, LogWindowData, MetricVerdict, Series, Timeline, Window
+from releasehealth.model import Classification, LogWindowData, Series, Window
+from releasehealth.verdicts import LogEvidence, MetricVerdict, Timeline
 
 # Scale to the unit people read: a ratio in percent, seconds in milliseconds.
 SCALES = {"ratio": (100.0, "%"), "seconds": (1000.0, "ms")}

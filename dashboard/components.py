@@ -14,12 +14,14 @@ from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 
-from releasehealth.dashboard import charts, tables
-from releasehealth.dashboard.data import TTL_SECONDS, Loaded
 from releasehealth import report
 from releasehealth.config import Catalogue
-from releasehealth.model import Action, Deploy, Evaluation, LogEvidence, Query, SourceHealth, Timeline, Window
+from releasehealth.dashboard import charts, tables
+from releasehealth.dashboard.data import TTL_SECONDS, Loaded
+from releasehealth.format import format_age, format_time
+from releasehealth.model import Action, Deploy, Query, Window
 from releasehealth.serialize import evaluation_to_dict
+from releasehealth.verdicts import Evaluation, LogEvidence, SourceHealth, Timeline
 
 T = TypeVar("T")
 RELEASE_PAGE = "views/release.py"
@@ -132,13 +134,13 @@ def release_picker(evaluations: Sequence[Evaluation]) -> None:
         return
     chosen = st.selectbox(
         "Open a release", list(openable),
-        format_func=lambda s: f"{s} {openable[s].candidate.version} ({openable[s].recommendation.action.value})",
+        format_func=lambda s: f"{s} {_version(openable[s])} ({openable[s].recommendation.action.value})",
     )
     evaluation = openable[chosen]
     release_link, service_link = st.columns(2)
     with release_link:
         st.page_link(
-            RELEASE_PAGE, label=escape_markdown(f"Open {evaluation.service} {evaluation.candidate.version}"),
+            RELEASE_PAGE, label=escape_markdown(f"Open {evaluation.service} {_version(evaluation)}"),
             icon=":material/open_in_new:", query_params=_release_params(evaluation),
         )
     with service_link:
@@ -158,15 +160,19 @@ def attention_links(evaluations: Sequence[Evaluation]) -> None:
         st.page_link(
             RELEASE_PAGE,
             label=escape_markdown(
-                f"Open {evaluation.service} {evaluation.candidate.version} ({evaluation.recommendation.action.value})"
+                f"Open {evaluation.service} {_version(evaluation)} ({evaluation.recommendation.action.value})"
             ),
             icon=":material/error:" if evaluation.recommendation.action is Action.ROLLBACK else ":material/pending:",
             query_params=_release_params(evaluation),
         )
 
 
+def _version(evaluation: Evaluation) -> str:
+    return evaluation.candidate.version if evaluation.candidate else ""
+
+
 def _release_params(evaluation: Evaluation) -> dict[str, str]:
-    return {"service": evaluation.service, "version": evaluation.candidate.version if evaluation.candidate else ""}
+    return {"service": evaluation.service, "version": _version(evaluation)}
 
 
 def _switch_to_release(evaluation: Evaluation) -> NoReturn:
@@ -187,7 +193,7 @@ def select_param(
     first option (the configured default) stays out of the URL until someone picks another.
     """
     requested = st.query_params.get(param) or None
-    if requested in options:
+    if requested is not None and requested in options:
         index: int | None = list(options).index(requested)
     else:
         index = 0 if requested is None and default_first and options else None
@@ -247,7 +253,7 @@ def summary(evaluation: Evaluation) -> None:
     st.dataframe(tables.release_table(evaluation), hide_index=True)
     st.caption(
         escape_markdown(
-            f"Baseline policy: {evaluation.policy.value}. Evaluated at {tables.format_time(evaluation.evaluated_at)}."
+            f"Baseline policy: {evaluation.policy.value}. Evaluated at {format_time(evaluation.evaluated_at)}."
         )
     )
 
@@ -363,8 +369,8 @@ def queries(ran: Sequence[Query]) -> None:
 
 def _query_caption(query: Query) -> str:
     if query.start is None:
-        return f"{query.template}: instant query at {tables.format_time(query.end)} on {query.source}"
-    span = f"{tables.format_time(query.start)} → {tables.format_time(query.end)}"
+        return f"{query.template}: instant query at {format_time(query.end)} on {query.source}"
+    span = f"{format_time(query.start)} → {format_time(query.end)}"
     if query.step is None:
         # A PromQL instant query's lookback, or an Elasticsearch search's range: both cover the span.
         return f"{query.template}: covers {span}, on {query.source}"
@@ -383,11 +389,11 @@ def download(evaluation: Evaluation, catalogue: Catalogue) -> None:
         file_name=f"{name}.json", mime="application/json", on_click="ignore", icon=":material/download:",
     )
     html_column.download_button(
-        "Report (HTML)", lambda: report.render_html(evaluation_to_dict(evaluation), fingerprint),
+        "Report (HTML)", lambda: report.render_html(evaluation, fingerprint),
         file_name=f"{name}.html", mime="text/html", on_click="ignore", icon=":material/description:",
     )
     markdown_column.download_button(
-        "Report (Markdown)", lambda: report.render_markdown(evaluation_to_dict(evaluation), fingerprint),
+        "Report (Markdown)", lambda: report.render_markdown(evaluation, fingerprint),
         file_name=f"{name}.md", mime="text/markdown", on_click="ignore", icon=":material/article:",
     )
 
@@ -455,11 +461,11 @@ def timeline(loaded: Loaded[Timeline]) -> None:
         st.warning(_markdown_lines(error), icon=":material/warning:")
     figure = charts.timeline_figure(line)
     if figure is None:
-        st.info(escape_markdown(f"No traffic of {line.service} in the last {tables.format_age(line.end - line.start)}."))
+        st.info(escape_markdown(f"No traffic of {line.service} in the last {format_age(line.end - line.start)}."))
     else:
         st.plotly_chart(figure, key="service-timeline")
     st.caption(escape_markdown(
-        f"{tables.format_time(line.start)} → {tables.format_time(line.end)}, one point per "
+        f"{format_time(line.start)} → {format_time(line.end)}, one point per "
         f"{line.step.total_seconds() / 60:g} min; dashed lines are deploys."
     ))
     queries(line.queries)

@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import streamlit as st
 
-from releasehealth import analysis, config
-from releasehealth.analysis import Progress, Sources
+from releasehealth import config, wiring
 from releasehealth.config import Catalogue
+from releasehealth.deploys import deploys_of
 from releasehealth.errors import ConfigError, ReleaseHealthError
-from releasehealth.model import BaselinePolicy, Deploy, Evaluation, SourceHealth, Timeline
-from releasehealth.store import Store
+from releasehealth.evaluate import (
+    Progress,
+    evaluate_fleet,
+    evaluate_release,
+    evaluate_releases,
+)
+from releasehealth.model import Deploy
+from releasehealth.simulator import demo
+from releasehealth.timeline import timeline as service_timeline
+from releasehealth.verdicts import Evaluation, SourceHealth, Timeline
+from releasehealth.wiring import Wiring
 
 TTL_SECONDS = 60
 HEALTH_TTL_SECONDS = 15  # shorter: the Sources page is where people look while a source recovers
 TRUE = frozenset({"1", "true", "yes", "on"})
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True)
-class Loaded(Generic[T]):
+class Loaded(Generic[T_co]):
     """A loader's answer: the value, or the message of the error that prevented it."""
 
-    value: T | None = None
+    value: T_co | None = None
     error: str = ""
 
 
@@ -41,6 +50,7 @@ class Settings:
     seed: str
     config_path: str
     demo_end: str = ""  # ISO time the demo fleet's history ends at (release-health --demo-end); empty: now
+    store_url: str = ""  # the history store instead of the config's (release-health --store); empty: the config's
 
 
 def settings() -> Settings:
@@ -50,6 +60,7 @@ def settings() -> Settings:
         seed=env.get("RELEASE_HEALTH_SEED", "7"),
         config_path=env.get("RELEASE_HEALTH_CONFIG", config.DEFAULT_PATH),
         demo_end=env.get("RELEASE_HEALTH_DEMO_END", "").strip(),
+        store_url=env.get("RELEASE_HEALTH_STORE", "").strip(),
     )
 
 
@@ -61,7 +72,7 @@ def describe() -> str:
 
 def catalogue() -> Loaded[Catalogue]:
     opened = _open(settings())
-    return Loaded(error=opened.error) if opened.value is None else Loaded(opened.value[0])
+    return Loaded(error=opened.error) if opened.value is None else Loaded(opened.value.catalogue)
 
 
 def fleet(progress: Progress = None) -> Loaded[list[Evaluation]]:
@@ -121,40 +132,35 @@ def _end(text: str) -> datetime | None:
 # Simulated once per process (its history ends when the dashboard starts, or at --demo-end), so its
 # numbers stay put while people click around; Refresh does not re-simulate it.
 @st.cache_resource(show_spinner="Simulating the demo fleet…")
-def _demo(seed: int, end: datetime | None = None) -> tuple[Catalogue, Sources]:
-    demo_catalogue, sources, _ = analysis.demo(seed=seed, end=end)
-    return demo_catalogue, sources
+def _demo(seed: int, end: datetime | None, store: str) -> demo.Demo:
+    return demo.build(seed, end, store=store or None)
 
 
-@st.cache_resource(ttl=TTL_SECONDS, show_spinner=False)
-def _store(url: str, password_env: str | None) -> Store:
-    return Store(url, password=config.store_password(password_env, "store.password_env"))
-
-
-def _connect(current: Settings) -> tuple[Catalogue, Sources]:
+def _connect(current: Settings) -> Wiring:
+    """The one wiring every front end uses: the dashboard reads the store, the recorded deploys and the
+    not-a-risk marks the CLI and the API read (the demo's too: its store per seed)."""
     if current.demo:
-        return _demo(_seed(current.seed), _end(current.demo_end))
-    loaded = config.load(current.config_path)
-    return loaded, analysis.connect(loaded)
+        return _demo(_seed(current.seed), _end(current.demo_end), current.store_url).wire()
+    return wiring.from_file(current.config_path, store_url=current.store_url or None)
 
 
 # A resource, not data: the sources hold HTTP sessions (or the simulated fleet) that must not be copied.
 @st.cache_resource(ttl=TTL_SECONDS, show_spinner=False)
-def _open(current: Settings) -> Loaded[tuple[Catalogue, Sources]]:
+def _open(current: Settings) -> Loaded[Wiring]:
     try:
         return Loaded(_connect(current))
     except ReleaseHealthError as exc:
         return Loaded(error=str(exc))
 
 
-def _run(current: Settings, call: Callable[[Catalogue, Sources], T]) -> Loaded[T]:
-    """Call with the catalogue and sources; our errors become the answer, so failures are cached too
-    (a source that is down costs one timeout per TTL, not one per click)."""
+def _run(current: Settings, call: Callable[[Wiring], T]) -> Loaded[T]:
+    """Call with the opened wiring; our errors become the answer, so failures are cached too (a source
+    that is down costs one timeout per TTL, not one per click)."""
     opened = _open(current)
     if opened.value is None:
         return Loaded(error=opened.error)
     try:
-        return Loaded(call(*opened.value))
+        return Loaded(call(opened.value))
     except ReleaseHealthError as exc:
         return Loaded(error=str(exc))
 
@@ -162,38 +168,35 @@ def _run(current: Settings, call: Callable[[Catalogue, Sources], T]) -> Loaded[T
 # The pages show progress in an st.status; `_progress` (not part of the cache key) updates it.
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def _fleet(current: Settings, _progress: Progress = None) -> Loaded[list[Evaluation]]:
-    return _run(current, lambda c, s: analysis.evaluate_fleet(c, s, progress=_progress))
+    return _run(current, lambda w: evaluate_fleet(w.sources, w.catalogue.services, w.catalogue.policy, progress=_progress))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def _release(
     current: Settings, service: str, version: str | None, baseline: str | None, _progress: Progress = None
 ) -> Loaded[Evaluation]:
-    def evaluate(catalogue: Catalogue, sources: Sources) -> Evaluation:
-        chosen = config.with_baseline(catalogue, baseline) if baseline else catalogue
-        if chosen.policy.baseline is BaselinePolicy.LAST_GOOD and sources.store is None and chosen.store_url:
-            # Only this baseline reads the history store: the dashboard opens it when asked for it.
-            sources = dataclasses.replace(sources, store=_store(chosen.store_url, chosen.store_password_env))
-        return analysis.evaluate(chosen, sources, service, version, progress=_progress)
+    def evaluate(w: Wiring) -> Evaluation:
+        policy = config.with_baseline(w.catalogue.policy, baseline) if baseline else w.catalogue.policy
+        return evaluate_release(w.sources, w.catalogue.service(service), policy, version, progress=_progress)
 
     return _run(current, evaluate)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the service's last day…")
 def _timeline(current: Settings, service: str) -> Loaded[Timeline]:
-    return _run(current, lambda c, s: analysis.timeline(c, s, service))
+    return _run(current, lambda w: service_timeline(w.sources, w.catalogue.service(service), w.catalogue.policy))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def _deploys(current: Settings, service: str) -> Loaded[list[Deploy]]:
-    return _run(current, lambda c, s: analysis.list_deploys(c, s, service))
+    return _run(current, lambda w: deploys_of(w.sources, w.catalogue.service(service), w.catalogue.policy, datetime.now(UTC)))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating every release of the service…")
 def _releases(current: Settings, service: str) -> Loaded[list[Evaluation]]:
-    return _run(current, lambda c, s: analysis.evaluate_releases(c, s, service))
+    return _run(current, lambda w: evaluate_releases(w.sources, w.catalogue.service(service), w.catalogue.policy))
 
 
 @st.cache_data(ttl=HEALTH_TTL_SECONDS, show_spinner="Checking the sources…")
 def _health(current: Settings) -> Loaded[list[SourceHealth]]:
-    return _run(current, lambda _, s: analysis.check_sources(s))
+    return _run(current, lambda w: w.sources.health())

@@ -2,59 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from releasehealth.format import change_text, format_value
-from releasehealth.model import (
-    Action,
-    BaselinePolicy,
-    Evaluation,
-    LogEvidence,
-    LogSignature,
-    LogWindowData,
-    MetricVerdict,
-    Policy,
-    SignatureStatus,
-    SourceHealth,
-    Window,
-)
+from releasehealth.format import NONE, change_text, format_age, format_p_value, format_time, format_value, format_window
+from releasehealth.model import Action, BaselinePolicy, LogWindowData, Policy, SignatureStatus
+from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
 # Riskiest first: what the on-call engineer must look at before anything else.
 RISK_ORDER = {Action.ROLLBACK: 0, Action.INCONCLUSIVE: 1, Action.HOLD: 2, Action.PROMOTE: 3}
-NONE = "–"
-
-
-def format_p_value(p_value: float | None) -> str:
-    return NONE if p_value is None or math.isnan(p_value) else f"{p_value:.2g}"
-
-
-def format_age(age: timedelta) -> str:
-    minutes = int(age.total_seconds() // 60)
-    if minutes < 1:
-        return "<1 min"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} d {hours % 24} h"
-
-
-def format_time(at: datetime | None) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else NONE
-
-
-def format_window(window: Window | None) -> str:
-    if window is None:
-        return NONE
-    return f"{format_time(window.start)} → {window.end.astimezone(UTC):%H:%M} ({format_age(window.duration)})"
 
 
 def format_score(evaluation: Evaluation) -> str:
@@ -218,11 +179,11 @@ def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
 
 def score_history(evaluations: Sequence[Evaluation]) -> tuple[list[str], list[float | None], list[str]]:
     """(versions, scores, actions) of a service's releases, oldest first, for the score chart."""
-    ordered = sorted((e for e in evaluations if e.candidate), key=lambda e: e.candidate.started_at)
+    ordered = sorted(((e, e.candidate) for e in evaluations if e.candidate), key=lambda pair: pair[1].started_at)
     return (
-        [e.candidate.version for e in ordered],
-        [_score(e) for e in ordered],
-        [e.recommendation.action.value for e in ordered],
+        [candidate.version for _, candidate in ordered],
+        [_score(e) for e, _ in ordered],
+        [e.recommendation.action.value for e, _ in ordered],
     )
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from releasehealth.errors import TemplateError
 from releasehealth.model import LogFields, Window
@@ -61,7 +62,7 @@ def _millis(at: datetime) -> int:
     return int(round(at.timestamp() * 1000))
 
 
-def window_filter(fields: LogFields, key: WindowKey) -> dict:
+def window_filter(fields: LogFields, key: WindowKey) -> dict[str, Any]:
     """The documents of one version of one service with start <= @timestamp < end; without a version
     (a service whose metrics carry none, judged by time), every document of the service in the window."""
     version = [{"term": {fields.version: key.version}}] if key.version else []
@@ -76,7 +77,7 @@ def window_filter(fields: LogFields, key: WindowKey) -> dict:
     }
 
 
-def counts_body(fields: LogFields, keys: Sequence[WindowKey], step: timedelta) -> dict:
+def counts_body(fields: LogFields, keys: Sequence[WindowKey], step: timedelta) -> dict[str, Any]:
     """One search counting, for every window at once, lines per level per step and lines per error type."""
     interval = f"{int(step.total_seconds())}s"
     per_window = {
@@ -94,7 +95,7 @@ def counts_body(fields: LogFields, keys: Sequence[WindowKey], step: timedelta) -
     }
 
 
-def sample_body(fields: LogFields, key: WindowKey, size: int) -> dict:
+def sample_body(fields: LogFields, key: WindowKey, size: int) -> dict[str, Any]:
     """Up to `size` error and warn lines of one window, spread over it.
 
     Sorting by trace id, a random identifier, draws a uniform sample of the window in one search (the
@@ -112,7 +113,7 @@ def sample_body(fields: LogFields, key: WindowKey, size: int) -> dict:
     }
 
 
-def deploy_events_body(fields: LogFields, services: Sequence[str], start: datetime, end: datetime, size: int) -> dict:
+def deploy_events_body(fields: LogFields, services: Sequence[str], start: datetime, end: datetime, size: int) -> dict[str, Any]:
     """Deploy events (service, version, @timestamp, commit) of `services` between start and end."""
     return {
         "size": size,
@@ -129,11 +130,11 @@ def deploy_events_body(fields: LogFields, services: Sequence[str], start: dateti
     }
 
 
-def _any_service(fields: LogFields, keys: Sequence[WindowKey]) -> dict:
+def _any_service(fields: LogFields, keys: Sequence[WindowKey]) -> dict[str, Any]:
     return {"terms": {fields.service: sorted({k.service for k in keys})}}
 
 
-def _span(fields: LogFields, keys: Sequence[WindowKey]) -> dict:
+def _span(fields: LogFields, keys: Sequence[WindowKey]) -> dict[str, Any]:
     start = min(k.window.start for k in keys)
     end = max(k.window.end for k in keys)
     return {"range": {fields.timestamp: {"gte": _millis(start), "lt": _millis(end)}}}
@@ -144,7 +145,7 @@ class Search:
     """One search of a multi-search: where it reads, what it asks, and what it is for."""
 
     index: str
-    body: dict
+    body: dict[str, Any]
     kind: str  # "counts" or "sample"
 
 
@@ -165,6 +166,6 @@ def show_searches(searches: Sequence[Search]) -> str:
     return "GET _msearch\n" + "\n".join(lines)
 
 
-def show(index: str, body: dict) -> str:
+def show(index: str, body: dict[str, Any]) -> str:
     """The request as Kibana's Dev Tools would show it: copyable."""
     return f"GET {index}/_search\n{json.dumps(body)}"

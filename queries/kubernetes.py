@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from releasehealth.queries import promql
 from releasehealth.model import KubernetesSettings, LabelNames, Query
+from releasehealth.queries import promql
 
 # Mesh sidecars and their init containers: their image tag is the mesh's version, not the service's.
 SIDECARS = ("istio-proxy", "istio-init", "istio-validation", "linkerd-proxy", "linkerd-init", "linkerd-network-validator")

@@ -9,22 +9,15 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import promql_parser
+
 from releasehealth.errors import TemplateError
-from releasehealth.model import LabelNames, Query
+from releasehealth.model import LabelNames, Query, Service
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_DURATION_UNITS = {
-    "ms": timedelta(milliseconds=1),
-    "s": timedelta(seconds=1),
-    "m": timedelta(minutes=1),
-    "h": timedelta(hours=1),
-    "d": timedelta(days=1),
-    "w": timedelta(weeks=1),
-    "y": timedelta(days=365),
-}
 # RE2 metacharacters; escaping them makes a regex matcher match the literal value only.
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 
@@ -89,64 +82,62 @@ def template_variables(template: str) -> set[str]:
     return set(string.Template(template).get_identifiers())
 
 
-def parse_duration(text: str) -> timedelta:
-    """Return the timedelta of a Prometheus duration such as "30s", "5m", "1h30m"; raise ValueError."""
-    text = text.strip()
-    parts = _DURATION.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r} (expected e.g. 30s, 5m, 1h30m, 7d)")
-    return sum((int(n) * _DURATION_UNITS[u] for n, u in parts), timedelta())
-
-
 def format_duration(delta: timedelta) -> str:
-    """Return `delta` as a Prometheus duration ("90s" -> "1m30s"); whole seconds only."""
-    seconds = int(delta.total_seconds())
-    if seconds <= 0 or seconds != delta.total_seconds():
+    """Return `delta` as a Prometheus duration ("90s" -> "1m30s", promql-parser's spelling); whole seconds
+    only, as range selectors and steps are."""
+    seconds = delta.total_seconds()
+    if seconds <= 0 or seconds != int(seconds):
         raise TemplateError(f"duration must be a positive whole number of seconds, got {delta}")
-    out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            out.append(f"{count}{unit}")
-    return "".join(out)
+    return str(promql_parser.display_duration(delta))
 
 
-def build_query(
-    template_name: str,
-    template: str,
-    services: Sequence[str],
-    labels: LabelNames,
-    *,
-    extra: Sequence[tuple[str, str]] = (),
-    step: timedelta,
-    start: datetime,
-    end: datetime,
-    lookback: timedelta | None = None,
-    instant: bool = False,
-    source: str = "",
-    join: str = "",
-) -> Query:
-    """Return the Query for one template over `services`, grouped by their service and version labels
-    (the service label alone when the metrics carry no version).
+def metric_names(template: str) -> list[str]:
+    """The metric names a template selects with the service's matchers (`name{${selector}...}`): what a
+    "no data for preset X: expected metric Y" names."""
+    return list(dict.fromkeys(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{\$\{selector\}", template)))
 
-    A range query covers (start, end] at `step`; an instant query is evaluated at `end` and looks back
-    `lookback` (its `start` is end - lookback, for display).
-    """
-    variables = {
-        "by": ", ".join(check_label_name(name) for name in labels.by),
-        "selector": selector(labels.service, services, extra),
-        "step": format_duration(step),
-        "lookback": format_duration(lookback or step),
-        "join": join,  # a pod join giving each raw series its version (queries.kubernetes.pod_join), or nothing
-    }
-    text = render(template_name, template, variables)
-    return Query(
-        template=template_name,
-        text=text,
-        services=tuple(services),
-        labels=labels,
-        source=source,
-        start=end - lookback if instant and lookback else start,
-        end=end,
-        step=None if instant else step,
-    )
+
+@dataclass(frozen=True)
+class QueryGroup:
+    """Services whose queries are one: the same service and version labels, the same extra matchers, the
+    same pod join, on the same source. Renders any template for any of them; services of one group are
+    fetched together, one query per template (and per span), never one per service."""
+
+    labels: LabelNames
+    selector: tuple[tuple[str, str], ...] = ()  # exact matchers added for every service
+    join: str = ""  # what ${join} renders to: a pod join giving each raw series its version (queries.kubernetes.pod_join)
+    source: str = ""  # shown with every query: the URL it runs against
+
+    @classmethod
+    def of(cls, service: Service, source: str) -> QueryGroup:
+        return cls(service.labels, service.selector, service.join, source)
+
+    def range(
+        self, name: str, template: str, services: Sequence[str], *, start: datetime, end: datetime, step: timedelta
+    ) -> Query:
+        """A range query over (start, end] at `step`, grouped by the service and version labels (the service
+        label alone when the metrics carry no version)."""
+        text = render(name, template, self._variables(services, step, step))
+        return Query(
+            template=name, text=text, services=tuple(services), labels=self.labels, source=self.source,
+            start=start, end=end, step=step,
+        )
+
+    def instant(
+        self, name: str, template: str, services: Sequence[str], *, end: datetime, lookback: timedelta, step: timedelta
+    ) -> Query:
+        """An instant query evaluated at `end`, looking back `lookback` (its `start` is end - lookback, shown)."""
+        text = render(name, template, self._variables(services, step, lookback))
+        return Query(
+            template=name, text=text, services=tuple(services), labels=self.labels, source=self.source,
+            start=end - lookback, end=end, step=None,
+        )
+
+    def _variables(self, services: Sequence[str], step: timedelta, lookback: timedelta) -> dict[str, str]:
+        return {
+            "by": ", ".join(check_label_name(name) for name in self.labels.by),
+            "selector": selector(self.labels.service, services, self.selector),
+            "step": format_duration(step),
+            "lookback": format_duration(lookback),
+            "join": self.join,
+        }

@@ -1,8 +1,8 @@
-"""The HTTP API for pipelines: a thin FastAPI shell over analysis and the history store.
+"""The HTTP API for pipelines: a thin FastAPI shell over releasehealth.evaluate and the history store.
 
     GET  /api/v1/services                                          every service, its team, its latest stored verdict
     GET  /api/v1/services/{service}/releases/{version}/verdict     evaluate (answers cached TTL_SECONDS), save, answer
-    GET  /api/v1/services/{service}/releases/{version}/gate        the same; 200 for a final PROMOTE, 412 otherwise
+    GET  /api/v1/services/{service}/releases/{version}/gate        the same, spending alpha across polls; 200 for a final PROMOTE, 412 otherwise
     POST /api/v1/services/{service}/releases/{version}/gate        the same, for Flagger (its webhooks POST)
     POST /api/v1/deploys                                           record a deploy (bearer token from api.token_env)
     GET  /metrics                                                  the latest stored verdicts, Prometheus text format
@@ -12,6 +12,8 @@ Our exceptions become HTTP answers in one place (`ERROR_STATUS`, `_error`): unkn
 404, a source or the store failing 503, anything else 500 with a message and never a traceback.
 An Argo Rollouts web metric reads the verdict (`successCondition: result.action == "PROMOTE" && result.final`);
 a Flagger webhook calls the gate, which passes only a PROMOTE made on the whole window (`gate.is_final`).
+The gate is polled, like `release-health gate` re-checks: it spends alpha across its checks the same way
+(policy.check_interval, or one check per cache lifetime), so polling does not inflate false rollbacks.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -38,23 +40,33 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from releasehealth import __version__, analysis
-from releasehealth.config import Catalogue
-from releasehealth.errors import ConfigError, NotFoundError, ReleaseHealthError, SourceError
-from releasehealth.gate import is_final
-from releasehealth.model import Action, Classification, Deploy, DeploySourceKind, Evaluation
+from releasehealth import __version__
+from releasehealth.errors import (
+    ConfigError,
+    NotFoundError,
+    ReleaseHealthError,
+    SourceError,
+)
+from releasehealth.evaluate import evaluate_release
+from releasehealth.exposition import EXPOSITION, exposition
+from releasehealth.gate import gated_policy, is_final
+from releasehealth.model import Action, Classification, Deploy, DeploySourceKind
 from releasehealth.serialize import evaluation_to_dict
 from releasehealth.store import StoredEvaluation, StoreError
+from releasehealth.verdicts import Evaluation
+from releasehealth.wiring import Wiring
 
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 60.0  # like the dashboard's cache: pipelines polling a verdict re-query the sources once a minute
+# The gate evaluates a release at most once per cached answer: that is its check interval for spending alpha
+# (when the policy sets none); polls further apart spend less than they could, never more.
+GATE_INTERVAL = timedelta(seconds=TTL_SECONDS)
 # Evaluations running at once (in worker threads); more wait. Keeps threads free for the cheap endpoints
 # and the sources from a burst of queries when many pipelines poll new releases together.
 EVALUATIONS_AT_ONCE = 4
 # A version may hold a "/" (feature/login-2, a branch name), sent as %2F: the path convertor keeps it whole.
 RELEASE = "/api/v1/services/{service}/releases/{version:path}"
-EXPOSITION = "text/plain; version=0.0.4"
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404),
     (SourceError, 503),
@@ -206,10 +218,10 @@ class VerdictCache:
         self.ttl = ttl
         self._clock = clock
         self._limiter = anyio.CapacityLimiter(at_once)
-        self._answers: dict[tuple[str, str], tuple[float, Answer]] = {}
-        self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+        self._answers: dict[tuple[str, str, bool], tuple[float, Answer]] = {}
+        self._pending: dict[tuple[str, str, bool], asyncio.Future[Answer]] = {}
 
-    async def get(self, key: tuple[str, str], compute: Callable[[], Answer]) -> Answer:
+    async def get(self, key: tuple[str, str, bool], compute: Callable[[], Answer]) -> Answer:
         hit = self._answers.get(key)
         if hit is not None and hit[0] > self._clock():
             return hit[1]
@@ -225,7 +237,7 @@ class VerdictCache:
         self._answers = {k: v for k, v in self._answers.items() if k[0] != service}
         self._pending = {k: v for k, v in self._pending.items() if k[0] != service}
 
-    def _settle(self, key: tuple[str, str], task: asyncio.Future[Answer]) -> None:
+    def _settle(self, key: tuple[str, str, bool], task: asyncio.Future[Answer]) -> None:
         if self._pending.get(key) is not task:
             return  # forgotten while it ran: its answer may predate the change
         del self._pending[key]
@@ -236,64 +248,17 @@ class VerdictCache:
         self._answers[key] = (now + self.ttl, task.result())
 
 
-# ---- the exposition of /metrics ---------------------------------------------------------------------
-
-
-def label_value(value: str) -> str:
-    """A label value escaped for the text exposition format: backslash, double quote, line feed."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _sample(name: str, labels: Mapping[str, str], value: float) -> str:
-    inner = ",".join(f'{key}="{label_value(text)}"' for key, text in labels.items())
-    return f"{name}{{{inner}}} {value!r}" if isinstance(value, float) else f"{name}{{{inner}}} {value}"
-
-
-HELP = {
-    "release_health_score": "Score (0-100) of the latest evaluated release of each service.",
-    "release_health_verdict": "1 for the recommended action of the latest evaluated release, 0 for the other actions.",
-    "release_health_metric_classification": "1 for each metric's classification in the latest evaluation.",
-    "release_health_evaluated_timestamp_seconds": "When the latest evaluation was made (Unix time).",
-}
-
-
-def exposition(stored: Iterable[StoredEvaluation]) -> str:
-    """The latest evaluation of each service as Prometheus text (version 0.0.4): its score, its action
-    (1 for the current one, 0 for the others, so alerts can match either), each metric's classification."""
-    samples: dict[str, list[str]] = {name: [] for name in HELP}
-    for s in stored:
-        release = {"service": s.service, "version": s.version}
-        if s.score is not None and math.isfinite(s.score):
-            samples["release_health_score"].append(_sample("release_health_score", release, float(s.score)))
-        samples["release_health_verdict"] += [
-            _sample("release_health_verdict", release | {"action": a.value}, int(a is s.action)) for a in Action
-        ]
-        samples["release_health_metric_classification"] += [
-            _sample(
-                "release_health_metric_classification",
-                release | {"metric": str(v.get("metric", "")), "classification": str(v.get("classification", ""))}, 1,
-            )
-            for v in s.document.get("verdicts", [])
-        ]
-        samples["release_health_evaluated_timestamp_seconds"].append(
-            _sample("release_health_evaluated_timestamp_seconds", release, s.evaluated_at.timestamp())
-        )
-    lines = [
-        line for name, text in HELP.items() for line in (f"# HELP {name} {text}", f"# TYPE {name} gauge", *samples[name])
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # ---- the application --------------------------------------------------------------------------------
 
 
-def create_app(catalogue: Catalogue, sources: analysis.Sources, environ: Mapping[str, str] | None = None) -> FastAPI:
-    """The API over `catalogue` and `sources` (which must hold an open store). The deploy token is read
-    now from the environment variable `catalogue.api_token_env` (of `environ`, default os.environ)."""
+def create_app(wired: Wiring, environ: Mapping[str, str] | None = None) -> FastAPI:
+    """The API over a wiring whose store is open. The deploy token is read now from the environment
+    variable the catalogue's api.token_env names (of `environ`, default os.environ)."""
+    catalogue, sources = wired.catalogue, wired.sources
     store = sources.store
     if store is None:
         raise ConfigError(catalogue.path, ["the API needs the history store (store.url)"])
-    variable = catalogue.api_token_env
+    variable = catalogue.api.token_env
     token = (os.environ if environ is None else environ).get(variable) or None
     if token is None:
         log.warning("POST /api/v1/deploys refuses every request: set the environment variable %s to a token", variable)
@@ -314,14 +279,17 @@ def create_app(catalogue: Catalogue, sources: analysis.Sources, environ: Mapping
         except NotFoundError as exc:
             raise UnknownService(str(exc), [s.name for s in catalogue.services]) from None
 
-    def judge(service: str, version: str) -> Answer:
-        evaluation = analysis.evaluate(catalogue, sources, service, version)
-        store.save_evaluation(evaluation)
-        return answer(evaluation, catalogue.policy.window)
+    gate_policy = gated_policy(catalogue.policy, GATE_INTERVAL)
 
-    async def verdict_of(service: str, version: str) -> Answer:
+    def judge(service: str, version: str, gated: bool) -> Answer:
+        policy = gate_policy if gated else catalogue.policy
+        evaluation = evaluate_release(sources, catalogue.service(service), policy, version)
+        store.save_evaluation(evaluation)
+        return answer(evaluation, policy.window)
+
+    async def verdict_of(service: str, version: str, gated: bool = False) -> Answer:
         known(service)
-        return await answers.get((service, version), lambda: judge(service, version))
+        return await answers.get((service, version, gated), lambda: judge(service, version, gated))
 
     @app.get("/api/v1/services", response_model=ServiceList, responses={503: ERRORS[503]})
     def list_services() -> ServiceList:
@@ -341,7 +309,7 @@ def create_app(catalogue: Catalogue, sources: analysis.Sources, environ: Mapping
     async def gate(service: ServicePath, version: VersionPath) -> Response:
         """The verdict, with 200 only for a PROMOTE made on the whole window and 412 otherwise. POST is
         for Flagger, whose webhooks POST (the body they send is ignored)."""
-        found = await verdict_of(service, version)
+        found = await verdict_of(service, version, gated=True)
         return Response(found.body, status_code=200 if found.passes else 412, media_type="application/json")
 
     @app.post(
@@ -382,9 +350,9 @@ def create_app(catalogue: Catalogue, sources: analysis.Sources, environ: Mapping
     return app
 
 
-def serve(catalogue: Catalogue, sources: analysis.Sources, host: str, port: int) -> None:
+def serve(wired: Wiring, host: str, port: int) -> None:
     """Serve the API in this process until interrupted."""
-    uvicorn.run(create_app(catalogue, sources), host=host, port=port, workers=1)
+    uvicorn.run(create_app(wired), host=host, port=port, workers=1)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------

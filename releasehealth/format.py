@@ -1,11 +1,14 @@
-"""Human-readable numbers for reasons and front ends: ratios in percent, seconds in milliseconds, bytes
-in MiB or GiB."""
+"""All presentation of numbers, units, percentages, durations and times, for reasons and every front end
+(CLI, dashboard, reports): ratios in percent, seconds in milliseconds, bytes in MiB or GiB, times in UTC."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
-from releasehealth.model import Tolerance
+from releasehealth.model import Tolerance, Window
+
+NONE = "–"  # a value that is not there, in tables
 
 
 def format_value(value: float | None, unit: str, sign: bool = False) -> str:
@@ -48,3 +51,74 @@ def tolerance_text(tolerance: Tolerance, unit: str) -> str:
 
 def p_text(p_value: float) -> str:
     return f"p={p_value:.2g}"
+
+
+def format_p_value(p_value: float | None) -> str:
+    return NONE if p_value is None or math.isnan(p_value) else f"{p_value:.2g}"
+
+
+def per_thousand(rate: float | None) -> str:
+    """A rate per 1,000 requests (or log lines), as the CLI prints signature rates."""
+    return "-" if rate is None else f"{rate:.2f}"
+
+
+def significant(value: float | None, unit: str = "") -> str:
+    """A number as a report shows it: 6 significant digits, '-' for none, inf kept; the unit appended."""
+    if value is None:
+        return "-"
+    text = f"{value:.6g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return f"{text} {unit}".strip() if unit else text
+
+
+def signed_percent(change: float | None) -> str:
+    """A relative change as a report shows it: +12.3%, inf for a rise from zero, '-' for none."""
+    if change is None or math.isnan(change):
+        return "-"
+    if math.isinf(change):
+        return "inf" if change > 0 else "-inf"
+    return f"{change * 100:+.1f}%"
+
+
+def duration_text(delta: timedelta) -> str:
+    """A duration for people: "7 d", "2 h", "30 min"."""
+    minutes = delta.total_seconds() / 60
+    if minutes >= 1440 and minutes % 1440 == 0:
+        return f"{minutes / 1440:.0f} d"
+    if minutes >= 120:
+        return f"{minutes / 60:g} h"
+    return f"{minutes:.0f} min"
+
+
+def format_age(age: timedelta) -> str:
+    """How long ago: "<1 min", "42 min", "5 h 07 min", "3 d 4 h"."""
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 1:
+        return "<1 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def format_time(at: datetime | None) -> str:
+    """A time to the minute, in UTC: 2026-12-07 14:05 UTC."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else NONE
+
+
+def format_window(window: Window | None) -> str:
+    """A window as its start to the minute, its end's time of day, and its length."""
+    if window is None:
+        return NONE
+    return f"{format_time(window.start)} → {window.end.astimezone(UTC):%H:%M} ({format_age(window.duration)})"
+
+
+def format_seconds(at: datetime | None) -> str:
+    """A time to the second, without its zone (the CLI says UTC in its headings): 2026-12-07 14:05:09."""
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def iso_time(at: datetime | None) -> str:
+    """A time as ISO 8601, as the stored document keeps it ('-' for none)."""
+    return at.isoformat() if at else "-"

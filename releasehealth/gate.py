@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from releasehealth import analysis
-from releasehealth.config import Catalogue
-from releasehealth.model import Action, Evaluation
+from releasehealth.evaluate import evaluate_release
+from releasehealth.model import Action, Policy, Service
+from releasehealth.sources import Sources
+from releasehealth.verdicts import Evaluation
 
 Clock = Callable[[], datetime]
 
@@ -32,11 +33,11 @@ class GateResult:
     stopped: str
 
 
-def gated_catalogue(catalogue: Catalogue, interval: timedelta) -> Catalogue:
-    """The catalogue whose policy spends alpha across checks every `interval` (unless configured)."""
-    if catalogue.policy.check_interval:
-        return catalogue
-    return dataclasses.replace(catalogue, policy=dataclasses.replace(catalogue.policy, check_interval=interval))
+def gated_policy(policy: Policy, interval: timedelta) -> Policy:
+    """The policy spending alpha across checks every `interval` (unless one is configured)."""
+    if policy.check_interval:
+        return policy
+    return dataclasses.replace(policy, check_interval=interval)
 
 
 def is_final(evaluation: Evaluation, window: timedelta) -> bool:
@@ -63,9 +64,9 @@ def _unfinished(evaluation: Evaluation, window: timedelta) -> Evaluation:
 
 
 def run(
-    catalogue: Catalogue,
-    sources: analysis.Sources,
-    service: str,
+    sources: Sources,
+    service: Service,
+    policy: Policy,
     version: str,
     wait: timedelta,
     interval: timedelta,
@@ -75,18 +76,18 @@ def run(
     report: Callable[[int, Evaluation], None] = lambda n, e: None,
 ) -> GateResult:
     """Evaluate `service` `version` every `interval` until final or `wait` has passed."""
-    gated = gated_catalogue(catalogue, interval)
+    gated = gated_policy(policy, interval)
     deadline = clock() + wait
     checks = 0
     while True:
-        evaluation = analysis.evaluate(gated, sources, service, version, now=clock())
+        evaluation = evaluate_release(sources, service, gated, version, now=clock())
         checks += 1
         if sources.store is not None:
             sources.store.save_evaluation(evaluation)
         report(checks, evaluation)
-        if is_final(evaluation, gated.policy.window):
+        if is_final(evaluation, gated.window):
             return GateResult(evaluation, checks, "final")
         remaining = (deadline - clock()).total_seconds()
         if remaining <= 0:
-            return GateResult(_unfinished(evaluation, gated.policy.window), checks, "timeout")
+            return GateResult(_unfinished(evaluation, gated.window), checks, "timeout")
         sleep(min(interval.total_seconds(), remaining))

@@ -1,12 +1,28 @@
-"""Core types shared by every layer: frozen dataclasses and closed outcome sets (StrEnums)."""
+"""Core types shared by every layer: closed outcome sets (StrEnums), what is judged and the data it is
+judged on. What judging produces is in releasehealth.verdicts.
+
+The configuration's value types (Tolerance, MetricSpec, Thresholds, Policy, KubernetesSettings, LogFields)
+are pydantic dataclasses: the config file is validated straight into them, so each is defined once, and
+everywhere else they are frozen dataclasses like the rest (services, deploys, windows, queries, series).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Annotated, Literal
 
 import numpy as np
+import promql_parser
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass as config_type
+
+# The settings of a config type: unknown keys are errors, and a field with a YAML alias ("pass") can
+# still be set by its Python name in code.
+STRICT = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 class MetricKind(StrEnum):
@@ -68,6 +84,175 @@ class SignatureStatus(StrEnum):
     GONE = "GONE"  # present in the baseline only
 
 
+# ---- configuration value types (validated where the config file enters) --------------------------------
+
+
+def parse_duration(value: object) -> timedelta:
+    """A positive duration such as 30s, 5m, 1h30m or 7d (Prometheus' syntax, read by promql-parser); a
+    timedelta passes through. Raises ValueError."""
+    if isinstance(value, timedelta):
+        delta = value
+    elif isinstance(value, str) and value.strip()[-1:].isalpha():  # a unit is required: "5" is no duration
+        try:
+            parsed = promql_parser.parse_duration(value.strip())
+        except ValueError:
+            raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m, 7d)") from None
+        # promql-parser 0.11 hands back an unnormalised timedelta (7d as 604800 seconds and 0 days, which is
+        # not equal to timedelta(days=7)) and reads "500ms" as 500 microseconds: the sub-second part of its
+        # answer is then below a millisecond, which no duration written in ms can mean.
+        micros = parsed.microseconds * 1000 if 0 < parsed.microseconds < 1000 else parsed.microseconds
+        delta = timedelta(days=parsed.days, seconds=parsed.seconds, microseconds=micros)
+    else:
+        raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m, 7d)")
+    if delta <= timedelta():
+        raise ValueError("duration must be positive")
+    return delta
+
+
+def _label_name(name: str) -> str:
+    if not LABEL_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid Prometheus label name")
+    return name
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+LabelName = Annotated[str, BeforeValidator(_label_name)]
+
+
+@config_type(frozen=True, config=STRICT)
+class Tolerance:
+    """A change must exceed both to fail: relative (0.2 = +20%) and absolute (in the metric's unit)."""
+
+    relative: float = Field(default=0.0, ge=0)
+    absolute: float = Field(default=0.0, ge=0)
+
+
+@config_type(frozen=True, kw_only=True, config=STRICT)
+class MetricSpec:
+    """One metric judged for every release of a service.
+
+    `queries` maps the role of each input ("numerator", "denominator", "buckets") to the name of a
+    query template of the service's.
+    """
+
+    name: str
+    kind: MetricKind
+    queries: dict[str, str]
+    unit: str
+    direction: Direction = Direction.INCREASE
+    tolerance: Tolerance = Tolerance(relative=0.2, absolute=0.0)
+    critical: bool = False
+    group: str = "default"
+    weight: float = Field(default=1.0, gt=0)
+    quantile: float | None = Field(default=None, gt=0, lt=1)
+    min_count: int = Field(default=100, ge=1)
+    muted: bool = False  # judged and shown, but never counted in the score or the recommendation
+    optional: bool = False  # a service that exposes none of it (no resilience4j) leaves it out, unjudged
+
+
+@config_type(frozen=True, kw_only=True, config=STRICT)
+class Thresholds:
+    """Score thresholds: >= pass promotes, >= marginal holds, below rolls back."""
+
+    pass_score: float = Field(default=95.0, validation_alias="pass", ge=0, le=100)
+    marginal_score: float = Field(default=75.0, validation_alias="marginal", ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.marginal_score > self.pass_score:
+            raise ValueError(f"marginal ({self.marginal_score}) must not exceed pass ({self.pass_score})")
+        return self
+
+
+# Saturation gauges (memory, CPU) weigh half a group: one failing alone scores 86 and holds a release,
+# while a failing latency group with them passing scores 71 and rolls it back.
+DEFAULT_GROUP_WEIGHTS = {"saturation": 0.5}
+
+
+def _duration_text(delta: timedelta) -> str:
+    return promql_parser.display_duration(delta) if delta.total_seconds() >= 1 else str(delta)
+
+
+@config_type(frozen=True, kw_only=True, config=STRICT)
+class Policy:
+    """How releases are judged: windows, baseline, false-alarm budget, thresholds and weights."""
+
+    window: Duration = timedelta(minutes=30)
+    warmup: Duration = timedelta(minutes=5)
+    step: Duration = timedelta(minutes=1)
+    lookback: Duration = timedelta(days=7)
+    # A candidate window shorter than this share of `window` is too early to judge.
+    min_window_share: float = Field(default=0.5, gt=0, le=1)
+    baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
+    thresholds: Thresholds = Thresholds()
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)  # false-alarm budget of one release, shared among its metrics
+    # group -> weight in the score (1 for a group not named)
+    group_weights: dict[str, Annotated[float, Field(gt=0)]] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
+    # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.
+    check_interval: Duration | None = None
+    # Kayenta's classifier and scorer instead of ours, for comparison and migration.
+    judge: Literal["release-health", "kayenta"] = "release-health"
+    baseline_shift: Duration = timedelta(days=1)  # for time-shifted baselines: how far back (1d, 7d)
+    pinned_version: str | None = None  # for pinned baselines: the version every release is compared with
+    muted: tuple[str, ...] = ()  # metrics judged and shown but never counted, for every service
+    counted: tuple[str, ...] = ()  # metrics a preset ships muted (p99_latency) that you want counted
+
+    @model_validator(mode="after")
+    def _baseline_is_complete(self) -> Policy:
+        if self.baseline is BaselinePolicy.PINNED and not self.pinned_version:
+            raise ValueError("baseline: pinned needs pinned_version")
+        if self.baseline is BaselinePolicy.TIME_SHIFTED and self.lookback < self.baseline_shift + 2 * self.window:
+            raise ValueError(
+                f"baseline: time-shifted by {_duration_text(self.baseline_shift)} needs a longer lookback "
+                f"than {_duration_text(self.lookback)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _step_divides_window(self) -> Policy:
+        if self.step.total_seconds() % 1 or self.window < 4 * self.step:
+            raise ValueError(
+                f"step ({_duration_text(self.step)}) must be whole seconds and at most a quarter of the "
+                f"window ({_duration_text(self.window)})"
+            )
+        return self
+
+
+@config_type(frozen=True, kw_only=True, config=STRICT)
+class KubernetesSettings:
+    """Where a service's versions come from in kube-state-metrics: its Deployment's pods, their
+    ReplicaSet, and the image tag of one container (or the ReplicaSet's pod-template-hash). With a version
+    label on the metrics too, the label wins and any disagreement is reported on the release."""
+
+    deployment: str = ""  # empty: the service's name
+    namespace: str = ""  # empty: any namespace
+    container: str = ""  # empty: every container but the mesh sidecars (istio-proxy, linkerd-proxy, ...)
+    version_from: Literal["image", "replicaset"] = "image"  # the image tag, or the pod-template-hash
+    # "time": the metrics of the Deployment are cut at its deploys (any metrics); "pod": each series takes
+    # the version of the pod it was scraped from (its `namespace` and `pod` labels, named by the two
+    # fields below): canaries and slow rollouts then work.
+    join: Literal["time", "pod"] = "time"
+    pod_label: LabelName = "pod"
+    namespace_label: LabelName = "namespace"
+
+
+@config_type(frozen=True, kw_only=True, config=STRICT)
+class LogFields:
+    """Where each part of a log document lives: Elastic Common Schema names by default."""
+
+    timestamp: str = "@timestamp"
+    service: str = "service.name"
+    version: str = "service.version"
+    level: str = "log.level"
+    message: str = "message"
+    error_type: str = "error.type"
+    error_message: str = "error.message"
+    trace_id: str = "trace.id"
+
+
+# ---- the resolved catalogue --------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class LabelNames:
     """The metric labels that identify a service and its version. An empty `version`: the metrics carry
@@ -84,66 +269,37 @@ class LabelNames:
 
 
 @dataclass(frozen=True)
-class Tolerance:
-    """A change must exceed both to fail: relative (0.2 = +20%) and absolute (in the metric's unit)."""
+class LogSettings:
+    """How to find a service's logs. `index` may contain {service}; `service` is the value of the
+    service field when it differs from the service's name."""
 
-    relative: float
-    absolute: float
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric judged for every release of a service.
-
-    `queries` maps the role of each input ("numerator", "denominator", "buckets") to the name of a
-    query template of the service's preset.
-    """
-
-    name: str
-    kind: MetricKind
-    queries: dict[str, str]
-    unit: str
-    direction: Direction = Direction.INCREASE
-    tolerance: Tolerance = Tolerance(relative=0.2, absolute=0.0)
-    critical: bool = False
-    group: str = "default"
-    weight: float = 1.0
-    quantile: float | None = None
-    min_count: int = 100
-    muted: bool = False  # judged and shown, but never counted in the score or the recommendation
-    optional: bool = False  # a service that exposes none of it (no resilience4j) leaves it out, unjudged
+    index: str = "logs-*"
+    fields: LogFields = LogFields()
+    service: str = ""
+    sample_size: int = 5000  # error and warn messages pulled per window for template mining
 
 
-@dataclass(frozen=True)
-class KubernetesSettings:
-    """Where a service's versions come from in kube-state-metrics: its Deployment's pods, their
-    ReplicaSet, and the image tag of one container (or the ReplicaSet's pod-template-hash)."""
-
-    deployment: str
-    namespace: str = ""  # empty: any namespace
-    container: str = ""  # empty: every container but the mesh sidecars (istio-proxy, linkerd-proxy, ...)
-    version_from: str = "image"  # "image": the container's image tag; "replicaset": the pod-template-hash
-    # "time": the metrics of the Deployment are cut at its deploys; "pod": each series takes the version of
-    # the pod it was scraped from (its `namespace` and `pod` labels, named by the two fields below).
-    join: str = "time"
-    pod_label: str = "pod"
-    namespace_label: str = "namespace"
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Service:
+    """A service as the catalogue resolved it: its preset's templates merged with its own, the units of
+    its histograms' bounds, its metrics (muting applied), where its versions and logs come from."""
+
     name: str
-    preset: str
-    labels: LabelNames
-    selector: tuple[tuple[str, str], ...] = ()
+    preset: str = "generic"
+    labels: LabelNames = LabelNames()
+    selector: tuple[tuple[str, str], ...] = ()  # exact matchers added to every query
     team: str = ""
     metrics: tuple[MetricSpec, ...] = ()
     logs: LogSettings | None = None  # None: this service's logs are not read
-    # The service's own PromQL templates (custom metrics, or a preset template redefined), by name;
-    # they win over the preset's of the same name.
-    templates: tuple[tuple[str, str], ...] = ()
-    bucket_units: tuple[tuple[str, str], ...] = ()  # template -> unit of its `le` bounds, when not seconds
+    templates: dict[str, str] = field(default_factory=dict)  # every PromQL template its metrics use, by name
+    own_templates: frozenset[str] = frozenset()  # the names among them the service defines itself
+    bucket_units: dict[str, str] = field(default_factory=dict)  # template -> unit of its `le` bounds, when not seconds
+    no_version: str = ""  # a version label value that means "no version" (Istio's "unknown")
     kubernetes: KubernetesSettings | None = None  # versions from kube-state-metrics (with or without a label)
+    join: str = ""  # what ${join} renders to: a pod join giving each raw series its pod's version, or nothing
+
+
+# ---- what the pipeline computes ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -154,31 +310,6 @@ class Deploy:
     source: DeploySourceKind = DeploySourceKind.DETECTED
     last_seen: datetime | None = None
     commit: str = ""
-
-
-@dataclass(frozen=True)
-class LogFields:
-    """Where each part of a log document lives: Elastic Common Schema names by default."""
-
-    timestamp: str = "@timestamp"
-    service: str = "service.name"
-    version: str = "service.version"
-    level: str = "log.level"
-    message: str = "message"
-    error_type: str = "error.type"
-    error_message: str = "error.message"
-    trace_id: str = "trace.id"
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    """How to find a service's logs. `index` may contain {service}; `service` is the value of the
-    service field when it differs from the service's name."""
-
-    index: str = "logs-*"
-    fields: LogFields = LogFields()
-    service: str = ""
-    sample_size: int = 5000  # error and warn messages pulled per window for template mining
 
 
 @dataclass(frozen=True)
@@ -201,29 +332,16 @@ class LogWindowData:
     sampled_from: int  # error and warn lines in the window: the sample's population
     skipped: int = 0  # sampled documents without a usable message
     truncated: int = 0  # sampled messages cut to the maximum length
+    sampled_count: int | None = None  # lines in the sample when the sample is not kept (a stored evaluation)
+
+    @property
+    def sampled(self) -> int:
+        """Lines in the sample."""
+        return len(self.sample) if self.sampled_count is None else self.sampled_count
 
     def total(self, level: str) -> float:
         series = self.levels.get(level)
         return float(series.values.sum()) if series is not None else 0.0
-
-
-@dataclass(frozen=True)
-class LogSignature:
-    """A message template mined from the samples, compared between the windows."""
-
-    template: str
-    level: str
-    error_type: str
-    status: SignatureStatus
-    baseline_count: float  # estimated lines in the window (scaled up from the sample when sampled)
-    candidate_count: float
-    baseline_rate: float | None  # per 1,000 requests (or per 1,000 log lines when requests are unknown)
-    candidate_rate: float | None
-    examples: tuple[str, ...] = ()
-    ignored: bool = False  # on the "not a risk" list
-    p_value: float | None = None  # of the rise (NEW: that the baseline's absence is chance)
-    credible: bool = False  # p_value below the corrected alpha
-    failing: bool = False  # fails the release (the judge's rule: error level, credible, enough lines, not ignored)
 
 
 @dataclass(frozen=True)
@@ -237,18 +355,18 @@ class Window:
         return self.end - self.start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Query:
     """A query as it actually ran (or would run): shown with every result in the UI, CLI and reports."""
 
-    template: str  # name of the template in the preset, e.g. "errors"
-    text: str  # the rendered PromQL
-    services: tuple[str, ...]
-    labels: LabelNames
-    source: str  # the URL it ran against, or "simulated"
+    template: str  # name of the template, e.g. "errors"
+    text: str  # the rendered PromQL (or the Elasticsearch request)
+    services: tuple[str, ...] = ()
+    labels: LabelNames = LabelNames()
+    source: str = ""  # the URL it ran against, or "simulated"
     start: datetime | None = None
     end: datetime | None = None
-    step: timedelta | None = None
+    step: timedelta | None = None  # None: an instant query (or a search)
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,174 +384,3 @@ class Series:
         return Series(self.labels, self.timestamps[keep], self.values[keep])
 
 
-@dataclass(frozen=True)
-class Summary:
-    """One window's value of a metric, with what it was computed from."""
-
-    value: float | None
-    count: float  # requests behind the value
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class MetricVerdict:
-    metric: str
-    classification: Classification
-    reason: str
-    baseline: Summary
-    candidate: Summary
-    unit: str = ""  # of the summaries' values: "ratio", "seconds"...
-    change: float | None = None  # relative change, candidate vs baseline
-    p_value: float | None = None
-    test: str = ""
-    tolerance: Tolerance | None = None
-    critical: bool = False
-    group: str = "default"
-    muted: bool = False
-    alpha: float | None = None  # the level the p-value was held to (after the corrections of scoring.multiple)
-    queries: tuple[Query, ...] = ()
-    # The per-step evidence behind the summaries (e.g. error ratio per step), for charts.
-    baseline_series: Series | None = None
-    candidate_series: Series | None = None
-    distribution: Distribution | None = None  # a latency histogram's requests per bucket in each window
-
-
-@dataclass(frozen=True, eq=False)
-class Distribution:
-    """Requests per histogram bucket (not cumulative) over each window; `bounds` are the buckets' upper
-    bounds, ascending, the last +Inf."""
-
-    bounds: np.ndarray
-    baseline: np.ndarray
-    candidate: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
-class MetricInput:
-    """What scoring needs for one metric: per role ("numerator", "buckets"...) the series inside each
-    window, already cut to it; or the error that stopped the fetch."""
-
-    spec: MetricSpec
-    baseline: dict[str, list[Series]]
-    candidate: dict[str, list[Series]]
-    queries: tuple[Query, ...] = ()
-    error: str = ""
-    signatures: tuple[LogSignature, ...] = ()  # for LOG_SIGNATURES metrics: the diff to judge
-    absent: str = ""  # why the metric has no data at all ("no data for preset istio: expected metric ...")
-
-
-@dataclass(frozen=True)
-class GroupScore:
-    group: str
-    score: float | None
-    weight: float
-
-
-@dataclass(frozen=True)
-class ReleaseScore:
-    score: float | None  # None when no metric could be judged
-    groups: tuple[GroupScore, ...]
-    verdicts: tuple[MetricVerdict, ...]
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    action: Action
-    reason: str
-    baseline: str
-    candidate: str
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Everything behind one release's recommendation: inputs, windows, verdicts, queries."""
-
-    service: str
-    candidate: Deploy | None  # None when no version of the service was seen at all
-    baseline: Deploy | None
-    policy: BaselinePolicy
-    candidate_window: Window | None
-    baseline_window: Window | None
-    score: ReleaseScore | None
-    recommendation: Recommendation
-    evaluated_at: datetime
-    queries: tuple[Query, ...] = ()
-    logs: LogEvidence | None = None
-    notes: tuple[str, ...] = ()
-    baseline_description: str = ""  # how the baseline was chosen: "the previous release: 1.2.0", "pinned 1.1.0"...  # what degraded without failing the evaluation (e.g. deploy events unreadable)
-
-
-@dataclass(frozen=True, eq=False)
-class Timeline:
-    """A service's recent history for its page: per version, requests per second, error ratio and a
-    latency quantile at a coarse step, with the deploys that changed versions. A quantity whose query
-    failed is absent, its error in `errors`."""
-
-    service: str
-    start: datetime
-    end: datetime
-    step: timedelta
-    request_rate: dict[str, Series]  # version -> requests per second
-    error_ratio: dict[str, Series]  # version -> errors / requests per step
-    latency: dict[str, Series]  # version -> the latency quantile per step, in seconds
-    latency_name: str  # which quantile metric `latency` shows, e.g. "p95_latency"
-    deploys: tuple[Deploy, ...]
-    queries: tuple[Query, ...] = ()
-    errors: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class LogEvidence:
-    """The log side of an evaluation: both windows' data, the signature diff, the queries, or the error."""
-
-    baseline: LogWindowData | None
-    candidate: LogWindowData | None
-    signatures: tuple[LogSignature, ...] = ()
-    rate_basis: str = "requests"  # what signature rates are per: "requests" or "log lines"
-    queries: tuple[Query, ...] = ()
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Score thresholds: >= pass promotes, >= marginal holds, below rolls back."""
-
-    pass_score: float = 95.0
-    marginal_score: float = 75.0
-
-
-# Saturation gauges (memory, CPU) weigh half a group: one failing alone scores 86 and holds a release,
-# while a failing latency group with them passing scores 71 and rolls it back.
-DEFAULT_GROUP_WEIGHTS = {"saturation": 0.5}
-
-
-@dataclass(frozen=True)
-class Policy:
-    window: timedelta = timedelta(minutes=30)
-    warmup: timedelta = timedelta(minutes=5)
-    step: timedelta = timedelta(minutes=1)
-    lookback: timedelta = timedelta(days=7)
-    # A candidate window shorter than this share of `window` is too early to judge.
-    min_window_share: float = 0.5
-    baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
-    thresholds: Thresholds = Thresholds()
-    alpha: float = 0.01  # false-alarm budget of one release, shared among its metrics
-    # group -> weight in the score (1 for a group not named)
-    group_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
-    # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.
-    check_interval: timedelta | None = None
-    judge: str = "release-health"  # or "kayenta": Kayenta's classifier and scorer, for comparison and migration
-    baseline_shift: timedelta = timedelta(days=1)  # for time-shifted baselines
-    pinned_version: str | None = None  # for pinned baselines
-
-
-@dataclass(frozen=True)
-class SourceHealth:
-    """Whether a source answered a trivial query, how fast, and its last error."""
-
-    name: str
-    url: str
-    ok: bool
-    latency_seconds: float | None
-    error: str = ""
-    checked_at: datetime | None = None

@@ -1,9 +1,9 @@
-"""A release's report, HTML (self-contained, charts embedded) or Markdown, rebuilt from its stored evaluation.
+"""A release's post-deploy review report, HTML (self-contained, charts embedded) or Markdown, rendered from
+its Evaluation: the one the dashboard just made, or one read back from the history store
+(releasehealth.serialize.evaluation_from_dict), so a report still renders after the sources forgot the data.
 
-Works only from the JSON document the history store keeps (releasehealth.serialize.evaluation_to_dict):
-never from Prometheus or Elasticsearch, so a report still renders after the sources forgot the data.
-Every label, reason, log template and example in the document is untrusted text: the HTML template is
-autoescaped, and Markdown escapes it (tables) or fences it (examples, queries).
+Every label, reason, log template and example is untrusted text: the HTML template is autoescaped, and
+Markdown escapes it (tables) or fences it (examples, queries).
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ import jinja2
 import plotly.graph_objects as go
 from markupsafe import Markup
 
+from releasehealth.format import iso_time, signed_percent, significant
+from releasehealth.model import Deploy, Series, SignatureStatus, Window
+from releasehealth.verdicts import Evaluation, LogSignature, MetricVerdict
+
 FINGERPRINT_COVERS = (
     "SHA-256 (first 16 hex digits) of the effective judging policy and this service's metric specs, "
     "as configured when this report was made (not necessarily when the release was evaluated)"
 )
-FLAGGED = ("NEW", "INCREASED")  # the signature statuses whose examples a reader needs to see
+FLAGGED = (SignatureStatus.NEW, SignatureStatus.INCREASED)  # the statuses whose examples a reader needs to see
 MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
@@ -31,124 +35,127 @@ def config_fingerprint(*parts: object) -> str:
     return hashlib.sha256("\n".join(repr(p) for p in parts).encode()).hexdigest()[:16]
 
 
-# ---- the report's content, as plain data ----------------------------------------------------------
+# ---- the report's content ------------------------------------------------------------------------------
 
 
-def number(value: Any, unit: str = "") -> str:
-    """A stored number as shown: 6 significant digits, '-' for none, 'inf' kept; the unit appended."""
-    if value is None:
-        return "-"
-    text = value if isinstance(value, str) else f"{value:.6g}"
-    return f"{text} {unit}".strip() if unit else text
-
-
-def percent(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value}" if isinstance(value, str) else f"{value * 100:+.1f}%"
-
-
-def timeline(document: dict[str, Any]) -> list[tuple[str, str]]:
+def timeline(evaluation: Evaluation) -> list[tuple[str, str]]:
     """(ISO time, event) of the release's moments, in time order."""
-    events: list[tuple[str, str]] = []
-    for role in ("baseline", "candidate"):
-        deploy = document.get(role) or {}
-        if deploy.get("deployed_at"):
-            events.append((deploy["deployed_at"], f"{role} {deploy.get('version')} deployed"))
-        window = document.get(f"{role}_window") or {}
-        if window.get("start"):
-            events.append((window["start"], f"{role} window starts"))
-            events.append((window["end"], f"{role} window ends"))
-    if (document.get("candidate") or {}).get("last_seen"):
-        events.append((document["candidate"]["last_seen"], "candidate last seen"))
-    if document.get("evaluated_at"):
-        events.append((document["evaluated_at"], "evaluated"))
-    return sorted(events, key=lambda event: datetime.fromisoformat(event[0]))
+    events: list[tuple[datetime, str]] = []
+    roles: tuple[tuple[str, Deploy | None, Window | None], ...] = (
+        ("baseline", evaluation.baseline, evaluation.baseline_window),
+        ("candidate", evaluation.candidate, evaluation.candidate_window),
+    )
+    for role, deploy, window in roles:
+        if deploy is not None:
+            events.append((deploy.started_at, f"{role} {deploy.version} deployed"))
+        if window is not None:
+            events += [(window.start, f"{role} window starts"), (window.end, f"{role} window ends")]
+    if evaluation.candidate is not None and evaluation.candidate.last_seen is not None:
+        events.append((evaluation.candidate.last_seen, "candidate last seen"))
+    events.append((evaluation.evaluated_at, "evaluated"))
+    return [(at.isoformat(), event) for at, event in sorted(events, key=lambda event: event[0].timestamp())]
 
 
-def _minutes(points: list[list[Any]], start: str | None) -> tuple[list[float], list[Any]]:
+def _minutes(series: Series | None, window: Window | None) -> tuple[list[float], list[float]]:
     """Minutes since the window's start (the first point when the window is unknown), and the values."""
-    if not points:
+    if series is None or not series.timestamps.size:
         return [], []
-    origin = datetime.fromisoformat(start).timestamp() if start else points[0][0]
-    return [(t - origin) / 60 for t, _ in points], [v for _, v in points]
+    origin = window.start.timestamp() if window else float(series.timestamps[0])
+    return [(float(t) - origin) / 60 for t in series.timestamps], [float(v) for v in series.values]
 
 
-def chart(document: dict[str, Any], verdict: dict[str, Any], include_plotlyjs: bool) -> str:
+def chart(evaluation: Evaluation, verdict: MetricVerdict, include_plotlyjs: bool) -> str:
     """The metric's baseline and candidate series against minutes since each window's start, as an HTML
     fragment; plotly escapes the JSON it embeds, and the trace names are fixed words."""
     figure = go.Figure()
-    for role in ("baseline", "candidate"):
-        window = document.get(f"{role}_window") or {}
-        x, y = _minutes(verdict["series"].get(role) or [], window.get("start"))
+    for role, series, window in (
+        ("baseline", verdict.baseline_series, evaluation.baseline_window),
+        ("candidate", verdict.candidate_series, evaluation.candidate_window),
+    ):
+        x, y = _minutes(series, window)
         figure.add_trace(go.Scatter(x=x, y=y, name=role, mode="lines+markers"))
     figure.update_layout(
         height=300, margin={"l": 50, "r": 20, "t": 20, "b": 40},
-        xaxis_title="minutes since the window's start", yaxis_title=verdict.get("unit") or "",
+        xaxis_title="minutes since the window's start", yaxis_title=verdict.unit or "",
     )
-    return figure.to_html(full_html=False, include_plotlyjs=include_plotlyjs, config={"displaylogo": False})
+    return str(figure.to_html(full_html=False, include_plotlyjs=include_plotlyjs, config={"displaylogo": False}))
 
 
-def _charts(document: dict[str, Any]) -> dict[str, Markup]:
-    """One chart per metric with a series snapshot; plotly.js is inlined once, in the first."""
+def _charted(verdict: MetricVerdict) -> bool:
+    return any(s is not None and s.timestamps.size for s in (verdict.baseline_series, verdict.candidate_series))
+
+
+def _charts(evaluation: Evaluation) -> dict[str, Markup]:
+    """One chart per metric with per-step series; plotly.js is inlined once, in the first."""
     charts: dict[str, Markup] = {}
-    for verdict in document.get("verdicts") or []:
-        series = verdict.get("series") or {}
-        if series.get("baseline") or series.get("candidate"):
-            charts[verdict["metric"]] = Markup(chart(document, verdict, include_plotlyjs=not charts))
+    for verdict in _verdicts(evaluation):
+        if _charted(verdict):
+            charts[verdict.metric] = Markup(chart(evaluation, verdict, include_plotlyjs=not charts))
     return charts
+
+
+def _verdicts(evaluation: Evaluation) -> tuple[MetricVerdict, ...]:
+    return evaluation.score.verdicts if evaluation.score else ()
+
+
+def _score(evaluation: Evaluation) -> float | None:
+    return evaluation.score.score if evaluation.score else None
+
+
+def _flags(signature: LogSignature) -> str:
+    return ("not a risk " if signature.ignored else "") + ("" if signature.credible else "not credible yet")
 
 
 # ---- HTML ------------------------------------------------------------------------------------------
 
 HTML_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>release-health report: {{ d.service }} {{ candidate.version }}</title>
+<title>release-health report: {{ e.service }} {{ candidate.version }}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
 pre { background: #f5f5f5; padding: .5em; white-space: pre-wrap; word-break: break-all; }
 .PROMOTE { color: #080; } .ROLLBACK { color: #b00; } .HOLD, .INCONCLUSIVE { color: #a60; }
 </style></head><body>
-<h1>{{ d.service }} {{ candidate.version }}</h1>
+<h1>{{ e.service }} {{ candidate.version }}</h1>
 <section id="verdict"><h2>Verdict</h2>
-<p class="{{ d.recommendation.action }}"><strong>{{ d.recommendation.action }}</strong>
-(score {{ number(d.score) }}, baseline {{ baseline.version or "-" }})</p>
-<p>Reason: {{ d.recommendation.reason }}</p>
-{% for note in d.notes %}<p>Note: {{ note }}</p>{% endfor %}
+<p class="{{ e.recommendation.action.value }}"><strong>{{ e.recommendation.action.value }}</strong>
+(score {{ number(score) }}, baseline {{ baseline.version or "-" }})</p>
+<p>Reason: {{ e.recommendation.reason }}</p>
+{% for note in e.notes %}<p>Note: {{ note }}</p>{% endfor %}
 </section>
 <section id="timeline"><h2>Timeline (UTC)</h2><table><tr><th>time</th><th>event</th></tr>
 {% for at, event in timeline %}<tr><td>{{ at }}</td><td>{{ event }}</td></tr>{% endfor %}
 </table></section>
 <section id="metrics"><h2>Metric comparisons</h2>
 <table><tr><th>metric</th><th>group</th><th>verdict</th><th>baseline</th><th>candidate</th><th>change</th><th>p-value</th><th>test</th></tr>
-{% for v in d.verdicts %}<tr><td>{{ v.metric }}{% if v.critical %} (critical){% endif %}</td><td>{{ v.group }}</td>
-<td>{{ v.classification }}</td><td>{{ number(v.baseline.value, v.unit) }}<br>{{ v.baseline.detail }}</td>
+{% for v in verdicts %}<tr><td>{{ v.metric }}{% if v.critical %} (critical){% endif %}</td><td>{{ v.group }}</td>
+<td>{{ v.classification.value }}</td><td>{{ number(v.baseline.value, v.unit) }}<br>{{ v.baseline.detail }}</td>
 <td>{{ number(v.candidate.value, v.unit) }}<br>{{ v.candidate.detail }}</td><td>{{ percent(v.change) }}</td>
 <td>{{ number(v.p_value) }}</td><td>{{ v.test }}</td></tr>{% endfor %}
 </table>
-{% for v in d.verdicts %}<h3>{{ v.metric }}: {{ v.classification }}</h3><p>{{ v.reason }}</p>
+{% for v in verdicts %}<h3>{{ v.metric }}: {{ v.classification.value }}</h3><p>{{ v.reason }}</p>
 {% if v.metric in charts %}<div class="chart">{{ charts[v.metric] }}</div>{% else %}<p>No series stored.</p>{% endif %}
 {% endfor %}</section>
 <section id="logs"><h2>Log signatures</h2>
-{% if not d.logs %}<p>Logs were not read.</p>
-{% elif d.logs.error %}<p>Logs could not be read: {{ d.logs.error }}</p>
-{% else %}<p>Rates per 1k {{ "requests" if d.logs.rate_basis == "requests" else "log lines" }}.</p>
+{% if not logs %}<p>Logs were not read.</p>
+{% elif logs.error %}<p>Logs could not be read: {{ logs.error }}</p>
+{% else %}<p>Rates per 1k {{ "requests" if logs.rate_basis == "requests" else "log lines" }}.</p>
 <table><tr><th>status</th><th>level</th><th>template</th><th>lines</th><th>rate</th><th>p-value</th><th>flags</th></tr>
-{% for s in d.logs.signatures %}<tr><td>{{ s.status }}</td><td>{{ s.level }}</td><td><code>{{ s.template }}</code></td>
+{% for s in logs.signatures %}<tr><td>{{ s.status.value }}</td><td>{{ s.level }}</td><td><code>{{ s.template }}</code></td>
 <td>{{ number(s.baseline_count) }} &rarr; {{ number(s.candidate_count) }}</td><td>{{ number(s.baseline_rate) }} &rarr; {{ number(s.candidate_rate) }}</td>
-<td>{{ number(s.p_value) }}</td><td>{{ "not a risk" if s.not_a_risk else "" }}{{ "" if s.credible else " not credible yet" }}</td></tr>{% endfor %}
+<td>{{ number(s.p_value) }}</td><td>{{ flags(s) }}</td></tr>{% endfor %}
 </table>
-{% for s in d.logs.signatures if s.status in flagged and s.examples %}<h3>{{ s.status }}: <code>{{ s.template }}</code></h3>
+{% for s in logs.signatures if s.status in flagged and s.examples %}<h3>{{ s.status.value }}: <code>{{ s.template }}</code></h3>
 {% for example in s.examples %}<pre class="example">{{ example }}</pre>{% endfor %}{% endfor %}
 {% endif %}</section>
 <section id="queries"><h2>Queries that ran</h2>
-{% for q in d.queries %}<p>{{ q.template }} ({{ q.source }}, {{ q.start }} .. {{ q.end }}{% if q.step_seconds %}, step {{ q.step_seconds }} s{% endif %})</p>
-<pre class="query">{{ q.promql }}</pre>{% endfor %}</section>
+{% for q in e.queries %}<p>{{ q.template }} ({{ q.source }}, {{ iso(q.start) }} .. {{ iso(q.end) }}{% if q.step %}, step {{ q.step.total_seconds() }} s{% endif %})</p>
+<pre class="query">{{ q.text }}</pre>{% endfor %}</section>
 <section id="baseline"><h2>Baseline</h2>
-<p>Policy {{ d.baseline_policy }}: {{ d.baseline_description }}</p>
-<p>Baseline {{ baseline.version or "-" }} deployed {{ baseline.deployed_at or "-" }} (commit {{ baseline.commit or "-" }});
-candidate {{ candidate.version or "-" }} deployed {{ candidate.deployed_at or "-" }} (commit {{ candidate.commit or "-" }}).</p>
+<p>Policy {{ e.policy.value }}: {{ e.baseline_description }}</p>
+<p>Baseline {{ baseline.version or "-" }} deployed {{ iso(baseline.started_at) }} (commit {{ baseline.commit or "-" }});
+candidate {{ candidate.version or "-" }} deployed {{ iso(candidate.started_at) }} (commit {{ candidate.commit or "-" }}).</p>
 </section>
 <section id="fingerprint"><h2>Configuration fingerprint</h2>
 <p><code>{{ fingerprint }}</code>: {{ covers }}.</p></section>
@@ -156,13 +163,15 @@ candidate {{ candidate.version or "-" }} deployed {{ candidate.deployed_at or "-
 """
 _environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 _html = _environment.from_string(HTML_TEMPLATE)
+_NO_DEPLOY = {"version": "", "started_at": None, "commit": ""}
 
 
-def render_html(document: dict[str, Any], config_fingerprint: str) -> str:
+def render_html(evaluation: Evaluation, config_fingerprint: str) -> str:
     """The report as one HTML file: plotly.js inlined once, nothing fetched when it is opened."""
     return _html.render(
-        d=document, candidate=document.get("candidate") or {}, baseline=document.get("baseline") or {},
-        timeline=timeline(document), charts=_charts(document), number=number, percent=percent,
+        e=evaluation, candidate=evaluation.candidate or _NO_DEPLOY, baseline=evaluation.baseline or _NO_DEPLOY,
+        score=_score(evaluation), verdicts=_verdicts(evaluation), logs=evaluation.logs, timeline=timeline(evaluation),
+        charts=_charts(evaluation), number=significant, percent=signed_percent, iso=iso_time, flags=_flags,
         flagged=FLAGGED, fingerprint=config_fingerprint, covers=FINGERPRINT_COVERS,
     )
 
@@ -189,79 +198,79 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(md_escape(cell) for cell in row) + " |" for row in rows]
 
 
-def _md_metrics(document: dict[str, Any]) -> list[str]:
+def _md_metrics(evaluation: Evaluation) -> list[str]:
     rows = [
         (
-            v["metric"] + (" (critical)" if v.get("critical") else ""), v.get("group"), v["classification"],
-            f"{number(v['baseline']['value'], v.get('unit') or '')} ({v['baseline']['detail']})",
-            f"{number(v['candidate']['value'], v.get('unit') or '')} ({v['candidate']['detail']})",
-            percent(v.get("change")), number(v.get("p_value")), v.get("test"),
+            v.metric + (" (critical)" if v.critical else ""), v.group, v.classification.value,
+            f"{significant(v.baseline.value, v.unit)} ({v.baseline.detail})",
+            f"{significant(v.candidate.value, v.unit)} ({v.candidate.detail})",
+            signed_percent(v.change), significant(v.p_value), v.test,
         )
-        for v in document.get("verdicts") or []
+        for v in _verdicts(evaluation)
     ]
     lines = ["## Metric comparisons", ""]
     lines += _table(("metric", "group", "verdict", "baseline", "candidate", "change", "p-value", "test"), rows)
-    for v in document.get("verdicts") or []:
-        lines += ["", f"- {md_escape(v['reason'])}"]
+    for v in _verdicts(evaluation):
+        lines += ["", f"- {md_escape(v.reason)}"]
     return lines
 
 
-def _md_logs(document: dict[str, Any]) -> list[str]:
-    logs = document.get("logs")
+def _md_logs(evaluation: Evaluation) -> list[str]:
+    logs = evaluation.logs
     lines = ["## Log signatures", ""]
     if not logs:
         return lines + ["Logs were not read."]
-    if logs.get("error"):
-        return lines + [f"Logs could not be read: {md_escape(logs['error'])}"]
-    per = "requests" if logs.get("rate_basis") == "requests" else "log lines"
+    if logs.error:
+        return lines + [f"Logs could not be read: {md_escape(logs.error)}"]
+    per = "requests" if logs.rate_basis == "requests" else "log lines"
     lines += [f"Rates per 1k {per}.", ""]
     rows = [
         (
-            s["status"], s["level"], s["template"], f"{number(s['baseline_count'])} → {number(s['candidate_count'])}",
-            f"{number(s['baseline_rate'])} → {number(s['candidate_rate'])}", number(s.get("p_value")),
-            ("not a risk " if s.get("not_a_risk") else "") + ("" if s.get("credible") else "not credible yet"),
+            s.status.value, s.level, s.template, f"{significant(s.baseline_count)} → {significant(s.candidate_count)}",
+            f"{significant(s.baseline_rate)} → {significant(s.candidate_rate)}", significant(s.p_value), _flags(s),
         )
-        for s in logs.get("signatures") or []
+        for s in logs.signatures
     ]
     lines += _table(("status", "level", "template", "lines", "rate", "p-value", "flags"), rows)
-    for s in logs.get("signatures") or []:
-        if s["status"] in FLAGGED and s.get("examples"):
-            lines += ["", f"### {s['status']}: {md_escape(s['template'])}", ""]
-            lines += [fenced(example) for example in s["examples"]]
+    for s in logs.signatures:
+        if s.status in FLAGGED and s.examples:
+            lines += ["", f"### {s.status.value}: {md_escape(s.template)}", ""]
+            lines += [fenced(example) for example in s.examples]
     return lines
 
 
-def _md_queries(document: dict[str, Any]) -> list[str]:
+def _md_queries(evaluation: Evaluation) -> list[str]:
     lines = ["## Queries that ran"]
-    for q in document.get("queries") or []:
-        step = f", step {q['step_seconds']} s" if q.get("step_seconds") else ""
-        lines += ["", f"{md_escape(q['template'])} ({md_escape(q['source'])}, {q['start']} .. {q['end']}{step})", ""]
-        lines.append(fenced(q["promql"]))
+    for q in evaluation.queries:
+        step = f", step {q.step.total_seconds()} s" if q.step else ""
+        lines += ["", f"{md_escape(q.template)} ({md_escape(q.source)}, {iso_time(q.start)} .. {iso_time(q.end)}{step})", ""]
+        lines.append(fenced(q.text))
     return lines
 
 
-def render_markdown(document: dict[str, Any], config_fingerprint: str) -> str:
+def render_markdown(evaluation: Evaluation, config_fingerprint: str) -> str:
     """The report as Markdown: the same sections as the HTML, the charts' numbers in the tables."""
-    candidate, baseline = document.get("candidate") or {}, document.get("baseline") or {}
-    r = document["recommendation"]
+    r = evaluation.recommendation
+    baseline = evaluation.baseline.version if evaluation.baseline else "-"
     lines = [
-        f"# {md_escape(document['service'])} {md_escape(candidate.get('version'))}", "", "## Verdict", "",
-        f"**{r['action']}** (score {number(document.get('score'))}, baseline {md_escape(baseline.get('version') or '-')})",
-        "", f"Reason: {md_escape(r['reason'])}",
+        f"# {md_escape(evaluation.service)} {md_escape(evaluation.candidate.version if evaluation.candidate else None)}",
+        "", "## Verdict", "",
+        f"**{r.action.value}** (score {significant(_score(evaluation))}, baseline {md_escape(baseline)})",
+        "", f"Reason: {md_escape(r.reason)}",
     ]
-    lines += [f"\nNote: {md_escape(note)}" for note in document.get("notes") or []]
-    lines += ["", "## Timeline (UTC)", ""] + _table(("time", "event"), timeline(document))
-    lines += [""] + _md_metrics(document) + [""] + _md_logs(document) + [""] + _md_queries(document)
-    lines += [""] + _md_baseline(document)
+    lines += [f"\nNote: {md_escape(note)}" for note in evaluation.notes]
+    lines += ["", "## Timeline (UTC)", ""] + _table(("time", "event"), timeline(evaluation))
+    lines += [""] + _md_metrics(evaluation) + [""] + _md_logs(evaluation) + [""] + _md_queries(evaluation)
+    lines += [""] + _md_baseline(evaluation)
     lines += ["", "## Configuration fingerprint", "", f"`{config_fingerprint}`: {FINGERPRINT_COVERS}.", ""]
     return "\n".join(lines)
 
 
-def _md_baseline(document: dict[str, Any]) -> list[str]:
-    policy = f"Policy {md_escape(document.get('baseline_policy'))}: {md_escape(document.get('baseline_description') or '')}"
+def _md_baseline(evaluation: Evaluation) -> list[str]:
+    policy = f"Policy {md_escape(evaluation.policy.value)}: {md_escape(evaluation.baseline_description)}"
     releases = "; ".join(
-        f"{role} {md_escape(deploy.get('version') or '-')} deployed {deploy.get('deployed_at') or '-'}"
-        f" (commit {md_escape(deploy.get('commit') or '-')})"
-        for role, deploy in (("baseline", document.get("baseline") or {}), ("candidate", document.get("candidate") or {}))
+        f"{role} {md_escape(deploy.version if deploy else '-')} deployed {iso_time(deploy.started_at if deploy else None)}"
+        f" (commit {md_escape((deploy.commit if deploy else '') or '-')})"
+        for role, deploy in (("baseline", evaluation.baseline), ("candidate", evaluation.candidate))
     )
     return ["## Baseline", "", policy, "", f"{releases}."]

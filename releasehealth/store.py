@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -23,8 +24,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from releasehealth.errors import ReleaseHealthError
-from releasehealth.model import Action, Deploy, DeploySourceKind, Evaluation
+from releasehealth.model import Action, Deploy, DeploySourceKind
 from releasehealth.serialize import evaluation_to_dict
+from releasehealth.verdicts import Evaluation
 
 SCHEMA_VERSION = 1
 DEFAULT_URL = "sqlite:///release-health.db"
@@ -157,7 +159,12 @@ class Store:
             "evaluated_at": _utc(evaluation.evaluated_at),
             "document": json.dumps(evaluation_to_dict(evaluation), separators=(",", ":")),
         }
-        return self._write(lambda c: int(c.execute(evaluations.insert().values(**row)).inserted_primary_key[0]))
+        def insert(connection: Connection) -> int:
+            key = connection.execute(evaluations.insert().values(**row)).inserted_primary_key
+            assert key is not None  # an insert into a table with a primary key always has one
+            return int(key[0])
+
+        return self._write(insert)
 
     def latest(self, service: str, version: str | None = None) -> StoredEvaluation | None:
         """The newest stored evaluation of a release (of the service's newest evaluated release if None)."""
@@ -296,6 +303,19 @@ def _newest_of_each_service() -> sa.Subquery:
         .order_by(e.evaluated_at.desc(), e.id.desc()).limit(1).scalar_subquery()
     )
     return sa.select(newest.label("id")).select_from(services).where(services.c.service.is_not(None)).subquery()
+
+
+def exists(url: str) -> bool:
+    """Whether the history store at `url` is there to read: a SQLite file that exists, or any server
+    database (only the commands that write create a SQLite file)."""
+    try:
+        parsed = sa.make_url(url)
+    except (SQLAlchemyError, ValueError):
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database
+    return bool(database) and database != ":memory:" and Path(str(database)).exists()
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from releasehealth.format import duration_text
 from releasehealth.model import BaselinePolicy, Deploy, Policy, Window
 
 
@@ -75,15 +76,15 @@ def plan_time_shifted(deploys: list[Deploy], candidate: Deploy, policy: Policy, 
         return WindowPlan(None, None, None, too_early)
     b_start, b_end = c_start - shift, c_end - shift
     serving = [d for d in deploys if d.started_at <= b_start]
-    label = f"time-shifted by {_duration(shift)}"
+    label = f"time-shifted by {duration_text(shift)}"
     if not serving:
-        return WindowPlan(None, None, None, f"no release of {candidate.service} was seen serving {_duration(shift)} earlier")
+        return WindowPlan(None, None, None, f"no release of {candidate.service} was seen serving {duration_text(shift)} earlier")
     baseline = serving[-1]
     following = [d for d in deploys if b_start < d.started_at < b_end]
     if following:
-        return WindowPlan(baseline, None, None, f"the window {_duration(shift)} earlier spans the deploy of {following[0].version}")
+        return WindowPlan(baseline, None, None, f"the window {duration_text(shift)} earlier spans the deploy of {following[0].version}")
     if baseline.version == candidate.version:
-        return WindowPlan(baseline, None, None, f"{candidate.version} itself was serving {_duration(shift)} earlier")
+        return WindowPlan(baseline, None, None, f"{candidate.version} itself was serving {duration_text(shift)} earlier")
     step = policy.step
     return WindowPlan(
         baseline, Window(b_start, b_end, step), Window(c_start, c_end, step),
@@ -117,8 +118,8 @@ def plan_concurrent(deploys: list[Deploy], candidate: Deploy, policy: Policy, no
     if c_end - c_start < needed and stopped < now:
         return WindowPlan(
             baseline, None, None,
-            f"{baseline.version} stopped serving {_duration(max(stopped - candidate.started_at, timedelta()))} after "
-            f"{candidate.version} started: too short a concurrent window ({_duration(needed)} needed after the warm-up)",
+            f"{baseline.version} stopped serving {duration_text(max(stopped - candidate.started_at, timedelta()))} after "
+            f"{candidate.version} started: too short a concurrent window ({duration_text(needed)} needed after the warm-up)",
         )
     too_early = _too_early(candidate, c_end - c_start, policy)
     if too_early:
@@ -163,8 +164,8 @@ def _too_early(candidate: Deploy, observed: timedelta, policy: Policy) -> str:
     if observed >= needed:
         return ""
     return (
-        f"too early: {candidate.version} has {_duration(max(observed, timedelta()))} of data after its "
-        f"{_duration(policy.warmup)} warm-up, {_duration(needed)} needed"
+        f"too early: {candidate.version} has {duration_text(max(observed, timedelta()))} of data after its "
+        f"{duration_text(policy.warmup)} warm-up, {duration_text(needed)} needed"
     )
 
 
@@ -184,19 +185,10 @@ def _equal_length(
         return WindowPlan(baseline, None, None, too_early)
     needed = policy.window * policy.min_window_share
     if length < needed:
-        ran = _duration(max(b_end - b_start, timedelta()))
-        return WindowPlan(baseline, None, None, f"the baseline {baseline.version} ran only {ran} after its warm-up, {_duration(needed)} needed")
+        ran = duration_text(max(b_end - b_start, timedelta()))
+        return WindowPlan(baseline, None, None, f"the baseline {baseline.version} ran only {ran} after its warm-up, {duration_text(needed)} needed")
     step = policy.step
     return WindowPlan(
         baseline, Window(b_end - length, b_end, step), Window(c_start, c_start + length, step),
         description=f"{description}: {baseline.version}" if not description.endswith(baseline.version) else description,
     )
-
-
-def _duration(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    if minutes >= 1440 and minutes % 1440 == 0:
-        return f"{minutes / 1440:.0f} d"
-    if minutes >= 120:
-        return f"{minutes / 60:g} h"
-    return f"{minutes:.0f} min"

@@ -35,20 +35,13 @@ from failing a release.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy import stats
 
 from releasehealth.format import format_value, p_text
-from releasehealth.model import (
-    Classification,
-    Direction,
-    MetricSpec,
-    MetricVerdict,
-    Series,
-    Summary,
-)
+from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
     beyond_margin_p_value,
@@ -56,6 +49,7 @@ from releasehealth.scoring.verdict import (
     relative_change,
     tolerance_margin,
 )
+from releasehealth.verdicts import MetricVerdict, Summary
 
 TEST_NAME = "Mann-Whitney U against the tolerance-shifted baseline, and Theil-Sen trend"
 MIN_POINTS = 3  # fewer steps than this in a window is NODATA whatever the spec says
@@ -141,7 +135,8 @@ def outliers(values: np.ndarray, factor: float = OUTLIER_FACTOR) -> np.ndarray:
     """Kayenta's outlier mask: outside Q1 - factor IQR .. Q3 + factor IQR, fences no tighter than P1..P99."""
     q1, q3, p1, p99 = np.percentile(values, [25, 75, 1, 99])
     low, high = min(q1 - factor * (q3 - q1), p1), max(q3 + factor * (q3 - q1), p99)
-    return (values < low) | (values > high)
+    outside: np.ndarray = (values < low) | (values > high)  # numpy's stubs type the percentiles as Any
+    return outside
 
 
 def level_test(baseline: np.ndarray, candidate: np.ndarray, spec: MetricSpec, ci_alpha: float) -> Level:
@@ -154,7 +149,7 @@ def level_test(baseline: np.ndarray, candidate: np.ndarray, spec: MetricSpec, ci
     p_value = 1.0
     if sign:
         shifted = baseline + sign * tolerance_margin(spec, float(baseline.mean()))
-        alternative = "greater" if sign > 0 else "less"
+        alternative: Literal["greater", "less"] = "greater" if sign > 0 else "less"
         p_value = float(stats.mannwhitneyu(candidate, shifted, alternative=alternative, method="asymptotic").pvalue)
         p_value = min(1.0, 2 * p_value) if spec.direction is Direction.EITHER else p_value
     return Level(p_value, float(np.median(diffs)), low, high, cles)
@@ -225,6 +220,8 @@ def _leak(verdict: VerdictBuilder, spec: MetricSpec, trend: Trend, p_value: floa
         f"({p_text(p_value)}, Theil-Sen trend test); {'a leak' if trend.harmful > 0 else 'a steady decline'}"
     )
     b, c = verdict.baseline.value, verdict.candidate.value
+    # _classify returns NODATA for a window without finite steps before any test, so both means are set.
+    assert b is not None and c is not None
     return verdict.make(label, why, relative_change(b, c), p_value)
 
 

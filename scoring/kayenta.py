@@ -38,24 +38,12 @@ import numpy as np
 from scipy import optimize, stats
 
 from releasehealth.format import format_absolute, format_value
-from releasehealth.model import (
-    Action,
-    Classification,
-    Direction,
-    GroupScore,
-    MetricInput,
-    MetricKind,
-    MetricSpec,
-    MetricVerdict,
-    Recommendation,
-    ReleaseScore,
-    Series,
-    Summary,
-    Thresholds,
-)
+from releasehealth.model import Action, Classification, Direction, MetricKind, MetricSpec, Series, Thresholds
 from releasehealth.scoring.latency import bucket_matrix, histogram_quantile
+from releasehealth.scoring.logs import compare_samples
 from releasehealth.scoring.series import on_steps, sum_by_time, valid_steps
 from releasehealth.scoring.verdict import relative_change
+from releasehealth.verdicts import GroupScore, MetricInput, MetricVerdict, Recommendation, ReleaseScore, Summary
 
 CONFIDENCE = 0.98
 TOLERANCE = 0.25
@@ -356,7 +344,8 @@ def _verdict(
     b_sum, c_sum = _summary(b, rules.unit), _summary(c, rules.unit)
     values = f"candidate median {_value(c_sum.value, rules.unit)} vs {_value(b_sum.value, rules.unit)}, " if b.size and c.size else ""
     escalated = rules.critical and label in (*FAILING, Classification.NODATA)
-    change = relative_change(b_sum.value, c_sum.value) if b.size and c.size else None
+    # _summary has a value exactly when its window has steps: the same test as `b.size and c.size`.
+    change = relative_change(b_sum.value, c_sum.value) if b_sum.value is not None and c_sum.value is not None else None
     return MetricVerdict(
         metric=name, classification=label,
         reason=f"{name} {label.value} (Kayenta): {values}{why}" + ("; critical" if escalated else ""),
@@ -499,14 +488,16 @@ def _explaining(counted: Sequence[MetricVerdict]) -> list[MetricVerdict]:
 def kayenta_judge(
     inputs: Sequence[MetricInput], baseline: str, candidate: str, *,
     group_weights: Mapping[str, float] | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    signature_alpha: Mapping[str, float] | None = None,
 ) -> tuple[ReleaseScore, Recommendation]:
-    """Return Kayenta's score and recommendation for a release from its metrics' inputs."""
-    verdicts = [classify_input(item) for item in inputs]
+    """Return Kayenta's score and recommendation for a release from its metrics' inputs; log signatures,
+    which Kayenta does not score, are compared at `signature_alpha` (per metric) to be shown."""
+    verdicts = [classify_input(item, (signature_alpha or {}).get(item.spec.name, 0.0)) for item in inputs]
     release = score_kayenta(verdicts, group_weights)
     return release, recommend_kayenta(release, thresholds.pass_score, thresholds.marginal_score, baseline, candidate)
 
 
-def classify_input(item: MetricInput) -> MetricVerdict:
+def classify_input(item: MetricInput, signature_alpha: float = 0.0) -> MetricVerdict:
     """Kayenta's verdict on one MetricInput, judged on the per-step series Kayenta would have charted.
 
     A fetch error becomes an ERROR verdict (Kayenta would fail the whole analysis; we leave the metric out
@@ -517,7 +508,8 @@ def classify_input(item: MetricInput) -> MetricVerdict:
         return _unjudged(item, Classification.ERROR, f"{item.error}; left out of the Kayenta score", method_name())
     if spec.kind is MetricKind.LOG_SIGNATURES:
         why = "log signatures are not a time series Kayenta can compare; left out of the Kayenta score"
-        return _unjudged(item, Classification.NODATA, why, UNJUDGEABLE)
+        signatures = compare_samples(spec, item.samples, signature_alpha)
+        return dataclasses.replace(_unjudged(item, Classification.NODATA, why, UNJUDGEABLE), signatures=signatures)
     b_steps, b_values = per_step(spec, item.baseline)
     c_steps, c_values = per_step(spec, item.candidate)
     verdict = classify_arrays(
@@ -532,8 +524,9 @@ def classify_input(item: MetricInput) -> MetricVerdict:
 def _unjudged(item: MetricInput, label: Classification, why: str, test: str) -> MetricVerdict:
     spec, empty = item.spec, Summary(None, 0.0)
     return MetricVerdict(
-        spec.name, label, f"{spec.name} {label.value} (Kayenta): {why}", empty, empty, unit=spec.unit, test=test,
-        critical=spec.critical, group=spec.group, muted=spec.muted, queries=item.queries,
+        metric=spec.name, classification=label, reason=f"{spec.name} {label.value} (Kayenta): {why}", baseline=empty,
+        candidate=empty, unit=spec.unit, test=test, critical=spec.critical, group=spec.group, muted=spec.muted,
+        queries=item.queries,
     )
 
 

@@ -20,9 +20,20 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtri
 
-from releasehealth.model import Distribution, MetricSpec, MetricVerdict, Series, Summary
-from releasehealth.scoring.series import blocks, by_label, on_steps, sum_by_time, valid_steps
-from releasehealth.scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
+from releasehealth.model import MetricSpec, Series
+from releasehealth.scoring.series import (
+    blocks,
+    by_label,
+    on_steps,
+    sum_by_time,
+    valid_steps,
+)
+from releasehealth.scoring.verdict import (
+    VerdictBuilder,
+    harmful_change_p_value,
+    harmful_sign,
+)
+from releasehealth.verdicts import Distribution, MetricVerdict, Summary
 
 TEST_NAME = "Welch t-test on log quantiles of time blocks"
 BLOCKS = 6
@@ -36,7 +47,7 @@ def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> 
     A rank in the +Inf bucket returns the highest finite bound.
     """
     cumulative = np.maximum.accumulate(np.asarray(cumulative, dtype=np.float64))
-    total = cumulative[-1] if cumulative.size else 0.0
+    total: float = cumulative[-1] if cumulative.size else 0.0  # numpy's stubs type the element as Any
     if total <= 0:
         return None
     rank = q * total
@@ -45,7 +56,7 @@ def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> 
         return float(bounds[-2]) if bounds.size > 1 else None
     lower = 0.0 if index == 0 else float(bounds[index - 1])
     below = 0.0 if index == 0 else float(cumulative[index - 1])
-    in_bucket = cumulative[index] - below
+    in_bucket: float = cumulative[index] - below
     if in_bucket <= 0:
         return float(bounds[index])
     return lower + (float(bounds[index]) - lower) * (rank - below) / in_bucket

@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from releasehealth.model import Classification, LogSignature, MetricSpec, MetricVerdict, Series, SignatureStatus, Summary
+from releasehealth.model import Classification, MetricSpec, Series, SignatureStatus
 from releasehealth.scoring.series import sum_by_time
+from releasehealth.scoring.signatures import compare
 from releasehealth.scoring.verdict import VerdictBuilder
+from releasehealth.verdicts import LogSamples, LogSignature, MetricVerdict, Summary
 
 TEST_NAME = "drain3 templates: NEW (absent from the baseline) or INCREASED (Wald test on the log rate ratio)"
 NAMED = 3  # signatures named in a reason
 
 
+def compare_samples(spec: MetricSpec, samples: LogSamples | None, alpha: float) -> tuple[LogSignature, ...]:
+    """Every signature of both windows' samples, compared at `alpha` (the metric's share of the release's),
+    each marked failing or not by the judge's rule (`fails`)."""
+    if samples is None:
+        return ()
+    signatures = compare(
+        samples.baseline, samples.candidate, samples.totals, tolerance=spec.tolerance.relative, alpha=alpha,
+        not_a_risk=samples.not_a_risk,
+    )
+    return tuple(dataclasses.replace(s, failing=fails(s, spec)) for s in signatures)
+
+
 def classify_signatures(
-    spec: MetricSpec, signatures: Sequence[LogSignature], baseline: dict[str, list[Series]], candidate: dict[str, list[Series]]
+    spec: MetricSpec, samples: LogSamples | None, baseline: dict[str, list[Series]], candidate: dict[str, list[Series]],
+    alpha: float,
 ) -> MetricVerdict:
-    """HIGH when a non-ignored error signature is NEW (at least `spec.min_count` lines) or INCREASED.
+    """HIGH when a non-ignored error signature is NEW (at least `spec.min_count` lines) or INCREASED,
+    credibly at `alpha`; the verdict carries every signature compared.
 
     `baseline`/`candidate` map "lines" to the log lines per step (all levels), to tell "no logs" (NODATA)
     from "no errors" (PASS).
     """
+    signatures = compare_samples(spec, samples, alpha)
+    return dataclasses.replace(_classify(spec, signatures, baseline, candidate), signatures=signatures)
+
+
+def _classify(
+    spec: MetricSpec, signatures: Sequence[LogSignature], baseline: dict[str, list[Series]], candidate: dict[str, list[Series]]
+) -> MetricVerdict:
     b_lines, c_lines = (float(sum_by_time(side.get("lines", []))[1].sum()) for side in (baseline, candidate))
     verdict = VerdictBuilder(
         spec, TEST_NAME, _summary(signatures, "baseline", b_lines), _summary(signatures, "candidate", c_lines), None, None
@@ -28,7 +52,7 @@ def classify_signatures(
         return verdict.nodata(
             f"no log lines in the {'baseline' if b_lines == 0 else 'candidate'} window: are this version's logs shipped?"
         )
-    failing = [s for s in signatures if fails(s, spec)]
+    failing = [s for s in signatures if s.failing]
     if failing:
         named = "; ".join(_describe(s) for s in failing[:NAMED])
         more = f"; and {len(failing) - NAMED} more" if len(failing) > NAMED else ""

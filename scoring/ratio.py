@@ -25,9 +25,14 @@ import math
 import numpy as np
 from scipy import stats
 
-from releasehealth.model import Classification, MetricSpec, MetricVerdict, Series, Summary
+from releasehealth.model import Classification, MetricSpec, Series
 from releasehealth.scoring.series import on_steps, sum_by_time, valid_steps
-from releasehealth.scoring.verdict import VerdictBuilder, harmful_change_p_value, harmful_sign
+from releasehealth.scoring.verdict import (
+    VerdictBuilder,
+    harmful_change_p_value,
+    harmful_sign,
+)
+from releasehealth.verdicts import MetricVerdict, Summary
 
 TEST_NAME = "quasi-binomial two-proportion z-test on window totals"
 
@@ -53,6 +58,8 @@ def classify_ratio(
     if b_num.sum() == 0 and c_num.sum() == 0:
         return verdict.make(Classification.PASS, "no errors in either window", change=0.0)
     p_b, p_c = b.value, c.value
+    # Both windows passed min_count (>= 1, validated) of requests, so both totals are positive and both set.
+    assert p_b is not None and p_c is not None
     phi = _dispersion([(b_num, b_den, p_b), (c_num, c_den, p_c)])
     se = math.sqrt(phi * (p_b * (1 - p_b) / b.count + p_c * (1 - p_c) / c.count))
     if se == 0:  # one window without errors and the other all errors: take the pooled variance

@@ -29,7 +29,8 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 from scipy import stats
 
-from releasehealth.model import LogLine, LogSignature, SignatureStatus
+from releasehealth.model import LogLine, SignatureStatus
+from releasehealth.verdicts import LogSignature, SideTotals
 
 # Order matters: the most specific shapes first, numbers last.
 MASKS = (
@@ -71,20 +72,6 @@ def mine(baseline: Sequence[LogLine], candidate: Sequence[LogLine]) -> dict[str,
         template = miner.drain.id_to_cluster[cluster_id].get_template()
         getattr(clusters.setdefault(template, _Cluster([], [])), side).append(line)
     return clusters
-
-
-@dataclass(frozen=True)
-class SideTotals:
-    """What the rates of one window are computed against."""
-
-    sampled: int  # lines in the sample
-    population: int  # error and warn lines in the window
-    exposure: float  # requests (or log lines) in the window
-    per: str = "requests"
-
-    @property
-    def scale(self) -> float:
-        return self.population / self.sampled if self.sampled else 1.0
 
 
 def compare(

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
-from releasehealth.model import Classification, Direction, Distribution, MetricSpec, MetricVerdict, Series, Summary
 from releasehealth.format import change_text, format_value, p_text, tolerance_text
+from releasehealth.model import Classification, Direction, MetricSpec, Series
+from releasehealth.verdicts import Distribution, MetricVerdict, Summary
+
+
+class NullDistribution(Protocol):
+    """A frozen scipy distribution (stats.norm(), stats.t(dof)): the tests only read its survival function."""
+
+    def sf(self, x: float, /) -> float: ...
 
 
 def relative_change(baseline: float, candidate: float) -> float:
@@ -30,7 +38,7 @@ def tolerance_margin(spec: MetricSpec, baseline: float) -> float:
     return max(spec.tolerance.relative * abs(baseline), spec.tolerance.absolute)
 
 
-def beyond_margin_p_value(excess: float, se: float, direction: Direction, distribution) -> float:
+def beyond_margin_p_value(excess: float, se: float, direction: Direction, distribution: NullDistribution) -> float:
     """P-value of the one-sided test H0: the harmful change is at most the tolerance margin.
 
     `excess` is the harmful change minus the margin; `se` its standard error; `distribution` the
@@ -43,7 +51,7 @@ def beyond_margin_p_value(excess: float, se: float, direction: Direction, distri
     return min(1.0, 2 * p_value) if direction is Direction.EITHER else p_value
 
 
-def harmful_change_p_value(change: float, se: float, direction: Direction, distribution) -> float:
+def harmful_change_p_value(change: float, se: float, direction: Direction, distribution: NullDistribution) -> float:
     """P-value of the one-sided test H0: no harmful change; `change` is the harmful change (>= 0)."""
     return beyond_margin_p_value(change, se, direction, distribution)
 
@@ -97,6 +105,9 @@ class VerdictBuilder:
         """HIGH/LOW only for a harmful change that is both credible (p < alpha) and beyond the tolerance
         margin (the measured change exceeds it); PASS otherwise, saying which condition failed."""
         b, c = self.baseline.value, self.candidate.value
+        # Every classifier returns NODATA before deciding when a window has no value (gauge: no finite step;
+        # quantile: checked; ratio: fewer requests than min_count >= 1), so both are set here.
+        assert b is not None and c is not None
         change = relative_change(b, c)
         tolerance = tolerance_text(self.spec.tolerance, self.spec.unit)
         sign = harmful_sign(self.spec.direction, c - b)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
@@ -62,7 +63,7 @@ class ScheduledRelease:
 def parse_schedule(specs: Iterable[str]) -> tuple[ScheduledRelease, ...]:
     """Parse `SERVICE@OFFSET:LABEL[:FACTOR]` entries (e.g. `user-service@90s:error_ratio:5`), sorted by
     offset; raises ValueError naming every bad entry. A fault without a factor takes the demo's size."""
-    from releasehealth.config import parse_duration
+    from releasehealth.config import parse_option_duration
 
     out, problems = [], []
     for spec in specs:
@@ -73,7 +74,7 @@ def parse_schedule(specs: Iterable[str]) -> tuple[ScheduledRelease, ...]:
             if kind is ReleaseLabel.INITIAL or len(factor) > 1:
                 raise ValueError(spec)
             size = float(factor[0]) if factor else model.DEFAULT_FACTORS.get(kind, 1.0)
-            out.append(ScheduledRelease(service, parse_duration(offset, "schedule"), kind, size))
+            out.append(ScheduledRelease(service, parse_option_duration(offset, "schedule"), kind, size))
         except Exception:  # noqa: BLE001 - every malformed entry is reported together
             problems.append(spec)
     if problems:
@@ -185,7 +186,8 @@ class LiveService:
 
     def _logs(self, now: float, seconds: float, requests: int, errors: int) -> list[dict]:
         """This interval's lines, drawn as `logs.py` draws them per scrape interval."""
-        rng, counts = self.rng, []
+        rng = self.rng
+        counts: list[tuple[logmodel.LogTemplate, int]] = []
         weights = np.array([t.weight for t in logmodel.ERRORS])
         logged = int(rng.binomial(errors, logmodel.LOGGED_5XX_SHARE))
         counts += zip(logmodel.ERRORS, rng.multinomial(logged, weights / weights.sum()).tolist(), strict=True)
@@ -313,7 +315,8 @@ class LogShipper:
         from elasticsearch import Elasticsearch
 
         self.client = Elasticsearch(url, api_key=api_key, request_timeout=30)
-        self.live, self.backlog = live, []
+        self.live = live
+        self.backlog: list[tuple[str, dict]] = []  # (index, document)
         self.ready = False
 
     def _create_indices(self) -> None:
@@ -331,7 +334,8 @@ class LogShipper:
         if not self.ready:
             self._create_indices()
         body = "".join(a for index, doc in self.backlog for a in logmodel.bulk_lines(index, iter([doc])))
-        result = self.client.bulk(operations=body, refresh=True)
+        # The client sends a str as the NDJSON body itself; its annotation names only a sequence of mappings.
+        result = self.client.bulk(operations=body, refresh=True)  # type: ignore[arg-type]
         if result.get("errors"):
             raise RuntimeError(f"bulk indexing failed: {str(result['items'][:2])[:300]}")
         sent, self.backlog = len(self.backlog), []
@@ -349,7 +353,7 @@ class LiveSimulator:
         self.shipper = LogShipper(elasticsearch, live, api_key) if elasticsearch else None
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.server = None
+        self.server: WSGIServer | None = None
 
     def start(self) -> LiveSimulator:
         registry = CollectorRegistry()
@@ -368,6 +372,7 @@ class LiveSimulator:
             self.live.tick()
 
     def _run_shipper(self) -> None:
+        assert self.shipper is not None  # the thread is started only with a shipper (see start)
         while not self.stopping.wait(self.ship_every):
             try:
                 self.shipper.ship()

@@ -18,23 +18,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from releasehealth.errors import QueryRejected
+from releasehealth.model import Deploy, DeploySourceKind, LogFields, LogLine, LogSettings, LogWindowData, Query, Series
 from releasehealth.queries import elasticsearch as dsl
 from releasehealth.queries.elasticsearch import WindowKey
-from releasehealth.errors import QueryRejected
-from releasehealth.model import (
-    Deploy,
-    DeploySourceKind,
-    LabelNames,
-    LogFields,
-    LogLine,
-    LogSettings,
-    LogWindowData,
-    Query,
-    Series,
-    SourceHealth,
-)
 from releasehealth.simulator.fleet import BUCKETS, Fleet, SimulatedService
 from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs
+from releasehealth.verdicts import SourceHealth
 
 SUPPORTED = ("requests", "errors", "latency_buckets", "first_seen", "last_seen", "memory", "cpu", "cpu_per_request")
 LOOKBACK_SECONDS = 300.0  # Prometheus' default --query.lookback-delta: how long a gauge sample stays current
@@ -68,7 +58,7 @@ class SimulatedMetricSource:
         labels = {query.labels.service: service.name, query.labels.version: version}
         times, counters = service.cumulative(version)
         if query.step is None:
-            return self._instant(query, labels, times[times <= query.end.timestamp()])
+            return self._instant(query, labels, times[times <= _seconds(query.end, "end")])
         steps = _step_times(query)
         if query.template == "latency_buckets":
             cumulative = np.cumsum(counters["buckets"], axis=1)
@@ -92,20 +82,30 @@ class SimulatedMetricSource:
         if not times.size:
             return []
         value = times[0] if query.template == "first_seen" else times[-1]
-        return [Series(labels, np.array([query.end.timestamp()]), np.array([float(value)]))]
+        return [Series(labels, np.array([_seconds(query.end, "end")]), np.array([float(value)]))]
+
+
+def _seconds(moment: datetime | None, what: str) -> float:
+    """UNIX seconds of a query's start or end. Queries as QueryGroup builds them have both; one without
+    fails with an AttributeError, as calling .timestamp() on None always did."""
+    if moment is None:
+        raise AttributeError(f"the query has no {what}")
+    return moment.timestamp()
 
 
 def _step_times(query: Query) -> np.ndarray:
+    assert query.step is not None  # only range queries get here (see _series)
     step = query.step.total_seconds()
-    first = np.ceil(query.start.timestamp() / step) * step
+    first = np.ceil(_seconds(query.start, "start") / step) * step
     # Half a step past the end, not an epsilon: 1e-9 vanishes next to 1.8e9 s and the last step went missing.
-    return np.arange(first, query.end.timestamp() + step / 2, step)
+    return np.arange(first, _seconds(query.end, "end") + step / 2, step)
 
 
 def _increase(
     labels: dict[str, str], times: np.ndarray, values: np.ndarray, steps: np.ndarray, query: Query
 ) -> Series | None:
     """Counter growth over [t-step, t] at each step t where the series has two samples or more."""
+    assert query.step is not None  # only range queries get here (see _series)
     step = query.step.total_seconds()
     first = np.searchsorted(times, steps - step, side="left")
     last = np.searchsorted(times, steps, side="right") - 1
@@ -129,12 +129,15 @@ def _cpu(
     query: Query, labels: dict[str, str], times: np.ndarray, counters: dict[str, np.ndarray], steps: np.ndarray
 ) -> Series | None:
     """`rate` of the CPU counter (cores), or divided by the rate of requests (CPU seconds per request)."""
+    assert query.step is not None  # only range queries get here (see _series)
     cpu = _increase(labels, times, counters["cpu_seconds"], steps, query)
     if cpu is None:
         return None
     if query.template == "cpu":
         return Series(labels, cpu.timestamps, cpu.values / query.step.total_seconds())
     requests = _increase(labels, times, counters["requests"], steps, query)
+    # _increase is None only for lack of samples, which depends on times and steps alone: as for cpu, it is set.
+    assert requests is not None
     with np.errstate(divide="ignore", invalid="ignore"):
         return Series(labels, cpu.timestamps, cpu.values / requests.values)
 
@@ -159,7 +162,7 @@ class SimulatedLogSource:
         services = tuple(sorted({k.service for k in keys}))
         start, end = min(k.window.start for k in keys), max(k.window.end for k in keys)
         text = dsl.show_searches(dsl.log_searches(settings.fields, keys, step, settings.sample_size))
-        return out, (Query("logs", text, services, LabelNames(), self.name, start, end),)
+        return out, (Query(template="logs", text=text, services=services, source=self.name, start=start, end=end),)
 
     def events(self, services: Sequence[str], start: datetime, end: datetime) -> tuple[list[Deploy], Query | None]:
         self.requests_made += 1
@@ -169,8 +172,11 @@ class SimulatedLogSource:
             for r in s.releases[1:] if start <= r.deployed_at <= end
         ]
         body = dsl.deploy_events_body(LogFields(), services, start, end, size=10_000)
-        return deploys, Query("deploy_events", dsl.show(self.deploy_index, body), tuple(services), LabelNames(),
-                              self.name, start, end)
+        query = Query(
+            template="deploy_events", text=dsl.show(self.deploy_index, body), services=tuple(services), source=self.name,
+            start=start, end=end,
+        )
+        return deploys, query
 
     def check(self) -> SourceHealth:
         return SourceHealth("elasticsearch", self.name, True, 0.0, "", datetime.now(UTC))

@@ -118,9 +118,10 @@ def wait_ready(server: S, path: str, log: str, seconds: float) -> S:
     """Return `server` once GET `path` answers 200; stop it and fail, pointing at its log, if it exits
     or does not answer in time."""
     deadline = time.monotonic() + seconds
+    name = _program(server.process)
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.process.args[0]} exited with {server.process.returncode}; see {log}")
+            raise RuntimeError(f"{name} exited with {server.process.returncode}; see {log}")
         try:
             if requests.get(server.url + path, timeout=1).status_code == 200:
                 return server
@@ -128,7 +129,14 @@ def wait_ready(server: S, path: str, log: str, seconds: float) -> S:
             pass
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"{server.process.args[0]} did not answer within {seconds:.0f} s; see {log}")
+    raise RuntimeError(f"{name} did not answer within {seconds:.0f} s; see {log}")
+
+
+def _program(process: subprocess.Popen[Any]) -> str:
+    """The program a process runs, for messages."""
+    args = process.args
+    first = args[0] if isinstance(args, (list, tuple)) and args else args
+    return os.fsdecode(first) if isinstance(first, (str, bytes, os.PathLike)) else str(first)
 
 
 # ---- an Elasticsearch-API server: noida-db ----------------------------------------------------------
@@ -171,7 +179,7 @@ def load_logs(url: str, logs: FleetLogs, chunk: int = 10_000) -> None:
     for index, docs in batches:
         for start in range(0, len(docs), chunk):
             body = "".join(bulk_lines(index, iter(docs[start:start + chunk])))
-            result = client.bulk(operations=body)
+            result = client.bulk(operations=body)  # type: ignore[arg-type]  # NDJSON text is sent as is
             if result["errors"]:
                 raise RuntimeError(f"bulk load into {index} failed: {str(result['items'][:2])[:500]}")
     client.indices.refresh(index="*")

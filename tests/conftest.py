@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,12 +12,20 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from releasehealth import analysis, config
+from releasehealth import config, wiring
 from releasehealth.config import Catalogue
 from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import FleetLogs, simulate_logs
-from testing.configs import ROOT, example_config
-from testing.servers import ElasticsearchServer, PrometheusServer, backfill, load_logs, start_elasticsearch, start_prometheus
+from releasehealth.sources import Sources
+from testing.configs import example_config
+from testing.servers import (
+    ElasticsearchServer,
+    PrometheusServer,
+    backfill,
+    load_logs,
+    start_elasticsearch,
+    start_prometheus,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -23,6 +33,19 @@ if TYPE_CHECKING:
     from testing.servers import PostgresServer
 
 SEED = 7
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_temp_folder() -> Iterator[None]:
+    """The embedded demo keeps its history store in the temp folder: the session gets a folder of its own,
+    so a store a developer's demo left behind never changes a verdict under test, and none is left behind."""
+    folder = Path(tempfile.mkdtemp(prefix="release-health-tests-"))
+    folder.chmod(0o755)  # servers running as other users (PostgreSQL) make their folders in it too
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))  # servers and commands the tests start
+        patch.setattr(tempfile, "tempdir", str(folder))  # this process
+        yield
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +84,14 @@ def catalogue(prometheus: PrometheusServer, elasticsearch: ElasticsearchServer) 
 
 
 @pytest.fixture(scope="session")
-def sources(catalogue: Catalogue) -> analysis.Sources:
-    return analysis.connect(catalogue)
+def wired(catalogue: Catalogue) -> wiring.Wiring:
+    """The example catalogue over the session's real Prometheus and noida-db, through the one wiring."""
+    return wiring.connect(catalogue)
+
+
+@pytest.fixture(scope="session")
+def sources(wired: wiring.Wiring) -> Sources:
+    return wired.sources
 
 
 @pytest.fixture(scope="session")

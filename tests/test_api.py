@@ -14,7 +14,6 @@ import re
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +24,18 @@ from urllib.parse import quote
 
 import pytest
 import requests
-import uvicorn
 
+from releasehealth import api
 from releasehealth.collectors.deploys import MetricDeploySource
-from releasehealth import analysis, api
 from releasehealth.errors import SourceUnavailable
 from releasehealth.gate import is_final
-from releasehealth.model import Action, Query, Series, SourceHealth
+from releasehealth.model import Action, Query, Series
+from releasehealth.sources import Sources
 from releasehealth.store import Store
+from releasehealth.verdicts import SourceHealth
+from releasehealth.wiring import Wiring
 from testing.servers import GroupServer, free_port, wait_ready
+from tests import helpers
 
 SEED = 7
 # The last midnight minus two hours: the same time of day on every run, so the same verdicts.
@@ -73,8 +75,8 @@ class Roles:
 
 @pytest.fixture(scope="module")
 def fleet() -> Fleet:
-    catalogue, sources, _ = analysis.demo(seed=SEED, end=END)
-    evaluations = analysis.evaluate_fleet(catalogue, sources)
+    catalogue, sources, _ = helpers.demo(seed=SEED, end=END)
+    evaluations = helpers.fleet(Wiring(catalogue, sources))
     return Fleet({
         e.service: (e.candidate.version, e.recommendation.action, is_final(e, catalogue.policy.window))
         for e in evaluations if e.candidate is not None
@@ -362,27 +364,20 @@ class Remember(logging.Handler):
 def down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
     """An in-process server on the demo catalogue whose Prometheus is down and whose token is unset;
     yields its URL and what it logged at startup."""
-    catalogue, _, _ = analysis.demo(seed=SEED, end=END)
+    catalogue, _, _ = helpers.demo(seed=SEED, end=END)
     metrics = DownMetricSource()
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('down') / 'store.db'}")
     handler = Remember()
     logging.getLogger(api.__name__).addHandler(handler)
     try:
-        app = api.create_app(catalogue, analysis.Sources(metrics, MetricDeploySource(metrics), store=store), environ={})
+        sources = Sources(metrics=metrics, deploys=MetricDeploySource(metrics), store=store)
+        app = api.create_app(Wiring(catalogue, sources), environ={})
     finally:
         logging.getLogger(api.__name__).removeHandler(handler)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the in-process API did not start"
     try:
-        yield f"http://127.0.0.1:{server.config.port}", handler.messages
+        with helpers.served(app) as url:
+            yield url, handler.messages
     finally:
-        server.should_exit = True
-        thread.join(10)
         store.close()
 
 

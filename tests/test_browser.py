@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from releasehealth import analysis
-from releasehealth.model import Action, Evaluation, LogSignature, SignatureStatus
+from releasehealth.model import Action, SignatureStatus
+from releasehealth.verdicts import Evaluation, LogSignature
+from releasehealth.wiring import Wiring
 from testing.servers import (
     STREAMLIT_RENDERED,
     DashboardServer,
     start_pinned_demo,
 )
+from tests import helpers
 
 SEED = 7
 # The demo fleet depends on the time of day its history ends at, not on the date: ending at the same time
@@ -65,15 +67,15 @@ def _flagged_hostile(evaluation: Evaluation) -> LogSignature | None:
 
 @pytest.fixture(scope="module")
 def expected() -> Expected:
-    catalogue, sources, _ = analysis.demo(seed=SEED, end=DEMO_END)
-    fleet = analysis.evaluate_fleet(catalogue, sources)
+    catalogue, sources, _ = helpers.demo(seed=SEED, end=DEMO_END)
+    fleet = helpers.fleet(Wiring(catalogue, sources))
     rollbacks = tuple(
         (e.service, e.candidate.version) for e in fleet if e.candidate and e.recommendation.action is Action.ROLLBACK
     )
     hostile = None
     for latest in (e for e in fleet if e.candidate):
         # The release page evaluates the one service, as here (the fleet's evaluation covers them all).
-        evaluation = analysis.evaluate(catalogue, sources, latest.service, latest.candidate.version)
+        evaluation = helpers.evaluate(Wiring(catalogue, sources), latest.service, latest.candidate.version)
         if signature := _flagged_hostile(evaluation):
             hostile = evaluation, signature
             break
@@ -114,8 +116,8 @@ def _wait_rendered(page: Page) -> None:
 def _open_overview(page: Page, dashboard: DashboardServer, expected: Expected) -> None:
     """Open the overview and wait until its script has run and its fleet table lists the failing services."""
     page.goto(dashboard.url + "/")
-    expect(page.get_by_role("heading", name="Fleet overview")).to_be_visible()
-    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    expect(page.get_by_role("heading", name="Fleet overview")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=TIMEOUT_MS)
     # The table is drawn on a canvas once its data arrived; its cells are also in the DOM, for accessibility.
     page.wait_for_function(TABLE_LISTS, arg=[service for service, _ in expected.rollbacks], timeout=TIMEOUT_MS)
     _wait_rendered(page)
@@ -133,7 +135,7 @@ def _release_links(page: Page) -> dict[tuple[str, str], int]:
 def _expect_rollback_banner(page: Page, service: str, version: str) -> None:
     # The alert's text also holds its icon's name (a ligature); the message is its Markdown.
     banner = page.locator('[data-testid="stAlert"]').filter(has_text=f"ROLLBACK {service} {version}")
-    expect(banner).to_be_visible()
+    expect(banner).to_be_visible(timeout=TIMEOUT_MS)
     _wait_rendered(page)
     text = banner.first.locator('[data-testid="stMarkdownContainer"]').inner_text()
     assert text.startswith(f"ROLLBACK {service} {version} (baseline ")
@@ -187,9 +189,9 @@ def test_hostile_log_line_shows_as_text_and_runs_no_script(
 
     example = signature.examples[0]  # e.g. "Rejected input <script>alert('70751')</script> in field **comment** from …"
     code = page.locator('[data-testid="stCode"]').filter(has_text=example)
-    expect(code.first).to_be_visible()
+    expect(code.first).to_be_visible(timeout=TIMEOUT_MS)  # a limit against hangs, not a speed
     _wait_rendered(page)
-    expect(page.get_by_text(HOSTILE, exact=False).filter(visible=True).first).to_be_visible()
+    expect(page.get_by_text(HOSTILE, exact=False).filter(visible=True).first).to_be_visible(timeout=TIMEOUT_MS)
     assert "**comment**" in code.first.inner_text()
     assert page.evaluate("() => window.__xss") is None
     assert dialogs == []

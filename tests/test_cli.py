@@ -10,12 +10,12 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from releasehealth import analysis
 from releasehealth.cli import app
 from releasehealth.simulator import ReleaseLabel
 from releasehealth.simulator.fleet import FAULTS
 from testing.configs import example_config
 from testing.servers import free_port
+from tests import helpers
 
 runner = CliRunner()
 # The demo ends at a fixed time of day, as the test fleet does: the same traffic, and verdicts, every run.
@@ -42,7 +42,7 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_exit_codes_follow_the_recommendation_on_the_demo_fleet() -> None:
-    _, _, fleet = analysis.demo(end=DEMO_END)
+    _, _, fleet = helpers.demo(end=DEMO_END)
     expected = {label: 3 for label in FAULTS} | {ReleaseLabel.GOOD: 0}  # the default scenario's labels
     seen = set()
     for service in fleet.services:
@@ -116,7 +116,7 @@ def test_simulate_writes_openmetrics_and_truth(tmp_path: Path) -> None:
 
 
 def test_evaluate_prints_and_exports_the_log_findings() -> None:
-    _, _, fleet = analysis.demo(end=DEMO_END)
+    _, _, fleet = helpers.demo(end=DEMO_END)
     service, release = next(
         (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from releasehealth import config
+from releasehealth.config.credentials import prometheus_credentials
 from releasehealth.errors import ConfigError, NotFoundError
 from testing.configs import ROOT, example_config
 
@@ -91,10 +92,10 @@ def test_rollback_command_is_filled_in() -> None:
 def test_credentials_come_from_the_environment_variables_named() -> None:
     raw = example_config("http://p:9090", bearer_token_env="PROM_TOKEN")
     settings = config.parse(raw).prometheus
-    headers, auth = config.prometheus_credentials(settings, {"PROM_TOKEN": "s3cret"})
+    headers, auth = prometheus_credentials(settings, {"PROM_TOKEN": "s3cret"})
     assert headers == {"Authorization": "Bearer s3cret"} and auth is None
     with pytest.raises(ConfigError, match="environment variable PROM_TOKEN is named in the config but not set"):
-        config.prometheus_credentials(settings, {})
+        prometheus_credentials(settings, {})
 
 
 def test_unknown_service_lists_the_known_ones() -> None:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import promql_parser
 import pytest
 
-from releasehealth.queries.promql import build_query
 from releasehealth import config
 from releasehealth.errors import ConfigError, TemplateError
 from releasehealth.model import KubernetesSettings, LabelNames, MetricKind
+from releasehealth.queries.promql import QueryGroup, metric_names
 from testing.configs import ROOT, example_config
 
 PRESETS = ("generic", "spring-boot", "istio", "linkerd", "opentelemetry", "nginx-ingress")
@@ -38,13 +38,12 @@ def test_every_preset_the_issue_names_ships_with_the_roles_the_judge_needs() -> 
         kinds = {m.kind for m in preset.metrics}
         assert {MetricKind.RATIO, MetricKind.HISTOGRAM_QUANTILE} <= kinds, name
         assert {"requests", "errors", "latency_buckets", "first_seen", "last_seen"} <= set(preset.templates), name
-        assert config.metric_names(preset.templates["requests"]), name  # what "no data for preset X" names
+        assert metric_names(preset.templates["requests"]), name  # what "no data for preset X" names
         generic = {m.name: m for m in config.load_preset("generic").metrics}
         assert all(m == generic[m.name] for m in preset.metrics if m.name in generic), name  # one set of tolerances
         sample = LabelNames(preset.labels.service, preset.labels.version)
         for template, text in preset.templates.items():
-            query = build_query(template, text, ["cart", 'we"ird'], sample, step=timedelta(minutes=1),
-                                start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC))
+            query = QueryGroup(sample).range(template, text, ["cart", 'we"ird'], start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC), step=timedelta(minutes=1))
             promql_parser.parse(query.text)
 
 
@@ -52,9 +51,7 @@ def test_nginx_has_no_version_label_and_mesh_latencies_are_read_in_seconds() -> 
     assert config.load_preset("nginx-ingress").labels.version == ""
     for name in ("istio", "linkerd"):
         assert config.load_preset(name).bucket_units == {"latency_buckets": "milliseconds"}
-    query = build_query("requests", config.load_preset("nginx-ingress").templates["requests"], ["cart"],
-                        LabelNames("service", ""), step=timedelta(minutes=1), start=datetime(2026, 1, 1, tzinfo=UTC),
-                        end=datetime(2026, 1, 1, 1, tzinfo=UTC))
+    query = QueryGroup(LabelNames("service", "")).range("requests", config.load_preset("nginx-ingress").templates["requests"], ["cart"], start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC), step=timedelta(minutes=1))
     assert query.text.startswith("sum by (service) (")
 
 
@@ -73,8 +70,7 @@ def test_a_custom_metric_is_judged_beside_the_preset_and_rendered_with_the_servi
     assert spec.critical and spec.queries == {"numerator": "checkout_failures.numerator", "denominator": "checkouts"}
     assert "error_ratio" in {m.name for m in service.metrics}  # the preset's stay
     templates = dict(service.templates)
-    query = build_query("checkout_failures.numerator", templates["checkout_failures.numerator"], ["cart"], service.labels,
-                        step=timedelta(minutes=1), start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC))
+    query = QueryGroup(service.labels).range("checkout_failures.numerator", templates["checkout_failures.numerator"], ["cart"], start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC), step=timedelta(minutes=1))
     assert query.text == (
         'sum by (destination_workload, destination_version) '
         '(increase(checkout_total{destination_workload="cart",result="failed"}[1m]))'
@@ -131,7 +127,7 @@ def test_variables_are_strict_when_a_template_is_rendered() -> None:
 def test_kubernetes_versions_are_configured_per_service_and_checked() -> None:
     raw = _with_service(preset="nginx-ingress", kubernetes={"namespace": "shop", "container": "app"})
     service = config.parse(raw).services[0]
-    assert service.kubernetes == KubernetesSettings("cart", "shop", "app", "image")
+    assert service.kubernetes == KubernetesSettings(deployment="cart", namespace="shop", container="app", version_from="image")
     assert service.labels.version == ""
     raw = _with_service(kubernetes={"deployment": "cart-v2", "version_from": "helm"})
     assert "services[0].kubernetes.version_from" in _problems(raw)
@@ -154,7 +150,7 @@ def test_the_readme_table_lists_every_preset_with_its_metrics() -> None:
     for name in config.preset_names():
         row = next(line for line in table.splitlines() if line.startswith(f"| `{name}`"))
         preset = config.load_preset(name)
-        assert f"`{config.metric_names(preset.templates['requests'])[0]}" in row, (name, row)
+        assert f"`{metric_names(preset.templates['requests'])[0]}" in row, (name, row)
         assert f"`{preset.labels.service}`" in row, (name, row)
 
 
@@ -191,6 +187,5 @@ def test_a_pod_join_needs_join_in_every_template_of_the_service_and_renames_pod_
 
     join = kubernetes.pod_join(service.kubernetes)
     assert join.startswith(" * on (namespace, kubernetes_pod_name) group_left (version) label_replace(")
-    query = build_query("queue.value", dict(service.templates)["queue.value"], ["cart"], service.labels, join=join,
-                        step=timedelta(minutes=1), start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC))
+    query = QueryGroup(service.labels, join=join).range("queue.value", dict(service.templates)["queue.value"], ["cart"], start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC), step=timedelta(minutes=1))
     promql_parser.parse(query.text)

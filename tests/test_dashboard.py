@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,22 +15,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from releasehealth.config import Catalogue
 from releasehealth.dashboard import charts, tables
 from releasehealth.dashboard.components import escape_markdown
-from releasehealth import analysis
-from releasehealth.config import Catalogue
-from releasehealth.model import (
-    Action,
-    Evaluation,
-    LogEvidence,
-    LogSignature,
-    LogWindowData,
-    MetricVerdict,
-    Series,
-    SignatureStatus,
-    Window,
-)
-from releasehealth.simulator import Fleet, ReleaseLabel
+from releasehealth.model import Action, LogWindowData, Series, SignatureStatus, Window
+from releasehealth.simulator import Fleet, ReleaseLabel, demo
+from releasehealth.sources import Sources
+from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict
+from releasehealth.wiring import Wiring
+from tests import helpers
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 TIMEOUT = 60
@@ -42,11 +36,10 @@ MARKDOWN_KINDS = ("markdown", "caption", "title", "header", "subheader", "error"
 # The demo fleet ends at the current minute and its logs differ from one minute to the next: pinning its end
 # makes what a test evaluates exactly what the app under test shows.
 DEMO_END = datetime.now(UTC).replace(second=0, microsecond=0)
-_simulate_demo = analysis.demo
 
 
-def _pinned_demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, analysis.Sources, Fleet]:
-    return _simulate_demo(seed=seed, end=end or DEMO_END)
+def _pinned_demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, Sources, Fleet]:
+    return helpers.demo(seed=seed, end=end or DEMO_END)
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +52,12 @@ def _clear_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def demo_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "demo", _pinned_demo)
+def demo_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RELEASE_HEALTH_DEMO", "1")
     monkeypatch.setenv("RELEASE_HEALTH_SEED", "7")
+    monkeypatch.setenv("RELEASE_HEALTH_DEMO_END", DEMO_END.isoformat())
+    # A store of this test's own (none yet): what another run of the demo saved must not change its verdicts.
+    monkeypatch.setenv("RELEASE_HEALTH_STORE", f"sqlite:///{tmp_path / 'store.db'}")
     monkeypatch.delenv("RELEASE_HEALTH_CONFIG", raising=False)
 
 
@@ -82,12 +77,15 @@ def _demo_with(monkeypatch: pytest.MonkeyPatch, names: Callable[[list[str]], lis
     """The pinned demo fleet and sources, behind a catalogue of the services `names` makes of the fleet's."""
     from releasehealth import config
 
-    def demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, analysis.Sources, Fleet]:
-        catalogue, sources, fleet = _pinned_demo(seed, end)
-        services = names([s.name for s in catalogue.services])
-        return config.catalogue_for(services, logs=catalogue.services[0].logs), sources, fleet
+    build = demo.build
 
-    monkeypatch.setattr(analysis, "demo", demo)
+    def built(seed: int = 7, end: datetime | None = None, *, store: str | None = None) -> demo.Demo:
+        real = build(seed, end, store=store)
+        services = names([s.name for s in real.catalogue.services])
+        catalogue = config.catalogue_for(services, logs=real.catalogue.services[0].logs)
+        return dataclasses.replace(real, catalogue=dataclasses.replace(catalogue, store=real.catalogue.store))
+
+    monkeypatch.setattr(demo, "build", built)
 
 
 def _app() -> AppTest:
@@ -108,7 +106,7 @@ def _unescaped(text: str) -> str:
 @functools.cache
 def _demo_fleet() -> tuple[Evaluation, ...]:
     catalogue, sources, _ = _pinned_demo(seed=7)
-    return tuple(analysis.evaluate_fleet(catalogue, sources))
+    return tuple(helpers.fleet(Wiring(catalogue, sources)))
 
 
 def _demo_release(matches: Callable[[Evaluation], bool]) -> Evaluation:
@@ -118,7 +116,7 @@ def _demo_release(matches: Callable[[Evaluation], bool]) -> Evaluation:
 def _evaluate_like_the_release_page(service: str, version: str) -> Evaluation:
     """The release page evaluates one service, so its queries cover that service only (the fleet's cover all)."""
     catalogue, sources, _ = _pinned_demo(seed=7)
-    return analysis.evaluate(catalogue, sources, service, version)
+    return helpers.evaluate(Wiring(catalogue, sources), service, version)
 
 
 def _failing_demo_release() -> tuple[str, str]:
@@ -164,7 +162,7 @@ def test_overview_lists_every_demo_service_riskiest_first(demo_env: None) -> Non
 
     assert not at.exception
     table = at.dataframe[0].value
-    catalogue, _, _ = analysis.demo(seed=7)
+    catalogue, _, _ = helpers.demo(seed=7)
     assert sorted(table["service"]) == sorted(s.name for s in catalogue.services)
     assert len(table) == DEMO_SERVICES
     assert table["action"].iloc[0] == Action.ROLLBACK.value
@@ -240,7 +238,7 @@ def test_release_deep_link_shows_rollback_banner_charts_and_queries(demo_env: No
 def test_an_evaluation_reports_each_step_as_it_starts() -> None:
     catalogue, sources, _ = _pinned_demo(seed=7)
     heard: list[str] = []
-    analysis.evaluate_fleet(catalogue, sources, progress=heard.append)
+    helpers.fleet(Wiring(catalogue, sources), progress=heard.append)
     assert heard == [
         "reading the deploys of 8 services", "querying the metrics of 8 release(s)", "reading the logs", "judging 8 release(s)",
     ]
@@ -248,7 +246,7 @@ def test_an_evaluation_reports_each_step_as_it_starts() -> None:
 
 def test_the_baseline_selector_re_evaluates_and_lives_in_the_url(demo_env: None) -> None:
     catalogue, sources, _ = _pinned_demo(seed=7)
-    versions = [d.version for d in analysis.list_deploys(catalogue, sources, "user-service")]
+    versions = [d.version for d in helpers.deploys(Wiring(catalogue, sources), "user-service")]
     latest, oldest = versions[-1], versions[0]
     at = _open("views/release.py", service="user-service", version=latest)
     assert "pinned:" + oldest in at.selectbox[2].options
@@ -266,7 +264,7 @@ def test_the_baseline_selector_re_evaluates_and_lives_in_the_url(demo_env: None)
 def test_overview_filters_by_verdict_team_and_text(demo_env: None) -> None:
     at = _app().run()
     everything = at.dataframe[0].value
-    assert set(everything["team"]) <= set(analysis.DEMO_TEAMS.values())
+    assert set(everything["team"]) <= set(demo.TEAMS.values())
     assert all(len(v) >= 30 for v in everything["error ratio trend"])  # the sparklines: both windows, per step
 
     at.multiselect(key="filter_action").set_value(["ROLLBACK"]).run()
@@ -289,13 +287,13 @@ def test_switching_pages_does_not_query_the_sources_again_within_the_ttl(demo_en
     at.query_params.update(service=service, version=version)
     at.switch_page("views/release.py").run()
     at.switch_page("views/service.py").run()
-    _, sources = data._demo(7)
-    asked = sources.metrics.queries_run
+    metrics = data._demo(7, DEMO_END, os.environ["RELEASE_HEALTH_STORE"]).metrics  # the app's, from its cache
+    asked = metrics.queries_run
     for page in ("views/overview.py", "views/release.py", "views/service.py", "views/overview.py"):
         at.query_params.update(service=service, version=version)
         at.switch_page(page).run()
         assert not at.exception
-    assert sources.metrics.queries_run == asked
+    assert metrics.queries_run == asked
 
 
 def test_release_table_shows_commit_and_deploy_source(demo_env: None) -> None:
@@ -352,17 +350,21 @@ def test_release_page_shows_hostile_log_text_only_in_code_and_tables() -> None:
         import dataclasses
 
         from releasehealth.dashboard import components
-        from releasehealth import analysis
-        from releasehealth.model import LogSignature, SignatureStatus
+        from releasehealth.model import SignatureStatus
+        from releasehealth.verdicts import LogSignature
 
         # What the demo's warn messages look like, NEW so that its examples are shown too.
+        from releasehealth.wiring import Wiring
+        from tests import helpers
+
         hostile = LogSignature(
-            "Rejected input <script>alert('<NUM>')</script> in field **comment** from <IP>", "warn", "<b>Err</b>",
-            SignatureStatus.NEW, 0, 3, 0.0, 0.1,
+            template="Rejected input <script>alert('<NUM>')</script> in field **comment** from <IP>", level="warn",
+            error_type="<b>Err</b>", status=SignatureStatus.NEW, baseline_count=0, candidate_count=3,
+            baseline_rate=0.0, candidate_rate=0.1,
             examples=("Rejected input <script>alert('123')</script> in field **comment** from 1.2.3.4",),
         )
-        catalogue, sources, _ = analysis.demo(seed=7)
-        evaluation = analysis.evaluate(catalogue, sources, "user-service")
+        catalogue, sources, _ = helpers.demo(seed=7)
+        evaluation = helpers.evaluate(Wiring(catalogue, sources), "user-service")
         logs = dataclasses.replace(evaluation.logs, signatures=(hostile, *evaluation.logs.signatures))
         components.release(dataclasses.replace(evaluation, logs=logs), catalogue)
 
@@ -381,11 +383,12 @@ def test_release_with_unreadable_logs_shows_the_error_notes_and_verdicts() -> No
         import dataclasses
 
         from releasehealth.dashboard import components
-        from releasehealth import analysis
-        from releasehealth.model import LogEvidence
+        from releasehealth.verdicts import LogEvidence
+        from releasehealth.wiring import Wiring
+        from tests import helpers
 
-        catalogue, sources, _ = analysis.demo(seed=7)
-        evaluation = analysis.evaluate(catalogue, sources, "user-service")
+        catalogue, sources, _ = helpers.demo(seed=7)
+        evaluation = helpers.evaluate(Wiring(catalogue, sources), "user-service")
         broken = dataclasses.replace(
             evaluation,
             logs=LogEvidence(None, None, error="logs could not be read: <script>alert(1)</script> **down**"),
@@ -416,10 +419,11 @@ def test_release_without_logs_says_they_are_not_configured() -> None:
         import dataclasses
 
         from releasehealth.dashboard import components
-        from releasehealth import analysis
+        from releasehealth.wiring import Wiring
+        from tests import helpers
 
-        catalogue, sources, _ = analysis.demo(seed=7)
-        components.logs(dataclasses.replace(analysis.evaluate(catalogue, sources, "user-service"), logs=None))
+        catalogue, sources, _ = helpers.demo(seed=7)
+        components.logs(dataclasses.replace(helpers.evaluate(Wiring(catalogue, sources), "user-service"), logs=None))
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
 
@@ -428,8 +432,8 @@ def test_release_without_logs_says_they_are_not_configured() -> None:
 
 
 def test_release_page_defaults_to_latest_version_and_writes_it_to_the_url(demo_env: None) -> None:
-    catalogue, sources, _ = analysis.demo(seed=7)
-    latest = analysis.list_deploys(catalogue, sources, "user-service")[-1].version
+    catalogue, sources, _ = helpers.demo(seed=7)
+    latest = helpers.deploys(Wiring(catalogue, sources), "user-service")[-1].version
 
     at = _open("views/release.py", service="user-service")
 
@@ -469,8 +473,8 @@ def test_service_page_shows_the_timeline_score_history_and_every_release(demo_en
     assert not at.exception and not at.error
     assert {"service-timeline", "score-history"} <= set(_chart_keys(at))
     history = at.dataframe[0].value
-    catalogue, sources, _ = analysis.demo(seed=7)
-    versions = [d.version for d in reversed(analysis.list_deploys(catalogue, sources, "user-service"))]
+    catalogue, sources, _ = helpers.demo(seed=7)
+    versions = [d.version for d in reversed(helpers.deploys(Wiring(catalogue, sources), "user-service"))]
     assert list(history["version"]) == versions
     # Selecting a release opens it.
     at.session_state["history_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
@@ -497,21 +501,13 @@ def test_a_service_without_deploys_yet_is_inconclusive_on_every_page(demo_env: N
 def test_a_service_with_a_single_release_says_there_is_nothing_to_compare_with(
     demo_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from releasehealth.collectors.deploys import MetricDeploySource
-    from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
-    from releasehealth import config
-    from releasehealth.model import LogSettings
     from releasehealth.simulator import simulate
-    from releasehealth.simulator.logs import simulate_logs
 
-    def demo(seed: int = 7, end: datetime | None = None) -> tuple[Catalogue, analysis.Sources, Fleet]:
+    def built(seed: int = 7, end: datetime | None = None, *, store: str | None = None) -> demo.Demo:
         fleet = simulate(seed=seed, end=end or DEMO_END, services=1, releases_per_service=0)
-        metrics = SimulatedMetricSource(fleet)
-        sources = analysis.Sources(metrics, MetricDeploySource(metrics), SimulatedLogSource(simulate_logs(fleet)))
-        catalogue = config.catalogue_for(["user-service"], logs=LogSettings(index=analysis.DEMO_LOG_INDEX))
-        return catalogue, sources, fleet
+        return demo.of_fleet(fleet, store=store or "")
 
-    monkeypatch.setattr(analysis, "demo", demo)
+    monkeypatch.setattr(demo, "build", built)
     only = "no earlier release of user-service was seen to compare with"
     overview = _app().run()
     assert not overview.exception and overview.dataframe[0].value["action"].tolist() == ["INCONCLUSIVE"]
@@ -580,14 +576,13 @@ def test_banner_renders_untrusted_labels_and_reason_literally() -> None:
         from datetime import UTC, datetime
 
         from releasehealth.dashboard import components
-        from releasehealth.model import Action, BaselinePolicy, Evaluation, Recommendation
+        from releasehealth.model import Action, BaselinePolicy
+        from releasehealth.verdicts import Evaluation, Recommendation
 
         recommendation = Recommendation(
             Action.ROLLBACK, "p95 HIGH [x](javascript:alert(1)) $x$", "**b**", "<script>alert(1)</script>"
         )
-        evaluation = Evaluation(
-            ":red[svc]", None, None, BaselinePolicy.PREVIOUS, None, None, None, recommendation, datetime.now(UTC)
-        )
+        evaluation = Evaluation(service=":red[svc]", candidate=None, baseline=None, policy=BaselinePolicy.PREVIOUS, candidate_window=None, baseline_window=None, score=None, recommendation=recommendation, evaluated_at=datetime.now(UTC))
         components.banner(evaluation, "kubectl rollout undo deployment/x")
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
@@ -675,7 +670,7 @@ def test_failing_signature_count_is_a_dash_when_logs_were_not_read() -> None:
 
 
 def test_signature_table_labels_rates_with_their_basis() -> None:
-    signature = LogSignature("Timeout after <*>", "error", "TimeoutError", SignatureStatus.NEW, 0, 12, 0.0, 1.5)
+    signature = LogSignature(template="Timeout after <*>", level="error", error_type="TimeoutError", status=SignatureStatus.NEW, baseline_count=0, candidate_count=12, baseline_rate=0.0, candidate_rate=1.5)
     logs = LogEvidence(None, None, (signature,), rate_basis="log lines")
 
     table = tables.signature_table(logs)
@@ -686,7 +681,8 @@ def test_signature_table_labels_rates_with_their_basis() -> None:
 
 
 def test_timeline_figure_escapes_versions_and_marks_each_deploy_in_range() -> None:
-    from releasehealth.model import Deploy, Timeline
+    from releasehealth.model import Deploy
+    from releasehealth.verdicts import Timeline
 
     start = datetime(2026, 11, 26, tzinfo=UTC)
     steps = np.array([(start + timedelta(minutes=5 * k)).timestamp() for k in range(1, 13)])
@@ -696,7 +692,7 @@ def test_timeline_figure_escapes_versions_and_marks_each_deploy_in_range() -> No
         Deploy("s", "1.0", start - timedelta(hours=3)),  # before the range: no marker
         Deploy("s", hostile, start + timedelta(minutes=30)),
     )
-    line = Timeline("s", start, start + timedelta(hours=1), timedelta(minutes=5), series, series, series, "p95_latency", deploys)
+    line = Timeline(service="s", start=start, end=start + timedelta(hours=1), step=timedelta(minutes=5), request_rate=series, error_ratio=series, latency=series, latency_name="p95_latency", deploys=deploys)
 
     figure = charts.timeline_figure(line)
 
@@ -709,7 +705,7 @@ def test_timeline_figure_escapes_versions_and_marks_each_deploy_in_range() -> No
 def test_baseline_choices_start_with_the_configured_one() -> None:
     from releasehealth.model import BaselinePolicy, Policy
 
-    shifted = Policy(baseline=BaselinePolicy.TIME_SHIFTED, baseline_shift=timedelta(days=7))
+    shifted = Policy(baseline=BaselinePolicy.TIME_SHIFTED, baseline_shift=timedelta(days=7), lookback=timedelta(days=8))
     assert tables.baseline_spec(shifted) == "time-shifted:7d"
     assert tables.baseline_spec(Policy(baseline=BaselinePolicy.PINNED, pinned_version="1.0")) == "pinned:1.0"
     options = tables.baseline_options("time-shifted:7d", ["1.0", "1.1", "1.2"], "1.2")

@@ -9,12 +9,18 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from releasehealth.collectors.elasticsearch import MAX_MESSAGE, ElasticsearchLogSource
-from releasehealth.queries import elasticsearch as dsl
-from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.errors import QueryRejected, SourceUnavailable
 from releasehealth.model import LogFields, LogSettings, Window
+from releasehealth.queries import elasticsearch as dsl
+from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.simulator import Fleet
-from releasehealth.simulator.logs import INDEX_MAPPINGS, LEVELS, TEMPLATES, FleetLogs, index_name
+from releasehealth.simulator.logs import (
+    INDEX_MAPPINGS,
+    LEVELS,
+    TEMPLATES,
+    FleetLogs,
+    index_name,
+)
 from testing.servers import ElasticsearchServer, free_port
 
 STEP = timedelta(minutes=1)

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import yaml
 import pytest
-
+import yaml
 from typer.testing import CliRunner
 
-from releasehealth import analysis, config
+from releasehealth import config, wiring
 from releasehealth.cli import app
 from releasehealth.config import Catalogue
-from releasehealth.model import Action, Classification, Evaluation, SignatureStatus
+from releasehealth.model import Action, Classification, SignatureStatus
 from releasehealth.simulator import Fleet, ReleaseLabel
+from releasehealth.verdicts import Evaluation
+from releasehealth.wiring import Wiring
 from testing.configs import example_config
 from testing.servers import free_port
+from tests import helpers
 
 runner = CliRunner()
 
@@ -36,7 +38,7 @@ FAILING_METRIC = {
 def _judged(fleet: Fleet, catalogue: Catalogue, sources) -> dict[tuple[str, str], tuple[ReleaseLabel, Evaluation]]:
     outcomes = {}
     for service in fleet.services:
-        judged = {e.candidate.version: e for e in analysis.evaluate_releases(catalogue, sources, service.name)}
+        judged = {e.candidate.version: e for e in helpers.releases(Wiring(catalogue, sources), service.name)}
         for release in service.releases[1:]:
             outcomes[(service.name, release.version)] = (release.label, judged[release.version])
     return outcomes
@@ -139,8 +141,9 @@ def _a_release(fleet: Fleet, label: ReleaseLabel) -> tuple[str, str]:
 
 
 def test_the_fleet_overview_uses_one_query_per_template(fleet: Fleet, catalogue: Catalogue) -> None:
-    sources = analysis.connect(catalogue)
-    evaluations = analysis.evaluate_fleet(catalogue, sources)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
+    evaluations = helpers.fleet(Wiring(catalogue, sources))
     assert [e.service for e in evaluations] == [s.name for s in fleet.services]
     assert [e.candidate.version for e in evaluations] == [s.releases[-1].version for s in fleet.services]
     # first_seen + last_seen + requests + errors + latency_buckets + memory + cpu_per_request, whatever the
@@ -151,8 +154,9 @@ def test_the_fleet_overview_uses_one_query_per_template(fleet: Fleet, catalogue:
 
 
 def test_one_release_reads_its_logs_in_at_most_four_requests(fleet: Fleet, catalogue: Catalogue) -> None:
-    sources = analysis.connect(catalogue)
-    evaluation = analysis.evaluate(catalogue, sources, fleet.services[0].name)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
+    evaluation = helpers.evaluate(Wiring(catalogue, sources), fleet.services[0].name)
     assert evaluation.logs is not None and not evaluation.logs.error
     assert evaluation.candidate.source.value == "event" and evaluation.candidate.commit
     assert sources.logs.requests_made <= 4
@@ -162,9 +166,10 @@ def test_elasticsearch_down_leaves_the_metrics_verdict_and_never_promotes(fleet:
     raw = example_config(prometheus.url, f"http://127.0.0.1:{free_port()}")
     raw["sources"]["elasticsearch"].update(retries=0, timeout="2s")
     catalogue = config.parse(raw)
-    sources = analysis.connect(catalogue)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
     good = next(s for s in fleet.services if s.releases[-1].label is ReleaseLabel.GOOD)
-    evaluation = analysis.evaluate(catalogue, sources, good.name)
+    evaluation = helpers.evaluate(Wiring(catalogue, sources), good.name)
     by_metric = {v.metric: v for v in evaluation.score.verdicts}
     assert by_metric["error_ratio"].classification is Classification.PASS
     assert by_metric["log_signatures"].classification is Classification.ERROR
@@ -177,7 +182,7 @@ def test_a_missing_log_index_is_named_in_the_verdict(fleet: Fleet, prometheus, e
     raw = example_config(prometheus.url, elasticsearch.url)
     raw["sources"]["elasticsearch"]["index"] = "applogs-{service}"
     catalogue = config.parse(raw)
-    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), fleet.services[0].name)
+    evaluation = helpers.evaluate(wiring.connect(catalogue), fleet.services[0].name)
     errors = [v.reason for v in evaluation.score.verdicts if v.classification is Classification.ERROR]
     assert errors and all(f"index applogs-{fleet.services[0].name} does not exist" in r for r in errors)
 
@@ -193,17 +198,18 @@ def test_signatures_marked_failing_are_the_ones_the_verdict_names(fleet: Fleet, 
 
 def test_a_signature_on_the_not_a_risk_list_no_longer_fails(fleet: Fleet, prometheus, elasticsearch) -> None:
     catalogue = config.parse(example_config(prometheus.url, elasticsearch.url))
-    sources = analysis.connect(catalogue)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
     service, release = next(
         (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
     )
-    before = analysis.evaluate(catalogue, sources, service, release)
+    before = helpers.evaluate(Wiring(catalogue, sources), service, release)
     failing = [s.template for s in before.logs.signatures if s.failing]
     assert failing
     raw = example_config(prometheus.url, elasticsearch.url)
     raw["logs"]["not_a_risk"] = failing
     catalogue = config.parse(raw)
-    after = analysis.evaluate(catalogue, analysis.connect(catalogue), service, release)
+    after = helpers.evaluate(wiring.connect(catalogue), service, release)
     verdict = next(v for v in after.score.verdicts if v.metric == "log_signatures")
     assert verdict.classification is Classification.PASS and "on the not-a-risk list" in verdict.reason
     assert all(s.ignored for s in after.logs.signatures if s.template in failing)
@@ -211,8 +217,8 @@ def test_a_signature_on_the_not_a_risk_list_no_longer_fails(fleet: Fleet, promet
 
 def test_a_time_shifted_baseline_reads_a_second_span_and_judges(fleet: Fleet, catalogue: Catalogue, sources) -> None:
     service = fleet.services[0]
-    shifted = config.with_baseline(catalogue, "time-shifted:12h")
-    evaluation = analysis.evaluate(shifted, sources, service.name)
+    shifted = config.with_baseline(catalogue.policy, "time-shifted:12h")
+    evaluation = helpers.evaluate(Wiring(catalogue, sources), service.name, policy=shifted)
     assert evaluation.policy.value == "time-shifted"
     assert evaluation.baseline_window.start == evaluation.candidate_window.start - timedelta(hours=12)
     serving = [r for r in service.releases if r.deployed_at <= evaluation.baseline_window.start][-1]
@@ -234,7 +240,7 @@ def test_a_pinned_baseline_compares_with_that_version(fleet: Fleet, config_file:
 
 def test_the_service_timeline_counts_what_each_version_served(fleet: Fleet, catalogue: Catalogue, sources) -> None:
     service = fleet.services[2]
-    line = analysis.timeline(catalogue, sources, service.name, now=fleet.end)
+    line = helpers.timeline(Wiring(catalogue, sources), service.name, now=fleet.end)
 
     assert line.step == timedelta(minutes=5) and not line.errors
     # One range query per quantity for this service, then the deploy scan's (first/last seen, events).
@@ -256,7 +262,7 @@ def test_a_signature_marked_not_a_risk_in_the_store_no_longer_fails(
     service, release = next(
         (s.name, r.version) for s in fleet.services for r in s.releases if r.label is ReleaseLabel.NEW_EXCEPTION
     )
-    failing = [s.template for s in analysis.evaluate(catalogue, sources, service, release).logs.signatures if s.failing]
+    failing = [s.template for s in helpers.evaluate(Wiring(catalogue, sources), service, release).logs.signatures if s.failing]
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "release-health.yaml"
     path.write_text(yaml.safe_dump(example_config(catalogue.prometheus.url, catalogue.elasticsearch.url)))

@@ -3,6 +3,7 @@ tools use, and handle the gate's exit codes; their waits cover the default polic
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -12,8 +13,11 @@ import pytest
 import yaml
 from fastapi.routing import APIRoute
 
-from releasehealth import analysis, api, config
+from releasehealth import api, config
+from releasehealth.exposition import HELP
 from releasehealth.store import Store
+from releasehealth.wiring import Wiring
+from tests import helpers
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 VERDICT = "/api/v1/services/{service}/releases/{version:path}/verdict"
@@ -23,9 +27,9 @@ GATE = "/api/v1/services/{service}/releases/{version:path}/gate"
 @pytest.fixture(scope="module")
 def routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """The API's route paths and their methods, from the application itself."""
-    catalogue, sources, _ = analysis.demo(seed=7)
+    catalogue, sources, _ = helpers.demo(seed=7)
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('api') / 'history.db'}")
-    app = api.create_app(catalogue, analysis.Sources(sources.metrics, sources.deploys, sources.logs, store), environ={})
+    app = api.create_app(Wiring(catalogue, dataclasses.replace(sources, store=store)), environ={})
     store.close()
     found: dict[str, set[str]] = {}
     for route in app.routes:
@@ -37,7 +41,7 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def watched() -> timedelta:
     """How long the default policy watches a candidate before a PROMOTE is final: warm-up + window."""
-    catalogue, _, _ = analysis.demo(seed=7)
+    catalogue, _, _ = helpers.demo(seed=7)
     return catalogue.policy.warmup + catalogue.policy.window
 
 
@@ -91,7 +95,7 @@ def test_argo_analysis_template_reads_the_verdict(routes: dict[str, set[str]], w
     verdict = metrics["verdict"]
     assert verdict["successCondition"].startswith('result.action == "PROMOTE"')
     assert "result.final" in verdict["successCondition"]  # an early all-pass is not a promotion
-    assert config.parse_duration(verdict["initialDelay"], "initialDelay") >= watched
+    assert config.parse_option_duration(verdict["initialDelay"], "initialDelay") >= watched
     guard = metrics["no-rollback"]
     assert guard["interval"] and guard["count"] and guard["failureLimit"] == 0 and "successCondition" not in guard
 
@@ -128,7 +132,7 @@ def test_flagger_metric_template_reads_a_metric_the_api_exposes() -> None:
     query = template["spec"]["query"]
 
     assert metric["templateRef"]["name"] == template["metadata"]["name"]
-    assert re.search(r"\b(release_health_\w+)\{", query).group(1) in api.HELP
+    assert re.search(r"\b(release_health_\w+)\{", query).group(1) in HELP
     assert 'action="ROLLBACK"' in query and metric["thresholdRange"] == {"max": 0}
     assert set(re.findall(r"\{\{\s*variables\.(\w+)\s*\}\}", query)) == set(metric["templateVariables"])
 
@@ -148,8 +152,8 @@ def test_pipelines_record_the_deploy_and_gate_with_wait_and_interval(name: str, 
     assert "release-health record-deploy --service" in text
     assert text.index("release-health record-deploy") < text.index("release-health gate")
     wait, interval = re.search(r"--wait (\S+)", command).group(1), re.search(r"--interval (\S+)", command).group(1)
-    assert config.parse_duration(wait, "--wait") >= watched  # or a good release would end as HOLD
-    assert config.parse_duration(interval, "--interval") < config.parse_duration(wait, "--wait")
+    assert config.parse_option_duration(wait, "--wait") >= watched  # or a good release would end as HOLD
+    assert config.parse_option_duration(interval, "--interval") < config.parse_option_duration(wait, "--wait")
 
 
 def test_jenkinsfile_rolls_back_on_3_holds_on_4_fails_otherwise() -> None:

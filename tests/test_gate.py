@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from releasehealth import analysis, gate
+from releasehealth import gate
 from releasehealth.cli import app
 from releasehealth.model import Action
 from releasehealth.simulator import Fleet, ReleaseLabel, SimulatedRelease
 from releasehealth.store import Store
+from releasehealth.wiring import Wiring
+from tests import helpers
 
 runner = CliRunner()
 DEMO_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -36,9 +39,9 @@ class FakeTime:
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[analysis.Sources, Fleet]:
-    catalogue, sources, fleet = analysis.demo(seed=7, end=DEMO_END)
-    return (catalogue, sources), fleet
+def demo() -> tuple[Wiring, Fleet]:
+    catalogue, sources, fleet = helpers.demo(seed=7, end=DEMO_END)
+    return Wiring(catalogue, sources), fleet
 
 
 def _latest(fleet: Fleet, label: ReleaseLabel | None) -> tuple[str, SimulatedRelease]:
@@ -50,12 +53,12 @@ def _latest(fleet: Fleet, label: ReleaseLabel | None) -> tuple[str, SimulatedRel
 
 
 def _gate(demo, service: str, release: SimulatedRelease, store: Store | None, wait: timedelta) -> tuple[gate.GateResult, list]:
-    (catalogue, sources), _ = demo
-    sources = analysis.Sources(sources.metrics, sources.deploys, sources.logs, store)
+    wired, _ = demo
+    catalogue, sources = wired.catalogue, dataclasses.replace(wired.sources, store=store)
     time = FakeTime(release.deployed_at + timedelta(minutes=10))  # the pipeline starts gating 10 min in
     seen: list = []
     result = gate.run(
-        catalogue, sources, service, release.version, wait, INTERVAL,
+        sources, catalogue.service(service), catalogue.policy, release.version, wait, INTERVAL,
         clock=time.clock, sleep=time.sleep, report=lambda n, e: seen.append((time.now, e.recommendation.action)),
     )
     return result, seen

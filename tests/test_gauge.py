@@ -8,25 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from releasehealth.model import (
-    Action,
-    Classification,
-    Direction,
-    MetricInput,
-    MetricKind,
-    MetricSpec,
-    Policy,
-    Series,
-    Tolerance,
-)
+from releasehealth.model import Action, Classification, Direction, MetricKind, MetricSpec, Policy, Series, Tolerance
 from releasehealth.scoring.gauge import classify_gauge, outliers, per_step
-from releasehealth.scoring.judge import judge
+from releasehealth.scoring.judging import judge
+from releasehealth.verdicts import MetricInput
 
 ALPHA = 0.005
 MIB = 2**20
-CPU = MetricSpec("cpu", MetricKind.GAUGE, {"value": "cpu"}, "cores", tolerance=Tolerance(0.2, 0.0), min_count=10)
-MEMORY = MetricSpec("memory", MetricKind.GAUGE, {"value": "memory"}, "bytes", tolerance=Tolerance(0.2, 0.0), min_count=10)
-FREE = MetricSpec("free_memory", MetricKind.GAUGE, {"value": "free"}, "cores", Direction.DECREASE, Tolerance(0.2, 0.0), min_count=10)
+CPU = MetricSpec(name="cpu", kind=MetricKind.GAUGE, queries={"value": "cpu"}, unit="cores", tolerance=Tolerance(0.2, 0.0), min_count=10)
+MEMORY = MetricSpec(name="memory", kind=MetricKind.GAUGE, queries={"value": "memory"}, unit="bytes", tolerance=Tolerance(0.2, 0.0), min_count=10)
+FREE = MetricSpec(name="free_memory", kind=MetricKind.GAUGE, queries={"value": "free"}, unit="cores", direction=Direction.DECREASE, tolerance=Tolerance(0.2, 0.0), min_count=10)
 WIGGLE = [0.0, 1.5, -1.0, 0.5, -1.5, 1.0, -0.5, 0.8, -0.8, 0.2]  # noise, in percent of the level
 
 
@@ -87,7 +78,7 @@ def test_a_decrease_gauge_mirrors_to_low() -> None:
 
 
 def test_either_direction_fails_both_ways() -> None:
-    either = MetricSpec("gc", MetricKind.GAUGE, {}, "cores", Direction.EITHER, Tolerance(0.2, 0.0), min_count=10)
+    either = MetricSpec(name="gc", kind=MetricKind.GAUGE, queries={}, unit="cores", direction=Direction.EITHER, tolerance=Tolerance(0.2, 0.0), min_count=10)
     assert classify_gauge(either, _side(_level(2.0)), _side(_level(3.0)), ALPHA).classification is Classification.HIGH
     assert classify_gauge(either, _side(_level(2.0)), _side(_level(1.0)), ALPHA).classification is Classification.LOW
 
@@ -163,7 +154,7 @@ def test_missing_or_unusable_data_is_nodata_with_a_reason(baseline: list[float],
 
 
 def test_a_spec_asking_for_one_point_still_needs_three() -> None:
-    spec = MetricSpec("cpu", MetricKind.GAUGE, {}, "cores", min_count=1)
+    spec = MetricSpec(name="cpu", kind=MetricKind.GAUGE, queries={}, unit="cores", min_count=1)
     verdict = classify_gauge(spec, _side([1.0, 2.0]), _side([5.0, 6.0]), ALPHA)
     assert verdict.classification is Classification.NODATA and "at least 3 needed" in verdict.reason
 
@@ -206,7 +197,7 @@ def test_outlier_removal_drops_only_far_points() -> None:
 
 
 def test_the_judge_classifies_gauges() -> None:
-    inputs = [MetricInput(CPU, _side(_level(2.0)), _side(_level(3.0)))]
+    inputs = [MetricInput(spec=CPU, baseline=_side(_level(2.0)), candidate=_side(_level(3.0)))]
     release, recommendation = judge(inputs, Policy(), "1.0", "1.1")
     assert release.verdicts[0].classification is Classification.HIGH
     assert recommendation.action is Action.ROLLBACK  # the only metric, failing: score 0

@@ -7,11 +7,12 @@ import dataclasses
 import numpy as np
 
 from releasehealth import config
-from releasehealth.model import Action, MetricInput, MetricKind, MetricSpec, Policy, Series, Tolerance
-from releasehealth.scoring.judge import judge
+from releasehealth.model import Action, MetricKind, MetricSpec, Policy, Series, Tolerance
+from releasehealth.scoring.judging import judge
+from releasehealth.verdicts import MetricInput
 from testing.configs import example_config
 
-SPEC = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", tolerance=Tolerance(0.2, 0.001), critical=True)
+SPEC = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={}, unit="ratio", tolerance=Tolerance(0.2, 0.001), critical=True)
 
 
 def _side(errors: list[float], requests: float = 1000.0) -> dict[str, list[Series]]:
@@ -21,7 +22,7 @@ def _side(errors: list[float], requests: float = 1000.0) -> dict[str, list[Serie
 
 def test_kayenta_mode_misses_what_ours_catches_on_zero_inflated_errors() -> None:
     # Kayenta's documented blind spot: sparse new errors against a clean baseline (0.67% of 3,000 requests).
-    inputs = [MetricInput(SPEC, _side([0] * 30, 100.0), _side([0, 1, 2, 1, 0, 0] * 5, 100.0))]
+    inputs = [MetricInput(spec=SPEC, baseline=_side([0] * 30, 100.0), candidate=_side([0, 1, 2, 1, 0, 0] * 5, 100.0))]
     ours = judge(inputs, Policy(), "1.0", "1.1")[1]
     kayenta = judge(inputs, dataclasses.replace(Policy(), judge="kayenta"), "1.0", "1.1")[1]
     assert kayenta.action is Action.PROMOTE and "Kayenta" in kayenta.reason
@@ -29,7 +30,7 @@ def test_kayenta_mode_misses_what_ours_catches_on_zero_inflated_errors() -> None
 
 
 def test_kayenta_mode_rolls_back_a_clear_critical_regression() -> None:
-    inputs = [MetricInput(SPEC, _side([5, 6, 4, 5, 7] * 6), _side([30, 28, 35, 31, 29] * 6))]
+    inputs = [MetricInput(spec=SPEC, baseline=_side([5, 6, 4, 5, 7] * 6), candidate=_side([30, 28, 35, 31, 29] * 6))]
     _, recommendation = judge(inputs, dataclasses.replace(Policy(), judge="kayenta"), "1.0", "1.1")
     assert recommendation.action is Action.ROLLBACK
 

@@ -9,17 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from releasehealth.model import (
-    Action,
-    Classification,
-    Direction,
-    MetricInput,
-    MetricKind,
-    MetricSpec,
-    MetricVerdict,
-    Series,
-    Summary,
-)
+from releasehealth.model import Action, Classification, Direction, MetricKind, MetricSpec, Series
 from releasehealth.scoring.kayenta import (
     UNJUDGEABLE,
     classify_arrays,
@@ -34,6 +24,7 @@ from releasehealth.scoring.kayenta import (
     score_kayenta,
 )
 from releasehealth.scoring.latency import histogram_quantile
+from releasehealth.verdicts import MetricInput, MetricVerdict, Summary
 
 NAN, INF = math.nan, math.inf
 # Noisy latencies (seconds) and the same plus ten: a shift no one would miss.
@@ -276,7 +267,7 @@ def test_unknown_options_are_refused(option: dict[str, str]) -> None:
 
 def _verdict(metric: str, label: Classification, group: str = "g", critical: bool = False) -> MetricVerdict:
     empty = Summary(None, 0.0)
-    return MetricVerdict(metric, label, f"{metric} {label.value}", empty, empty, critical=critical, group=group)
+    return MetricVerdict(metric=metric, classification=label, reason=f"{metric} {label.value}", baseline=empty, candidate=empty, critical=critical, group=group)
 
 
 PASS, HIGH, LOW, NODATA, ERROR = (
@@ -368,12 +359,9 @@ def test_nothing_judged_is_inconclusive() -> None:
 # ---- from metric inputs ---------------------------------------------------------------------------
 
 
-ERROR_RATIO = MetricSpec(
-    "error_ratio", MetricKind.RATIO, {"numerator": "errors", "denominator": "requests"}, "ratio",
-    critical=True, group="errors",
-)
-P95 = MetricSpec("p95_latency", MetricKind.HISTOGRAM_QUANTILE, {"buckets": "latency_buckets"}, "seconds", group="latency", quantile=0.95)
-SIGNATURES = MetricSpec("log_signatures", MetricKind.LOG_SIGNATURES, {}, "", critical=True, group="logs")
+ERROR_RATIO = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={"numerator": "errors", "denominator": "requests"}, unit="ratio", critical=True, group="errors")
+P95 = MetricSpec(name="p95_latency", kind=MetricKind.HISTOGRAM_QUANTILE, queries={"buckets": "latency_buckets"}, unit="seconds", group="latency", quantile=0.95)
+SIGNATURES = MetricSpec(name="log_signatures", kind=MetricKind.LOG_SIGNATURES, queries={}, unit="", critical=True, group="logs")
 BOUNDS = ["0.1", "0.2", "0.4", "+Inf"]
 
 
@@ -420,9 +408,9 @@ def test_a_value_role_is_taken_as_is_and_missing_steps_stay_nan() -> None:
 
 def test_kayenta_judge_rolls_back_on_a_critical_error_ratio() -> None:
     inputs = [
-        MetricInput(ERROR_RATIO, _ratio_side([3, 2, 4, 3, 3] * 6, [1000] * 30), _ratio_side([9, 8, 10, 9, 9] * 6, [1000] * 30)),
-        MetricInput(P95, _bucket_side(FAST), _bucket_side(FAST)),
-        MetricInput(SIGNATURES, {}, {}),
+        MetricInput(spec=ERROR_RATIO, baseline=_ratio_side([3, 2, 4, 3, 3] * 6, [1000] * 30), candidate=_ratio_side([9, 8, 10, 9, 9] * 6, [1000] * 30)),
+        MetricInput(spec=P95, baseline=_bucket_side(FAST), candidate=_bucket_side(FAST)),
+        MetricInput(spec=SIGNATURES, baseline={}, candidate={}),
     ]
     release, recommendation = kayenta_judge(inputs, "v1", "v2")
     error_ratio, latency, logs = release.verdicts
@@ -437,9 +425,9 @@ def test_kayenta_judge_rolls_back_on_a_critical_error_ratio() -> None:
 
 def test_kayenta_judge_leaves_unjudgeable_and_failed_metrics_out() -> None:
     inputs = [
-        MetricInput(ERROR_RATIO, _ratio_side([3, 2, 4] * 10, [1000] * 30), _ratio_side([2, 4, 3] * 10, [1000] * 30)),
-        MetricInput(P95, {}, {}, error="query 'latency_buckets' failed: http://p:9090: unreachable"),
-        MetricInput(SIGNATURES, {}, {}),
+        MetricInput(spec=ERROR_RATIO, baseline=_ratio_side([3, 2, 4] * 10, [1000] * 30), candidate=_ratio_side([2, 4, 3] * 10, [1000] * 30)),
+        MetricInput(spec=P95, baseline={}, candidate={}, error="query 'latency_buckets' failed: http://p:9090: unreachable"),
+        MetricInput(spec=SIGNATURES, baseline={}, candidate={}),
     ]
     release, recommendation = kayenta_judge(inputs, "v1", "v2")
     assert [v.classification for v in release.verdicts] == [Classification.PASS, Classification.ERROR, Classification.NODATA]
@@ -450,8 +438,8 @@ def test_kayenta_judge_leaves_unjudgeable_and_failed_metrics_out() -> None:
 
 def test_kayenta_judge_holds_on_a_slower_p95_with_group_weights() -> None:
     inputs = [
-        MetricInput(ERROR_RATIO, _ratio_side([3, 2, 4] * 10, [1000] * 30), _ratio_side([3, 2, 4] * 10, [1000] * 30)),
-        MetricInput(P95, _bucket_side(FAST), _bucket_side(SLOW)),
+        MetricInput(spec=ERROR_RATIO, baseline=_ratio_side([3, 2, 4] * 10, [1000] * 30), candidate=_ratio_side([3, 2, 4] * 10, [1000] * 30)),
+        MetricInput(spec=P95, baseline=_bucket_side(FAST), candidate=_bucket_side(SLOW)),
     ]
     release, recommendation = kayenta_judge(inputs, "v1", "v2", group_weights={"errors": 80})
     assert release.verdicts[1].classification is Classification.HIGH

@@ -16,12 +16,16 @@ import pytest
 import requests
 from elasticsearch import Elasticsearch
 
-from releasehealth import analysis, config
-from releasehealth.model import Action, Evaluation
+from releasehealth import config, wiring
+from releasehealth.model import Action
 from releasehealth.simulator.fleet import ReleaseLabel
 from releasehealth.simulator.live import LiveFleet, parse_schedule, prometheus_config
+from releasehealth.sources import Sources
+from releasehealth.verdicts import Evaluation
+from releasehealth.wiring import Wiring
 from testing.configs import example_config
 from testing.servers import free_port, start_elasticsearch, start_scraping_prometheus
+from tests import helpers
 
 BAD_AFTER = 90  # seconds after the simulator starts
 SHORT_POLICY = {"window": "60s", "warmup": "10s", "step": "5s", "lookback": "15m", "min_window_share": 0.5}
@@ -108,10 +112,11 @@ def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(simulator: tu
         raw = example_config(prometheus.url, es_url)
         raw["policy"].update(SHORT_POLICY)
         catalogue = config.parse(raw, "live.yaml")
-        sources = analysis.connect(catalogue)
+        wired = wiring.connect(catalogue)
+        sources = wired.sources
 
         time.sleep(max(0.0, started + BAD_AFTER - 25 - time.monotonic()))
-        before = analysis.evaluate(catalogue, sources, "user-service")
+        before = helpers.evaluate(Wiring(catalogue, sources), "user-service")
         assert before.recommendation.action is not Action.ROLLBACK, before.recommendation.reason
 
         after = _poll_until_rollback(catalogue, sources, deadline=started + BAD_AFTER + 150)
@@ -119,7 +124,7 @@ def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(simulator: tu
         assert after.recommendation.candidate != before.recommendation.candidate
         assert after.recommendation.baseline == before.recommendation.candidate
         # The good release deployed at the same instant is judged on the same windows, and passes them.
-        good = analysis.evaluate(catalogue, sources, "order-service")
+        good = helpers.evaluate(Wiring(catalogue, sources), "order-service")
         assert good.recommendation.action is not Action.ROLLBACK, good.recommendation.reason
         assert good.recommendation.baseline != good.recommendation.candidate
 
@@ -132,9 +137,9 @@ def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(simulator: tu
         prometheus.stop()
 
 
-def _poll_until_rollback(catalogue: config.Catalogue, sources: analysis.Sources, deadline: float) -> Evaluation:
+def _poll_until_rollback(catalogue: config.Catalogue, sources: Sources, deadline: float) -> Evaluation:
     while True:
-        evaluation = analysis.evaluate(catalogue, sources, "user-service")
+        evaluation = helpers.evaluate(Wiring(catalogue, sources), "user-service")
         if evaluation.recommendation.action is Action.ROLLBACK or time.monotonic() > deadline:
             return evaluation
         time.sleep(5)

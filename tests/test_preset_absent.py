@@ -12,12 +12,13 @@ import yaml
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
-from releasehealth import analysis, config
+from releasehealth import config, wiring
 from releasehealth.cli import app
 from releasehealth.model import Action, Classification
 from releasehealth.simulator import Fleet
 from testing.configs import ROOT, example_config
 from testing.servers import PrometheusServer
+from tests import helpers
 
 runner = CliRunner()
 
@@ -45,11 +46,11 @@ def config_path(prometheus: PrometheusServer, fleet: Fleet, tmp_path: Path) -> P
 
 def test_a_preset_with_no_metrics_in_prometheus_is_inconclusive_naming_the_metric(prometheus, fleet) -> None:
     catalogue = config.parse(_raw(prometheus, fleet))
-    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), fleet.services[0].name)
+    evaluation = helpers.evaluate(wiring.connect(catalogue), fleet.services[0].name)
     assert evaluation.recommendation.action is Action.INCONCLUSIVE
     assert evaluation.recommendation.reason == (
         f'no data for preset istio: expected metric istio_requests_total with destination_workload="{fleet.services[0].name}"'
-        " in the last 7d"
+        " in the last 7 d"
     )
 
 
@@ -57,7 +58,7 @@ def test_a_custom_metric_nobody_exposes_is_no_data_naming_it_and_holds_the_relea
     catalogue = config.parse(_raw(prometheus, fleet))
     service = fleet.services[1]
     good = next(r for r in service.releases[1:] if not r.label.is_regression)
-    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), service.name, good.version)
+    evaluation = helpers.evaluate(wiring.connect(catalogue), service.name, good.version)
     verdict = next(v for v in evaluation.score.verdicts if v.metric == "queue_depth")
     assert verdict.classification is Classification.NODATA
     assert verdict.reason == (

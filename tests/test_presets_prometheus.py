@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from releasehealth import analysis, config
-from releasehealth.config import Catalogue
-from releasehealth.model import Action, DeploySourceKind, Evaluation
+from releasehealth import config, wiring
+from releasehealth.config import CONCURRENT_NEEDS_A_VERSION, Catalogue
+from releasehealth.model import Action, DeploySourceKind
 from releasehealth.simulator import Fleet, simulate
+from releasehealth.verdicts import Evaluation
+from releasehealth.wiring import Wiring
 from testing.configs import example_config
 from testing.servers import PrometheusServer, backfill, start_prometheus
+from tests import helpers
 
 PRESETS = ("generic", "spring-boot", "istio", "linkerd", "opentelemetry", "nginx-ingress")
 STEP = timedelta(minutes=1)
@@ -65,9 +68,10 @@ def _restricted(catalogue: Catalogue, names: set[str]) -> Catalogue:
 
 
 def _releases(catalogue: Catalogue, fleet: Fleet) -> list[Evaluation]:
-    sources = analysis.connect(catalogue)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
     now = fleet.end
-    return [e for s in fleet.services for e in analysis.evaluate_releases(catalogue, sources, s.name, now=now)]
+    return [e for s in fleet.services for e in helpers.releases(Wiring(catalogue, sources), s.name, now=now)]
 
 
 @pytest.mark.parametrize("preset", PRESETS[1:])
@@ -97,7 +101,7 @@ def test_spring_boot_judges_its_circuit_breakers_where_resilience4j_is_there(
     preset_fleet: Fleet, preset_prometheus: PrometheusServer
 ) -> None:
     catalogue = _catalogue(preset_prometheus.url, preset_fleet, "spring-boot")
-    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), preset_fleet.services[0].name, now=preset_fleet.end)
+    evaluation = helpers.evaluate(wiring.connect(catalogue), preset_fleet.services[0].name, now=preset_fleet.end)
     breakers = next(v for v in evaluation.score.verdicts if v.metric == "open_circuit_breakers")
     assert breakers.classification.value == "PASS" and not breakers.muted
     assert breakers.candidate.value == 0  # every breaker closed in the simulation
@@ -105,10 +109,11 @@ def test_spring_boot_judges_its_circuit_breakers_where_resilience4j_is_there(
 
 def test_kubernetes_alone_finds_every_deploy_within_one_step(preset_fleet: Fleet, preset_prometheus: PrometheusServer) -> None:
     catalogue = _catalogue(preset_prometheus.url, preset_fleet, "nginx-ingress")
-    sources = analysis.connect(catalogue)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
     tags = _image_tags(preset_fleet)
     for service in preset_fleet.services:
-        deploys = analysis.list_deploys(catalogue, sources, service.name, now=preset_fleet.end)
+        deploys = helpers.deploys(Wiring(catalogue, sources), service.name, now=preset_fleet.end)
         assert [d.version for d in deploys] == [tags.get((service.name, r.version), r.version) for r in service.releases]
         assert {d.source for d in deploys} == {DeploySourceKind.KUBERNETES}
         for deploy, release in zip(deploys[1:], service.releases[1:], strict=True):
@@ -125,8 +130,8 @@ def test_kubernetes_takes_over_when_the_configured_version_label_is_missing(
     linkerd = {m.name for m in catalogue.services[0].metrics}
     generic = _restricted(_catalogue(preset_prometheus.url, preset_fleet, "generic"), linkerd)
     service = preset_fleet.services[0]
-    got = analysis.evaluate_releases(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
-    want = analysis.evaluate_releases(generic, analysis.connect(generic), service.name, now=preset_fleet.end)
+    got = helpers.releases(wiring.connect(catalogue), service.name, now=preset_fleet.end)
+    want = helpers.releases(wiring.connect(generic), service.name, now=preset_fleet.end)
     assert [e.candidate.version for e in got] == [e.candidate.version for e in want]
     assert [e.recommendation.action for e in got] == [e.recommendation.action for e in want]
     for have, expected in zip(got, want, strict=True):
@@ -142,8 +147,9 @@ def test_a_version_label_and_kubernetes_that_disagree_are_reported_and_the_label
     catalogue = _catalogue(preset_prometheus.url, preset_fleet, "istio", kubernetes={"namespace": "shop"})
     service = preset_fleet.services[HOTFIX[0]]
     release = service.releases[HOTFIX[1]]
-    sources = analysis.connect(catalogue)
-    evaluation = analysis.evaluate(catalogue, sources, service.name, release.version, now=preset_fleet.end)
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
+    evaluation = helpers.evaluate(Wiring(catalogue, sources), service.name, release.version, now=preset_fleet.end)
     assert evaluation.candidate.version == release.version  # the label's, not the image tag's
     conflicts = [n for n in evaluation.notes if n.startswith("version conflict")]
     assert conflicts == [
@@ -151,7 +157,7 @@ def test_a_version_label_and_kubernetes_that_disagree_are_reported_and_the_label
         f"{release.version}, Kubernetes (deployment {service.name}) says {release.version}-hotfix; the label is used"
     ]
     other = preset_fleet.services[0]
-    quiet = analysis.evaluate(catalogue, sources, other.name, now=preset_fleet.end)
+    quiet = helpers.evaluate(Wiring(catalogue, sources), other.name, now=preset_fleet.end)
     assert not [n for n in quiet.notes if n.startswith("version conflict")]
 
 
@@ -160,7 +166,7 @@ def test_the_service_page_splits_unversioned_traffic_by_the_kubernetes_deploys(
 ) -> None:
     catalogue = _catalogue(preset_prometheus.url, preset_fleet, "nginx-ingress")
     service = preset_fleet.services[0]
-    timeline = analysis.timeline(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    timeline = helpers.timeline(wiring.connect(catalogue), service.name, now=preset_fleet.end)
     assert not timeline.errors
     served = {version: float(np.nansum(s.values)) * timeline.step.total_seconds() for version, s in timeline.request_rate.items()}
     assert set(served) <= {r.version for r in service.releases} | {""}
@@ -177,7 +183,7 @@ def test_the_pod_template_hash_can_be_the_version(preset_fleet: Fleet, preset_pr
         preset_prometheus.url, preset_fleet, "nginx-ingress", kubernetes={"namespace": "shop", "version_from": "replicaset"}
     )
     service = preset_fleet.services[2]
-    deploys = analysis.list_deploys(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    deploys = helpers.deploys(wiring.connect(catalogue), service.name, now=preset_fleet.end)
     assert [d.version for d in deploys] == [replicaset_name(service.name, r.version).rsplit("-", 1)[1] for r in service.releases]
     for deploy, release in zip(deploys[1:], service.releases[1:], strict=True):
         assert abs(deploy.started_at - release.deployed_at) <= STEP
@@ -190,15 +196,16 @@ def test_a_fleet_mixing_presets_is_judged_in_one_batch_as_each_preset_alone(
     raw["services"] = [{"name": s.name, "preset": PRESETS[i % len(PRESETS)]} for i, s in enumerate(preset_fleet.services)]
     raw["services"] = [{**s, "kubernetes": {"namespace": "shop"}} if s["preset"] == "nginx-ingress" else s for s in raw["services"]]
     mixed = config.parse(raw, "mixed.yaml")
-    sources = analysis.connect(mixed)
-    together = analysis.evaluate_fleet(mixed, sources, now=preset_fleet.end)
+    wired = wiring.connect(mixed)
+    sources = wired.sources
+    together = helpers.fleet(Wiring(mixed, sources), now=preset_fleet.end)
     # One query per template per preset (every service here on a preset of its own), two per preset to
     # detect deploys, two for kube-state-metrics: never one per service.
     templates = sum(len({t for m in s.metrics for t in m.queries.values()}) for s in mixed.services)
     assert sources.metrics.queries_run == templates + 2 * len(PRESETS) + 2
     for service, evaluation in zip(mixed.services, together, strict=True):
         alone = _catalogue(preset_prometheus.url, preset_fleet, service.preset)
-        expected = analysis.evaluate(alone, analysis.connect(alone), service.name, now=preset_fleet.end)
+        expected = helpers.evaluate(wiring.connect(alone), service.name, now=preset_fleet.end)
         assert (evaluation.service, evaluation.candidate.version) == (expected.service, expected.candidate.version)
         assert evaluation.recommendation == expected.recommendation
 
@@ -211,10 +218,10 @@ def test_a_concurrent_baseline_is_refused_when_the_version_label_turns_out_missi
     service = preset_fleet.services[0]
     raw["services"] = [{"name": service.name, "preset": "linkerd", "labels": {"version": "app_version"}, "kubernetes": {}}]
     catalogue = config.parse(raw)  # the label is configured: only the data tells it is missing
-    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    evaluation = helpers.evaluate(wiring.connect(catalogue), service.name, now=preset_fleet.end)
     assert evaluation.recommendation.action is Action.INCONCLUSIVE
     assert evaluation.recommendation.reason == (
-        f"the metrics of {service.name} carry no version label, {config.CONCURRENT_NEEDS_A_VERSION}"
+        f"the metrics of {service.name} carry no version label, {CONCURRENT_NEEDS_A_VERSION}"
     )
 
 
@@ -244,7 +251,7 @@ def test_a_pod_join_without_pod_labels_says_what_it_expected(preset_fleet: Fleet
     # nginx's series are the controller's: no backend pod label, so the join finds nothing and says so.
     catalogue = _catalogue(preset_prometheus.url, preset_fleet, "nginx-ingress", kubernetes={"join": "pod"})
     service = preset_fleet.services[0]
-    evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), service.name, now=preset_fleet.end)
+    evaluation = helpers.evaluate(wiring.connect(catalogue), service.name, now=preset_fleet.end)
     assert evaluation.recommendation.action is Action.INCONCLUSIVE
     assert evaluation.recommendation.reason.startswith(
         "no data for preset nginx-ingress: expected metric nginx_ingress_controller_requests with "

@@ -14,17 +14,19 @@ import promql_parser
 import pytest
 import requests
 
+from releasehealth import wiring
 from releasehealth.collectors.deploys import MetricDeploySource
 from releasehealth.collectors.prometheus import PrometheusMetricSource
-from releasehealth.queries.promql import build_query
-from releasehealth import analysis
 from releasehealth.config import Catalogue, load_preset
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceUnavailable
 from releasehealth.model import LabelNames, Window
+from releasehealth.queries.promql import QueryGroup
+from releasehealth.scoring.latency import bucket_matrix, smooth_quantile
 from releasehealth.simulator import Fleet
 from releasehealth.simulator.fleet import BUCKETS
-from releasehealth.scoring.latency import bucket_matrix, smooth_quantile
+from releasehealth.wiring import Wiring
 from testing.servers import PrometheusServer, free_port
+from tests import helpers
 
 STEP = timedelta(minutes=1)
 TEMPLATES = load_preset("generic").templates
@@ -35,7 +37,7 @@ COUNT_TOLERANCE = 0.005
 
 
 def _range(template: str, services: list[str], start: datetime, end: datetime, url: str):
-    return build_query(template, TEMPLATES[template], services, LABELS, step=STEP, start=start, end=end, source=url)
+    return QueryGroup(LABELS, source=url).range(template, TEMPLATES[template], services, start=start, end=end, step=STEP)
 
 
 def _candidate_window(release, minutes: int = 30) -> Window:
@@ -45,7 +47,7 @@ def _candidate_window(release, minutes: int = 30) -> Window:
 
 def test_every_simulated_deploy_is_detected_at_its_time(fleet: Fleet, catalogue: Catalogue, sources) -> None:
     for service in fleet.services:
-        detected = analysis.list_deploys(catalogue, sources, service.name)
+        detected = helpers.deploys(Wiring(catalogue, sources), service.name)
         assert [d.version for d in detected] == [r.version for r in service.releases]
         for deploy, release in zip(detected, service.releases, strict=True):
             assert abs(deploy.started_at - release.deployed_at) <= STEP, (deploy, release)
@@ -56,8 +58,7 @@ def test_deploy_detection_is_one_query_pair_for_the_whole_fleet(fleet: Fleet, pr
     names = [s.name for s in fleet.services]
     now = datetime.now(UTC)
     first, last = (
-        build_query(t, TEMPLATES[t], names, LABELS, step=STEP, start=now, end=now, lookback=timedelta(days=2),
-                    instant=True, source=prometheus.url)
+        QueryGroup(LABELS, source=prometheus.url).instant(t, TEMPLATES[t], names, end=now, lookback=timedelta(days=2), step=STEP)
         for t in ("first_seen", "last_seen")
     )
     deploys = MetricDeploySource(source).detect(first, last)
@@ -98,8 +99,7 @@ def test_a_long_range_is_split_into_chunks_and_joined(fleet: Fleet, prometheus: 
     service = fleet.services[0]
     source = PrometheusMetricSource(prometheus.url)
     step = timedelta(seconds=5)  # 26 h at 5 s is 18,720 points: over Prometheus' 11,000 limit
-    query = build_query("requests", TEMPLATES["requests"], [service.name], LABELS, step=step,
-                        start=fleet.start, end=fleet.end, source=prometheus.url)
+    query = QueryGroup(LABELS, source=prometheus.url).range("requests", TEMPLATES["requests"], [service.name], start=fleet.start, end=fleet.end, step=step)
     series = source.fetch(query)
     assert source.queries_run == 2
     for s in series:
@@ -215,8 +215,7 @@ def failing_server() -> Iterator[tuple[str, http.server.HTTPServer]]:
 
 def _instant(url: str):
     now = datetime.now(UTC)
-    return build_query("first_seen", TEMPLATES["first_seen"], ["s"], LABELS, step=STEP, start=now, end=now,
-                       lookback=timedelta(hours=1), instant=True, source=url)
+    return QueryGroup(LABELS, source=url).instant("first_seen", TEMPLATES["first_seen"], ["s"], end=now, lookback=timedelta(hours=1), step=STEP)
 
 
 def test_a_garbage_answer_is_an_invalid_response_not_a_crash(html_server) -> None:
@@ -278,7 +277,10 @@ def test_the_in_memory_source_answers_as_prometheus_does(fleet: Fleet, prometheu
     source, simulated = PrometheusMetricSource(prometheus.url), SimulatedMetricSource(fleet)
     gauge_times, memory = service.gauge(release.version)
     counter_times, counters = service.cumulative(release.version)
-    at = lambda times, t: np.searchsorted(times, t)  # scrapes are aligned with the steps
+
+    def at(times: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.searchsorted(times, t)  # scrapes are aligned with the steps
+
     for template in ("memory", "cpu", "cpu_per_request", "requests", "errors"):
         query = _range(template, [service.name], window.start, window.end, prometheus.url)
         (real,), (answered,) = _mine(source.fetch(query), release, window), _mine(simulated.fetch(query), release, window)
@@ -338,7 +340,7 @@ class _RecordingProxy:
 def test_tenant_headers_and_the_bearer_token_reach_the_backend(
     fleet: Fleet, prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from releasehealth import analysis, config
+    from releasehealth import config
     from testing.configs import example_config
 
     proxy = _RecordingProxy(prometheus.url)
@@ -346,7 +348,7 @@ def test_tenant_headers_and_the_bearer_token_reach_the_backend(
         raw = example_config(proxy.url, bearer_token_env="PROM_TOKEN", headers={"X-Scope-OrgID": "team-a"})
         monkeypatch.setenv("PROM_TOKEN", "s3cr3t-token")
         catalogue = config.parse(raw)
-        evaluation = analysis.evaluate(catalogue, analysis.connect(catalogue), fleet.services[0].name)
+        evaluation = helpers.evaluate(wiring.connect(catalogue), fleet.services[0].name)
     finally:
         proxy.stop()
 

@@ -9,26 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from releasehealth.model import (
-    Action,
-    Classification,
-    Direction,
-    MetricInput,
-    MetricKind,
-    MetricSpec,
-    Policy,
-    Series,
-    Tolerance,
-)
-from releasehealth.scoring.judge import judge
+from releasehealth.model import Action, Classification, Direction, MetricKind, MetricSpec, Policy, Series, Tolerance
+from releasehealth.scoring.judging import judge
 from releasehealth.scoring.latency import classify_quantile
 from releasehealth.scoring.ratio import classify_ratio
+from releasehealth.verdicts import MetricInput
 
 ALPHA = 0.005
-RATIO = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", tolerance=Tolerance(0.2, 0.001), min_count=100)
-SYMMETRIC = MetricSpec("error_ratio", MetricKind.RATIO, {}, "ratio", Direction.EITHER, Tolerance(0.0, 0.002), min_count=100)
-P95 = MetricSpec("p95", MetricKind.HISTOGRAM_QUANTILE, {}, "seconds", tolerance=Tolerance(0.2, 0.0), quantile=0.95,
-                 min_count=100)
+RATIO = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={}, unit="ratio", tolerance=Tolerance(0.2, 0.001), min_count=100)
+SYMMETRIC = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={}, unit="ratio", direction=Direction.EITHER, tolerance=Tolerance(0.0, 0.002), min_count=100)
+P95 = MetricSpec(name="p95", kind=MetricKind.HISTOGRAM_QUANTILE, queries={}, unit="seconds", tolerance=Tolerance(0.2, 0.0), quantile=0.95, min_count=100)
 BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf]
 VALID = {Classification.PASS, Classification.HIGH, Classification.LOW, Classification.NODATA}
 
@@ -109,7 +99,7 @@ def test_a_histogram_without_an_inf_bucket_is_nodata() -> None:
 
 
 def test_a_fetch_error_and_empty_inputs_still_give_a_recommendation() -> None:
-    inputs = [MetricInput(RATIO, {}, {}), MetricInput(P95, {}, {}, error="boom")]
+    inputs = [MetricInput(spec=RATIO, baseline={}, candidate={}), MetricInput(spec=P95, baseline={}, candidate={}, error="boom")]
     release, recommendation = judge(inputs, Policy(), "1.0", "1.1")
     assert recommendation.action is Action.INCONCLUSIVE and "2 of 2 metrics could not be judged" in recommendation.reason
 
@@ -127,8 +117,8 @@ def test_identical_windows_never_roll_back(errors: list[int], per_step: int) -> 
     side = _ratio(errors, [per_step] * len(errors))
     rows = [[0, 0, e % 7, 40, 30 + e, 10, 6, 3, 1, 0, 0, 0, 0, 0, 0] for e in errors]
     inputs = [
-        MetricInput(RATIO, side, side),
-        MetricInput(P95, _buckets(rows), _buckets(rows)),
+        MetricInput(spec=RATIO, baseline=side, candidate=side),
+        MetricInput(spec=P95, baseline=_buckets(rows), candidate=_buckets(rows)),
     ]
     _, recommendation = judge(inputs, Policy(), "1.0", "1.1")
     assert recommendation.action is not Action.ROLLBACK

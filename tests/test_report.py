@@ -11,8 +11,11 @@ import pytest
 from playwright.sync_api import Browser
 from typer.testing import CliRunner
 
-from releasehealth import analysis, report
+from releasehealth import report
 from releasehealth.cli import app
+from releasehealth.format import significant
+from releasehealth.serialize import evaluation_from_dict
+from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
 from releasehealth.store import Store
 
 runner = CliRunner()
@@ -52,8 +55,9 @@ def no_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the report read a live source")
 
-    for name in ("evaluate", "evaluate_fleet", "list_deploys"):
-        monkeypatch.setattr(analysis, name, refuse)
+    for source, names in ((SimulatedMetricSource, ("fetch",)), (SimulatedLogSource, ("fetch", "events"))):
+        for name in names:
+            monkeypatch.setattr(source, name, refuse)
 
 
 def _report(stored: tuple[str, dict[str, Any]], tmp_path: Path, fmt: str) -> str:
@@ -67,7 +71,7 @@ def _report(stored: tuple[str, dict[str, Any]], tmp_path: Path, fmt: str) -> str
 
 def _hostile_signature(document: dict[str, Any]) -> dict[str, Any]:
     signatures = (document.get("logs") or {}).get("signatures") or []
-    return next(s for s in signatures if s["status"] in report.FLAGGED and any(HOSTILE in e for e in s["examples"]))
+    return next(s for s in signatures if s["status"] in ("NEW", "INCREASED") and any(HOSTILE in e for e in s["examples"]))
 
 
 def test_html_report_has_every_section_and_the_stored_numbers_from_the_store_alone(
@@ -80,8 +84,8 @@ def test_html_report_has_every_section_and_the_stored_numbers_from_the_store_alo
         assert f"<h2>{section}" in html
     assert f"<strong>{document['recommendation']['action']}</strong>" in html
     for verdict in document["verdicts"]:
-        assert report.number(verdict["candidate"]["value"], verdict["unit"]) in html
-        assert report.number(verdict["baseline"]["value"], verdict["unit"]) in html
+        assert significant(verdict["candidate"]["value"], verdict["unit"]) in html
+        assert significant(verdict["baseline"]["value"], verdict["unit"]) in html
     assert html.count('class="chart"') == sum(1 for v in document["verdicts"] if v["series"]["candidate"])
     assert html.count("<script") - html.count("&lt;script") >= 2  # plotly.js once, then one per chart
     # The stored queries' time ranges: from the evaluated day, not from --demo-end's (other) day.
@@ -108,7 +112,7 @@ def test_markdown_report_escapes_untrusted_text_and_fences_examples(
     for section in SECTIONS:
         assert re.search(rf"^## {section}", md, re.MULTILINE)
     for verdict in document["verdicts"]:
-        assert report.number(verdict["candidate"]["value"], verdict["unit"]) in md
+        assert significant(verdict["candidate"]["value"], verdict["unit"]) in md
     hostile = _hostile_signature(document)
     assert f"```text\n{hostile['examples'][0]}\n```" in md  # the example verbatim, inside a fence
     row = next(line for line in md.splitlines() if line.startswith(f"| {hostile['status']} |") and "script" in line)
@@ -137,7 +141,7 @@ def test_html_report_in_chromium_shows_hostile_log_line_as_text_and_charts_offli
     _, document = stored
     hostile = _hostile_signature(document)  # the stored document itself holds the hostile line (NEW)
     path = tmp_path / "report.html"
-    path.write_text(report.render_html(document, "0123456789abcdef"), encoding="utf-8")
+    path.write_text(report.render_html(evaluation_from_dict(document), "0123456789abcdef"), encoding="utf-8")
     context = browser.new_context()
     page = context.new_page()
     dialogs: list[str] = []

@@ -8,32 +8,19 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from releasehealth.model import (
-    Action,
-    Classification,
-    Direction,
-    MetricInput,
-    MetricKind,
-    MetricSpec,
-    MetricVerdict,
-    Policy,
-    Series,
-    Summary,
-    Tolerance,
+from releasehealth.model import Action, Classification, Direction, MetricKind, MetricSpec, Policy, Series, Tolerance
+from releasehealth.scoring.judging import judge, recommend, score
+from releasehealth.scoring.latency import (
+    classify_quantile,
+    histogram_quantile,
+    smooth_quantile,
 )
-from releasehealth.scoring.judge import judge, recommend, score
-from releasehealth.scoring.latency import classify_quantile, histogram_quantile, smooth_quantile
 from releasehealth.scoring.ratio import classify_ratio
+from releasehealth.verdicts import MetricInput, MetricVerdict, Summary
 
 ALPHA = 0.005
-ERROR_RATIO = MetricSpec(
-    "error_ratio", MetricKind.RATIO, {"numerator": "errors", "denominator": "requests"}, "ratio",
-    tolerance=Tolerance(0.2, 0.001), critical=True, group="errors", min_count=200,
-)
-P95 = MetricSpec(
-    "p95_latency", MetricKind.HISTOGRAM_QUANTILE, {"buckets": "latency_buckets"}, "seconds",
-    tolerance=Tolerance(0.2, 0.005), group="latency", quantile=0.95, min_count=200,
-)
+ERROR_RATIO = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={"numerator": "errors", "denominator": "requests"}, unit="ratio", tolerance=Tolerance(0.2, 0.001), critical=True, group="errors", min_count=200)
+P95 = MetricSpec(name="p95_latency", kind=MetricKind.HISTOGRAM_QUANTILE, queries={"buckets": "latency_buckets"}, unit="seconds", tolerance=Tolerance(0.2, 0.005), group="latency", quantile=0.95, min_count=200)
 BOUNDS = np.array([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf])
 
 
@@ -115,7 +102,7 @@ def test_a_drop_is_harmless_for_an_increase_metric() -> None:
 
 
 def test_a_drop_fails_a_decrease_metric_as_low() -> None:
-    spec = MetricSpec("success", MetricKind.RATIO, {}, "ratio", direction=Direction.DECREASE, tolerance=Tolerance(0.05, 0.0))
+    spec = MetricSpec(name="success", kind=MetricKind.RATIO, queries={}, unit="ratio", direction=Direction.DECREASE, tolerance=Tolerance(0.05, 0.0))
     verdict = classify_ratio(spec, _ratio_side([990] * 30, [1000] * 30), _ratio_side([800] * 30, [1000] * 30), ALPHA)
     assert verdict.classification is Classification.LOW
 
@@ -170,7 +157,7 @@ def test_p95_without_traffic_is_nodata() -> None:
 
 def _verdict(metric: str, classification: Classification, critical: bool = False, group: str = "g") -> MetricVerdict:
     empty = Summary(None, 0)
-    return MetricVerdict(metric, classification, f"{metric} {classification.value}: because", empty, empty, critical=critical, group=group)
+    return MetricVerdict(metric=metric, classification=classification, reason=f"{metric} {classification.value}: because", baseline=empty, candidate=empty, critical=critical, group=group)
 
 
 def _recommend(*verdicts: MetricVerdict) -> Action:
@@ -220,7 +207,7 @@ def test_metric_weights_apply_within_a_group() -> None:
 
 
 def test_a_fetch_error_becomes_an_error_verdict_with_its_reason() -> None:
-    inputs = [MetricInput(ERROR_RATIO, {}, {}, error="query 'errors' failed: http://p:9090: unreachable")]
+    inputs = [MetricInput(spec=ERROR_RATIO, baseline={}, candidate={}, error="query 'errors' failed: http://p:9090: unreachable")]
     release, recommendation = judge(inputs, Policy(), "1.0", "1.1")
     assert release.verdicts[0].classification is Classification.ERROR
     assert "unreachable" in release.verdicts[0].reason
@@ -253,28 +240,27 @@ def test_alpha_spent_over_all_checks_adds_up_to_alpha() -> None:
 
 
 def _fixed(name: str, p_value: float | None, muted: bool = False, critical: bool = False) -> MetricInput:
-    spec = MetricSpec(name, MetricKind.RATIO, {}, "ratio", critical=critical, muted=muted)
-    return MetricInput(spec, {"p": [Series({}, np.array([1.0]), np.array([p_value if p_value is not None else np.nan]))]}, {})
+    spec = MetricSpec(name=name, kind=MetricKind.RATIO, queries={}, unit="ratio", critical=critical, muted=muted)
+    return MetricInput(spec=spec, baseline={"p": [Series({}, np.array([1.0]), np.array([p_value if p_value is not None else np.nan]))]}, candidate={})
 
 
 @pytest.fixture
 def p_value_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in classifier for RATIO that fails a metric exactly when its given p-value is below alpha."""
-    from releasehealth.scoring import judge as judge_module
+    from releasehealth.scoring import judging as judge_module
 
     def classify(item: MetricInput, alpha: float, _: float) -> MetricVerdict:
         p = float(item.baseline["p"][0].values[0])
         if np.isnan(p):
-            return MetricVerdict(item.spec.name, Classification.NODATA, "no data", Summary(None, 0), Summary(None, 0))
+            return MetricVerdict(metric=item.spec.name, classification=Classification.NODATA, reason="no data", baseline=Summary(None, 0), candidate=Summary(None, 0))
         label = Classification.HIGH if p < alpha else Classification.PASS
-        return MetricVerdict(item.spec.name, label, f"p={p}", Summary(1, 1), Summary(2, 1), p_value=p,
-                             critical=item.spec.critical)
+        return MetricVerdict(metric=item.spec.name, classification=label, reason=f"p={p}", baseline=Summary(1, 1), candidate=Summary(2, 1), p_value=p, critical=item.spec.critical)
 
     monkeypatch.setitem(judge_module.CLASSIFIERS, MetricKind.RATIO, classify)
 
 
 def test_holm_passes_what_bonferroni_misses(p_value_classifier: None) -> None:
-    from releasehealth.scoring.judge import classify
+    from releasehealth.scoring.judging import classify
 
     verdicts = classify([_fixed("a", 1e-6), _fixed("b", 0.007)], alpha=0.01)
     # Bonferroni would hold b to 0.005; Holm, after a is rejected, to 0.01.
@@ -283,7 +269,7 @@ def test_holm_passes_what_bonferroni_misses(p_value_classifier: None) -> None:
 
 
 def test_a_muted_metric_takes_no_alpha_and_cannot_fail_the_release(p_value_classifier: None) -> None:
-    from releasehealth.scoring.judge import classify
+    from releasehealth.scoring.judging import classify
 
     verdicts = classify([_fixed("a", 0.008), _fixed("b", 1e-9, muted=True, critical=True)], alpha=0.01)
     assert verdicts[0].classification is Classification.HIGH  # a alone takes all of alpha
@@ -297,7 +283,7 @@ def test_a_muted_metric_takes_no_alpha_and_cannot_fail_the_release(p_value_class
 def test_an_early_check_during_a_rollout_spends_less_alpha(p_value_classifier: None) -> None:
     from datetime import timedelta
 
-    from releasehealth.scoring.judge import release_alpha
+    from releasehealth.scoring.judging import release_alpha
 
     policy = Policy(alpha=0.01, check_interval=timedelta(minutes=5))
     assert release_alpha(policy, 1 / 3) < release_alpha(policy, 1.0) < 0.01
@@ -340,7 +326,7 @@ def test_a_latency_regression_still_rolls_back_beside_the_saturation_gauges() ->
 
 
 def test_the_saturation_gauges_are_tested_in_a_family_of_their_own() -> None:
-    from releasehealth.scoring.judge import hold_only, metric_alpha
+    from releasehealth.scoring.judging import hold_only, metric_alpha
 
     specs, policy = _generic_specs(), Policy()
     assert hold_only(specs, policy) == {"memory", "cpu_per_request"}

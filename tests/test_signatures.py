@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from releasehealth.config import log_metrics
-from releasehealth.model import Classification, LogLine, LogSignature, Series, SignatureStatus
+from releasehealth.model import Classification, LogLine, Series, SignatureStatus
 from releasehealth.scoring.logs import classify_signatures
-from releasehealth.scoring.signatures import SideTotals, compare, mine, rise_p_value
+from releasehealth.scoring.signatures import compare, mine, rise_p_value
+from releasehealth.verdicts import LogSamples, SideTotals
 
 ALPHA = 0.0025
 LOG_RATE, SIGNATURES = log_metrics()
@@ -86,32 +89,54 @@ def _sides(lines: float) -> tuple[dict, dict]:
     return {"lines": [series]}, {"lines": [series]}
 
 
-def _signature(status: SignatureStatus, count: float, credible: bool = True, ignored: bool = False) -> LogSignature:
-    return LogSignature(
-        "KeyError: <*> in rules.py line <NUM>", "error", "KeyError", status, 0, count, 0.0, 1.2, ("KeyError: 'x'",),
-        ignored=ignored, p_value=1e-9, credible=credible,
+KEY_ERROR = "KeyError: {j} in rules.py"
+STEADY = "Cache miss for key {j}"
+
+
+def _samples(
+    new: int, *, level: str = "error", baseline_new: int = 0, not_a_risk: frozenset[str] = frozenset()
+) -> LogSamples:
+    """A baseline of 30 steady warn lines, a candidate with the same and `new` KeyError lines (the
+    baseline with `baseline_new` of them), both windows over 100,000 requests."""
+    baseline = _lines(STEADY, 30, "warn") + _lines(KEY_ERROR, baseline_new, level, "KeyError")
+    candidate = _lines(STEADY, 30, "warn") + _lines(KEY_ERROR, new, level, "KeyError")
+    return LogSamples(
+        baseline=tuple(baseline), candidate=tuple(candidate),
+        totals=(_totals(len(baseline)), _totals(len(candidate))), not_a_risk=not_a_risk,
     )
 
 
 def test_a_credible_new_error_signature_fails_naming_its_template() -> None:
-    verdict = classify_signatures(SIGNATURES, [_signature(SignatureStatus.NEW, 40)], *_sides(500))
+    verdict = classify_signatures(SIGNATURES, _samples(40), *_sides(500), alpha=ALPHA)
+    (failing,) = [s for s in verdict.signatures if s.failing]
+    assert failing.status is SignatureStatus.NEW and failing.credible
     assert verdict.classification is Classification.HIGH and verdict.critical
-    assert 'NEW error signature "KeyError: <*> in rules.py line <NUM>" (KeyError): 40 lines' in verdict.reason
+    assert f'NEW error signature "{failing.template}" (KeyError): 40 lines' in verdict.reason
 
 
 @pytest.mark.parametrize(
-    "signature",
+    "samples",
     [
-        _signature(SignatureStatus.NEW, 40, ignored=True),
-        _signature(SignatureStatus.NEW, 40, credible=False),
-        _signature(SignatureStatus.NEW, 3),
-        _signature(SignatureStatus.KNOWN, 40),
+        _samples(40, not_a_risk=frozenset({"KeyError: <NUM> in rules.py"})),  # marked not a risk
+        _samples(5),  # too few lines to be credible: 0.5^5 > alpha
+        _samples(40, level="warn"),  # not an error
+        _samples(40, baseline_new=40),  # as frequent as before: KNOWN
     ],
+    ids=["not-a-risk", "not-credible", "warn", "known"],
 )
-def test_ignored_rare_or_known_signatures_pass(signature: LogSignature) -> None:
-    assert classify_signatures(SIGNATURES, [signature], *_sides(500)).classification is Classification.PASS
+def test_ignored_rare_warn_or_known_signatures_pass(samples: LogSamples) -> None:
+    verdict = classify_signatures(SIGNATURES, samples, *_sides(500), alpha=ALPHA)
+    assert verdict.classification is Classification.PASS, verdict.reason
+    assert not [s for s in verdict.signatures if s.failing]
+
+
+def test_a_credible_new_signature_under_min_count_lines_passes() -> None:
+    rare = dataclasses.replace(SIGNATURES, min_count=50)
+    verdict = classify_signatures(rare, _samples(40), *_sides(500), alpha=ALPHA)
+    assert verdict.classification is Classification.PASS
+    assert any(s.status is SignatureStatus.NEW and s.credible for s in verdict.signatures)
 
 
 def test_no_log_lines_at_all_is_nodata() -> None:
-    verdict = classify_signatures(SIGNATURES, [], *_sides(0))
+    verdict = classify_signatures(SIGNATURES, _samples(0), *_sides(0), alpha=ALPHA)
     assert verdict.classification is Classification.NODATA and "are this version's logs shipped" in verdict.reason

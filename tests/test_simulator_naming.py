@@ -18,9 +18,9 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from releasehealth.queries.promql import build_query
 from releasehealth import config
 from releasehealth.cli import app
+from releasehealth.queries.promql import QueryGroup
 from releasehealth.simulator import Fleet, SimulatedService, simulate
 from releasehealth.simulator.fleet import BUCKETS
 from releasehealth.simulator.kubernetes import (
@@ -86,7 +86,7 @@ def query(preset: str, template: str, service: str, start: datetime, end: dateti
     """The preset's template for one service, as the product renders it (a preset without a version label,
     nginx-ingress, grouped by the service label alone)."""
     spec = config.load_preset(preset)
-    return build_query(template, spec.templates[template], [service], spec.labels, step=STEP, start=start, end=end).text
+    return QueryGroup(spec.label_names).range(template, spec.templates[template], [service], start=start, end=end, step=STEP).text
 
 
 def query_range(url: str, text: str, start: datetime, end: datetime, step: float = 60) -> list[dict]:

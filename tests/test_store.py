@@ -21,19 +21,22 @@ import sqlalchemy as sa
 from click.testing import Result
 from typer.testing import CliRunner
 
-from releasehealth import analysis
 from releasehealth.cli import app
 from releasehealth.config import Catalogue
-from releasehealth.model import Action, Deploy, DeploySourceKind, Evaluation
+from releasehealth.model import Action, Deploy, DeploySourceKind
 from releasehealth.serialize import evaluation_to_dict
 from releasehealth.simulator import Fleet
+from releasehealth.sources import Sources
 from releasehealth.store import (
     SCHEMA_VERSION,
     Store,
     StoredEvaluation,
     StoreError,
 )
+from releasehealth.verdicts import Evaluation
+from releasehealth.wiring import Wiring
 from testing.servers import PostgresServer, free_port
+from tests import helpers
 
 # A fixed end: the demo fleet, and so every evaluation below, is the same on every run.
 END = datetime(2025, 11, 20, tzinfo=UTC)
@@ -43,21 +46,21 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[Catalogue, analysis.Sources, Fleet]:
-    return analysis.demo(seed=7, end=END)
+def demo() -> tuple[Catalogue, Sources, Fleet]:
+    return helpers.demo(seed=7, end=END)
 
 
 @pytest.fixture(scope="module")
-def fleet_evaluations(demo: tuple[Catalogue, analysis.Sources, Fleet]) -> list[Evaluation]:
+def fleet_evaluations(demo: tuple[Catalogue, Sources, Fleet]) -> list[Evaluation]:
     catalogue, sources, _ = demo
-    return analysis.evaluate_fleet(catalogue, sources, now=END)
+    return helpers.fleet(Wiring(catalogue, sources), now=END)
 
 
 @pytest.fixture(scope="module")
-def releases(demo: tuple[Catalogue, analysis.Sources, Fleet]) -> dict[str, Evaluation]:
+def releases(demo: tuple[Catalogue, Sources, Fleet]) -> dict[str, Evaluation]:
     """Every release of SERVICE, by version, each judged against the one it replaced."""
     catalogue, sources, _ = demo
-    found = {e.candidate.version: e for e in analysis.evaluate_releases(catalogue, sources, SERVICE, now=END)}
+    found = {e.candidate.version: e for e in helpers.releases(Wiring(catalogue, sources), SERVICE, now=END)}
     actions = {version: e.recommendation.action for version, e in found.items()}
     assert actions == {
         "3.12.0": Action.INCONCLUSIVE, "3.12.1": Action.PROMOTE, "3.12.2": Action.ROLLBACK, "3.12.3": Action.PROMOTE,
@@ -119,12 +122,12 @@ def test_saved_evaluations_read_back_whole(store: Store, fleet_evaluations: list
 
 
 def test_history_is_newest_first_and_fleet_shows_each_services_newest(
-    store: Store, demo: tuple[Catalogue, analysis.Sources, Fleet]
+    store: Store, demo: tuple[Catalogue, Sources, Fleet]
 ) -> None:
     catalogue, sources, _ = demo
     # Saved out of time order, as a re-run with --at can: "newest" is by evaluation time, not by insertion.
     times = [END - timedelta(hours=2), END, END - timedelta(hours=1)]
-    saved = {at: analysis.evaluate(catalogue, sources, SERVICE, now=at) for at in times}
+    saved = {at: helpers.evaluate(Wiring(catalogue, sources), SERVICE, now=at) for at in times}
     for evaluation in saved.values():
         store.save_evaluation(evaluation)
 
@@ -256,12 +259,13 @@ def test_an_evaluation_that_cannot_be_serialised_is_not_stored(store: Store, rel
 WRITER = """
 import sys
 from datetime import datetime
-from releasehealth import analysis
+from releasehealth.evaluate import evaluate_fleet
+from releasehealth.simulator import demo, simulate
 from releasehealth.store import Store
 
 end = datetime.fromisoformat(sys.argv[2])
-catalogue, sources, _ = analysis.demo(seed=7, end=end)
-evaluations = analysis.evaluate_fleet(catalogue, sources, now=end)
+wired = demo.of_fleet(simulate(seed=7, end=end)).wire()
+evaluations = evaluate_fleet(wired.sources, wired.catalogue.services, wired.catalogue.policy, now=end)
 store = Store(sys.argv[1])
 print("ready", flush=True)
 while True:
@@ -366,8 +370,8 @@ def cli_demo() -> list[str]:
 @pytest.fixture(scope="module")
 def cli_releases() -> list[Evaluation]:
     """SERVICE's releases in the CLI's demo fleet, newest first, as `evaluate --at` judges them."""
-    catalogue, sources, _ = analysis.demo(seed=7, end=CLI_END)
-    return analysis.evaluate_releases(catalogue, sources, SERVICE, now=CLI_END)
+    catalogue, sources, _ = helpers.demo(seed=7, end=CLI_END)
+    return helpers.releases(Wiring(catalogue, sources), SERVICE, now=CLI_END)
 
 
 def invoke(store: str, *arguments: str) -> Result:

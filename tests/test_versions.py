@@ -7,27 +7,23 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from releasehealth.collectors.deploys import MetricDeploySource
-from releasehealth.analysis import version_conflicts
-from releasehealth.model import Deploy, DeploySourceKind, KubernetesSettings, LabelNames, Query, Series, Service, SourceHealth
+from releasehealth.collectors.memory import MemoryMetricSource
+from releasehealth.deploys import version_conflicts
+from releasehealth.model import (
+    Deploy,
+    DeploySourceKind,
+    KubernetesSettings,
+    LabelNames,
+    Query,
+    Series,
+    Service,
+)
+from releasehealth.wiring import Wiring
+from tests import helpers
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 STEP = timedelta(minutes=1)
 LABELS = LabelNames("destination_workload", "destination_version")
-
-
-class _Answers:
-    """A MetricSource answering every query with the same series (the first/last-seen times given)."""
-
-    name = "memory"
-
-    def __init__(self, series: list[Series]) -> None:
-        self.series = series
-
-    def fetch(self, query: Query) -> list[Series]:
-        return self.series
-
-    def check(self) -> SourceHealth:
-        return SourceHealth("prometheus", self.name, True, 0.0, "", T0)
 
 
 def _seen(service: str, version: str | None, at: datetime) -> Series:
@@ -36,8 +32,9 @@ def _seen(service: str, version: str | None, at: datetime) -> Series:
 
 
 def test_istio_unknown_and_a_missing_version_label_mean_no_version() -> None:
-    query = Query("first_seen", "q", ("a", "b", "c"), LABELS, "memory")
-    source = _Answers([_seen("a", "unknown", T0), _seen("b", None, T0), _seen("c", "1.2.0", T0)])
+    query = Query(template="first_seen", text="q", services=("a", "b", "c"), labels=LABELS, source="memory")
+    seen = [_seen("a", "unknown", T0), _seen("b", None, T0), _seen("c", "1.2.0", T0)]
+    source = MemoryMetricSource({"first_seen": seen})
     found = MetricDeploySource(source).scan(query, query, no_version="unknown")
     assert [(d.service, d.version) for d in found.deploys] == [("c", "1.2.0")]
     assert found.unversioned == {"a": T0, "b": T0}
@@ -47,7 +44,7 @@ def _deploy(version: str, minutes: int, kind: DeploySourceKind = DeploySourceKin
     return Deploy("checkout", version, T0 + timedelta(minutes=minutes), kind)
 
 
-SERVICE = Service("checkout", "istio", LABELS, kubernetes=KubernetesSettings("checkout-deploy"))
+SERVICE = Service(name="checkout", preset="istio", labels=LABELS, kubernetes=KubernetesSettings(deployment="checkout-deploy"))
 
 
 def test_label_and_kubernetes_agreeing_within_two_steps_say_nothing() -> None:
@@ -75,16 +72,14 @@ def test_metrics_without_a_version_are_judged_by_time_between_deploy_events() ->
     release gets the verdict it gets with the label."""
     import dataclasses
 
-    from releasehealth import analysis
-
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    catalogue, sources, fleet = analysis.demo(seed=7, end=end)
+    catalogue, sources, fleet = helpers.demo(seed=7, end=end)
     unlabelled = dataclasses.replace(catalogue, services=tuple(
         dataclasses.replace(s, labels=LabelNames(s.labels.service, "")) for s in catalogue.services
     ))
     service = fleet.services[0].name
-    want = analysis.evaluate_releases(catalogue, sources, service, now=fleet.end)
-    got = analysis.evaluate_releases(unlabelled, sources, service, now=fleet.end)
+    want = helpers.releases(Wiring(catalogue, sources), service, now=fleet.end)
+    got = helpers.releases(Wiring(unlabelled, sources), service, now=fleet.end)
     initial = want[-1].candidate.version
     assert [e.candidate.version for e in got] == [e.candidate.version for e in want[:-1]] + [f"(before {want[-2].candidate.version})"]
     assert initial not in {e.candidate.version for e in got}

@@ -16,32 +16,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from releasehealth.model import (
-    Action,
-    Classification,
-    GroupScore,
-    MetricInput,
-    MetricKind,
-    MetricSpec,
-    MetricVerdict,
-    Policy,
-    Recommendation,
-    ReleaseScore,
-    Summary,
-)
+from releasehealth.model import Action, Classification, MetricKind, MetricSpec, Policy
 from releasehealth.scoring.gauge import classify_gauge
 from releasehealth.scoring.kayenta import kayenta_judge
 from releasehealth.scoring.latency import classify_quantile
 from releasehealth.scoring.logs import classify_signatures
 from releasehealth.scoring.multiple import check_alpha, holm_adjusted
 from releasehealth.scoring.ratio import classify_ratio
+from releasehealth.verdicts import GroupScore, MetricInput, MetricVerdict, Recommendation, ReleaseScore, Summary
 
 Classifier = Callable[[MetricInput, float, float], MetricVerdict]  # (input, alpha, alpha of the interval shown)
 CLASSIFIERS: dict[MetricKind, Classifier] = {
     MetricKind.RATIO: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.LOG_RATE: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.HISTOGRAM_QUANTILE: lambda i, alpha, ci: classify_quantile(i.spec, i.baseline, i.candidate, alpha, ci),
-    MetricKind.LOG_SIGNATURES: lambda i, *_: classify_signatures(i.spec, i.signatures, i.baseline, i.candidate),
+    MetricKind.LOG_SIGNATURES: lambda i, alpha, ci: classify_signatures(i.spec, i.samples, i.baseline, i.candidate, alpha),
     MetricKind.GAUGE: lambda i, alpha, ci: classify_gauge(i.spec, i.baseline, i.candidate, alpha, ci),
 }
 FAILING = (Classification.HIGH, Classification.LOW)
@@ -54,13 +43,19 @@ def judge(
     """Return the release's score and recommendation from its metrics' inputs; `information` is the share
     of the full window the candidate has been observed for (it sets the alpha a repeated check may spend).
     With policy.judge == "kayenta", Kayenta's classifier and scorer decide instead (scoring.kayenta)."""
+    alpha = release_alpha(policy, information)
     if policy.judge == "kayenta":
         # Kayenta's weights are percentages, a group not named sharing what is left; ours are relative,
         # 1 for a group not named. Naming every group gives Kayenta the same proportions.
         groups = {i.spec.group for i in inputs if not i.spec.muted}
         weights = {g: policy.group_weights.get(g, 1.0) for g in groups}
-        return kayenta_judge(inputs, baseline, candidate, group_weights=weights, thresholds=policy.thresholds)
-    verdicts = classify(inputs, release_alpha(policy, information), hold_only([i.spec for i in inputs], policy))
+        # Kayenta scores no log signatures; they are still compared, at the share ours would give them, and shown.
+        specs = [i.spec for i in inputs]
+        signature_alpha = {s.name: metric_alpha(alpha, specs, policy, s.name) for s in specs if s.kind is MetricKind.LOG_SIGNATURES}
+        return kayenta_judge(
+            inputs, baseline, candidate, group_weights=weights, thresholds=policy.thresholds, signature_alpha=signature_alpha,
+        )
+    verdicts = classify(inputs, alpha, hold_only([i.spec for i in inputs], policy))
     release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs}, policy.group_weights)
     return release_score, recommend(release_score, policy, baseline, candidate)
 
@@ -105,7 +100,8 @@ def classify(inputs: Sequence[MetricInput], alpha: float, hold_only: Collection[
     clears it.
     """
     verdicts: list[MetricVerdict | None] = [None] * len(inputs)
-    for in_family in (lambda name: name not in hold_only, lambda name: name in hold_only):
+    families: tuple[Callable[[str], bool], ...] = (lambda name: name not in hold_only, lambda name: name in hold_only)
+    for in_family in families:
         members = [k for k, item in enumerate(inputs) if in_family(item.spec.name)]
         for k, verdict in zip(members, _classify_family([inputs[k] for k in members], alpha), strict=True):
             verdicts[k] = verdict
@@ -115,14 +111,14 @@ def classify(inputs: Sequence[MetricInput], alpha: float, hold_only: Collection[
 def _classify_family(inputs: Sequence[MetricInput], alpha: float) -> list[MetricVerdict]:
     share = per_metric_alpha(alpha, [item.spec for item in inputs])
     verdicts = [_classify_one(item, share, share) for item in inputs]
-    family = [
-        k for k, (item, verdict) in enumerate(zip(inputs, verdicts, strict=True))
+    family = [  # (index, p-value) of each metric Holm's procedure ranks
+        (k, verdict.p_value) for k, (item, verdict) in enumerate(zip(inputs, verdicts, strict=True))
         if not item.spec.muted and item.spec.kind is not MetricKind.LOG_SIGNATURES and verdict.p_value is not None
     ]
     level = share * len(family)
-    adjusted = holm_adjusted([verdicts[k].p_value for k in family])
-    for k, p_adjusted in zip(family, adjusted, strict=True):
-        if p_adjusted < level and verdicts[k].p_value >= share:
+    adjusted = holm_adjusted([p_value for _, p_value in family])
+    for (k, p_value), p_adjusted in zip(family, adjusted, strict=True):
+        if p_adjusted < level and p_value >= share:
             verdicts[k] = _classify_one(inputs[k], level, share)  # p <= adjusted < level: credible
         verdicts[k] = dataclasses.replace(verdicts[k], alpha=level)
     return verdicts
@@ -136,7 +132,7 @@ def _classify_one(item: MetricInput, alpha: float, ci_alpha: float) -> MetricVer
             Classification.NODATA, f"{spec.name} {item.absent}"
         )
         return MetricVerdict(
-            spec.name, label, why, empty, empty, unit=spec.unit,
+            metric=spec.name, classification=label, reason=why, baseline=empty, candidate=empty, unit=spec.unit,
             critical=spec.critical, group=spec.group, muted=spec.muted, tolerance=spec.tolerance, queries=item.queries,
         )
     verdict = CLASSIFIERS[spec.kind](item, alpha, ci_alpha)
@@ -160,9 +156,9 @@ def score(
         passed = sum(weights.get(v.metric, 1.0) for v in judged if v.classification is Classification.PASS)
         value = 100.0 * passed / total if total else None
         group_scores.append(GroupScore(name, value, (group_weights or {}).get(name, 1.0)))
-    scored = [g for g in group_scores if g.score is not None]
-    total_weight = sum(g.weight for g in scored)
-    release = sum(g.score * g.weight for g in scored) / total_weight if scored and total_weight else None
+    scored = [(g.score, g.weight) for g in group_scores if g.score is not None]
+    total_weight = sum(weight for _, weight in scored)
+    release = sum(value * weight for value, weight in scored) / total_weight if scored and total_weight else None
     return ReleaseScore(release, tuple(group_scores), tuple(verdicts))
 
 

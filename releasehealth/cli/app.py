@@ -1,0 +1,101 @@
+"""The command line's application: its options, the wiring it opens, and one error handler for every command.
+
+Exit codes (for pipelines): 0 PROMOTE, 1 error, 2 usage, 3 ROLLBACK, 4 HOLD or INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from releasehealth import config, wiring
+from releasehealth.errors import ConfigError, ReleaseHealthError
+from releasehealth.model import (
+    Action,
+)
+from releasehealth.simulator import demo as embedded_demo
+from releasehealth.store import Store
+from releasehealth.wiring import Wiring
+
+EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
+EXIT_ERROR = 1
+
+app = typer.Typer(
+    help="Compare each release of each microservice with the one it replaced; recommend promote, hold or rollback.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+@dataclass
+class Context:
+    config_path: str
+    demo: bool
+    seed: int
+    demo_end: datetime | None = None
+    store_url: str | None = None  # --store: overrides the config's store.url
+
+    def open(self, create_store: bool = False) -> Wiring:
+        """The catalogue and its sources, through the one wiring every front end uses: the embedded demo
+        fleet, or the config file's real sources; the history store created when `create_store` (the
+        commands that write), otherwise opened when it exists."""
+        if self.demo:
+            end = self.demo_end.replace(tzinfo=self.demo_end.tzinfo or UTC) if self.demo_end else None
+            return embedded_demo.build(self.seed, end, store=self.store_url).wire(create_store)
+        return wiring.from_file(self.config_path, store_url=self.store_url, create_store=create_store)
+
+
+def store_of(opened: Wiring) -> Store:
+    """The store of a wiring opened with create_store (always there, unless the catalogue names none)."""
+    if opened.sources.store is None:
+        raise ConfigError(opened.catalogue.path, ["no history store is configured (store.url)"])
+    return opened.sources.store
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One error handler for every command: our exceptions become a message on stderr and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ReleaseHealthError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_ERROR) from exc
+
+    return wrapper
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config_path: Annotated[
+        str, typer.Option("--config", "-c", envvar="RELEASE_HEALTH_CONFIG", help="The YAML catalogue.")
+    ] = config.DEFAULT_PATH,
+    demo: Annotated[bool, typer.Option("--demo", help="Use the embedded simulated fleet instead of the config.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the demo fleet.")] = 7,
+    demo_end: Annotated[
+        datetime | None, typer.Option(help="End the demo fleet's history at this UTC time (default: now), to reproduce it.")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(envvar="RELEASE_HEALTH_STORE", help="History store URL (default: the config's store.url)."),
+    ] = None,
+) -> None:
+    ctx.obj = Context(config_path, demo, seed, demo_end, store)

@@ -1,0 +1,89 @@
+"""The commands that serve: the HTTP API, and the dashboard (on the config's sources or the embedded demo).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from releasehealth.cli.app import EXIT_ERROR, Context, app, err, handle_errors, store_of
+
+
+@app.command()
+@handle_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (verdicts for pipelines, deploy recording, /metrics, OpenAPI at /docs)."""
+    from releasehealth import api
+
+    opened = ctx.obj.open(create_store=True)
+    err.print(f"serving the API on http://{host}:{port} (store: {store_of(opened).name})")
+    api.serve(opened, host, port)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    seed: Annotated[int | None, typer.Option(help="Seed of the demo fleet (default: the global --seed, 7).")] = None,
+) -> None:
+    """Serve the dashboard on the embedded simulated fleet (no external service needed)."""
+    _serve(_demo_environment(ctx.obj, seed), port)
+
+
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+) -> None:
+    """Serve the dashboard on the sources of the config file (on the demo fleet with --demo)."""
+    if ctx.obj.demo:
+        _serve(_demo_environment(ctx.obj, None), port)
+    _serve({"RELEASE_HEALTH_CONFIG": str(Path(ctx.obj.config_path).resolve()), **_store_environment(ctx.obj)}, port)
+
+
+def _demo_environment(context: Context, seed: int | None) -> dict[str, str]:
+    """How the dashboard learns it serves the demo fleet, of which seed, ending when (--demo-end)."""
+    environment = {
+        "RELEASE_HEALTH_DEMO": "1", "RELEASE_HEALTH_SEED": str(context.seed if seed is None else seed),
+        **_store_environment(context),
+    }
+    if context.demo_end:
+        environment["RELEASE_HEALTH_DEMO_END"] = context.demo_end.replace(tzinfo=context.demo_end.tzinfo or UTC).isoformat()
+    return environment
+
+
+def _store_environment(context: Context) -> dict[str, str]:
+    """--store, for the dashboard: it reads the same history store as every other command."""
+    return {"RELEASE_HEALTH_STORE": context.store_url} if context.store_url else {}
+
+
+# Streamlit imports the app's modules on the first visit; importing them before the server starts takes
+# that second off the first page anyone opens.
+STREAMLIT_WITH_WARM_IMPORTS = (
+    "import releasehealth.dashboard.components, releasehealth.dashboard.charts, releasehealth.evaluate; "
+    "from streamlit.web.cli import main; main()"
+)
+
+
+def _serve(environment: dict[str, str], port: int) -> None:
+    spec = find_spec("releasehealth.dashboard")
+    if spec is None or spec.origin is None:
+        err.print("[bold red]error:[/] the dashboard package is not installed")
+        raise typer.Exit(EXIT_ERROR)
+    app_path = str(Path(spec.origin).parent / "app.py")
+    argv = [
+        sys.executable, "-c", STREAMLIT_WITH_WARM_IMPORTS, "run", app_path,
+        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    err.print(f"serving the dashboard on http://localhost:{port}")
+    os.execve(sys.executable, argv, {**os.environ, **environment})

@@ -1,0 +1,48 @@
+"""Checks of PromQL templates, a preset's or a service's: known variables only, and valid PromQL once rendered."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import promql_parser
+
+from releasehealth.errors import TemplateError
+from releasehealth.queries import promql
+
+TEMPLATE_VARIABLES = frozenset({"by", "selector", "step", "lookback", "join"})
+SAMPLE_VARIABLES = {"by": "service, version", "selector": 'service="x"', "step": "1m", "lookback": "1d"}
+SAMPLE_JOIN = " * on (namespace, pod) group_left (version) max by (namespace, pod, version) (kube_pod_info)"
+
+
+def template_problems(templates: Mapping[str, str]) -> list[str]:
+    """Every template must use only known variables and render to PromQL that parses."""
+    return [f"templates.{name}: {problem}" for name, text in templates.items() if (problem := template_problem(name, text))]
+
+
+def template_problem(name: str, text: str, strict: bool = False, joined: bool = False) -> str:
+    """What is wrong with one template ("" if nothing): unknown variables, PromQL that does not parse, or
+    (`strict`, a service's own) no ${selector} or ${by}: it would read the whole fleet, or return series
+    that cannot be told apart by service and version."""
+    try:
+        used = promql.template_variables(text)
+    except ValueError as exc:
+        return str(exc)
+    unknown = used - TEMPLATE_VARIABLES
+    if unknown:
+        known = ", ".join("${" + v + "}" for v in sorted(TEMPLATE_VARIABLES))
+        return f"unknown variable(s) {', '.join('${' + v + '}' for v in sorted(unknown))} (known: {known})"
+    missing = ({"selector", "by"} | ({"join"} if joined else set())) - used if strict else set()
+    if missing == {"join"}:
+        return "must use ${join} where the raw series are (kubernetes: {join: pod}): e.g. increase(my_total{${selector}}[${step}])${join}"
+    if missing:
+        return f"must use {' and '.join('${' + v + '}' for v in sorted(missing))}: " + (
+            "e.g. sum by (${by}) (increase(my_total{${selector}}[${step}]))"
+        )
+    try:
+        for join in ("", SAMPLE_JOIN):  # it must parse as written, and with a pod join in ${join}
+            promql_parser.parse(promql.render(name, text, {**SAMPLE_VARIABLES, "join": join}))
+    except TemplateError as exc:
+        return str(exc).split(": ", 1)[-1]
+    except ValueError as exc:
+        return f"not valid PromQL: {exc}"
+    return ""

@@ -1,0 +1,211 @@
+"""Deploy discovery: which versions of which services ran, and when each was deployed.
+
+Versions come from the metrics' version label (two queries per group of services sharing labels,
+matchers and pod join); from kube-state-metrics for services whose metrics carry none (their windows are
+then cut by time alone), and compared with the label where both tell. Deploy events (Elasticsearch) and
+deploys recorded in the history store win over both for the deploy time and commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from releasehealth.errors import SourceError
+from releasehealth.format import format_time
+from releasehealth.model import (
+    Deploy,
+    DeploySourceKind,
+    KubernetesSettings,
+    LabelNames,
+    Policy,
+    Query,
+    Service,
+)
+from releasehealth.queries import kubernetes
+from releasehealth.queries.promql import QueryGroup
+from releasehealth.sources import Sources
+
+
+@dataclass
+class DeployScan:
+    """The deploys of each service, the queries that found them, and what degraded on the way."""
+
+    by_service: dict[str, list[Deploy]] = field(default_factory=dict)
+    queries: dict[str, tuple[Query, ...]] = field(default_factory=dict)  # per service: the queries that found them
+    notes: list[str] = field(default_factory=list)  # what degraded without failing the evaluation
+    service_notes: dict[str, list[str]] = field(default_factory=dict)  # the same, for one service (a conflict)
+    seen: set[str] = field(default_factory=set)  # services whose preset metrics exist at all
+    versionless: set[str] = field(default_factory=set)  # services whose metrics carry no version: cut by time
+    unversioned_since: dict[str, datetime] = field(default_factory=dict)  # their metrics' first step
+
+    def note(self, service: str, text: str) -> None:
+        self.service_notes.setdefault(service, []).append(text)
+
+    def notes_of(self, service: str) -> tuple[str, ...]:
+        return tuple(self.notes) + tuple(self.service_notes.get(service, ()))
+
+    def effective(self, service: Service) -> Service:
+        """The service as its metrics turned out: without a version label (nor a pod join) when they carry none."""
+        if service.name in self.versionless and service.labels.version:
+            return dataclasses.replace(service, labels=LabelNames(service.labels.service, ""), join="")
+        return service
+
+
+def discover(sources: Sources, services: Sequence[Service], policy: Policy, now: datetime) -> DeployScan:
+    """Detect the deploys of `services` in the policy's lookback: two queries per group from the metrics'
+    version label, two per group from kube-state-metrics for the services that name a Deployment; raise
+    SourceError if the metrics cannot be read. The label wins where both tell (a disagreement is noted
+    on the service); services whose metrics carry no version take Kubernetes' deploys, and are cut by time."""
+    scan = DeployScan()
+    groups: dict[tuple[QueryGroup, str, str, str], list[Service]] = {}
+    for service in services:  # a service with first_seen/last_seen of its own is detected apart
+        key = (QueryGroup.of(service, sources.metrics.name), service.templates["first_seen"],
+               service.templates["last_seen"], service.no_version)
+        groups.setdefault(key, []).append(service)
+    for (group, first_template, last_template, no_version), members in groups.items():
+        names = [s.name for s in members]
+        first, last = (
+            group.instant(name, template, names, end=now, lookback=policy.lookback, step=policy.step)
+            for name, template in (("first_seen", first_template), ("last_seen", last_template))
+        )
+        found = sources.deploys.scan(first, last, no_version)
+        for service in members:
+            mine = [d for d in found.deploys if d.service == service.name]
+            scan.by_service[service.name] = mine
+            scan.queries[service.name] = (first, last)
+            if mine or service.name in found.unversioned:
+                scan.seen.add(service.name)
+            if not service.labels.version or (service.name in found.unversioned and not mine):
+                scan.versionless.add(service.name)
+                if service.name in found.unversioned:
+                    scan.unversioned_since[service.name] = found.unversioned[service.name]
+    _merge_kubernetes(sources, services, policy, now, scan)
+    _merge_events(sources, services, now - policy.lookback, now, scan)
+    _merge_recorded(sources, services, now - policy.lookback, now, scan)
+    _name_what_ran_before(scan, policy.step)
+    return scan
+
+
+def _name_what_ran_before(scan: DeployScan, step: timedelta) -> None:
+    """Metrics without a version, and deploys known only from events or records: what served before the
+    first deploy known is a release too (the baseline of that deploy), named "(before <version>)"."""
+    for service in scan.versionless:
+        deploys, since = scan.by_service.get(service, []), scan.unversioned_since.get(service)
+        if deploys and since is not None and deploys[0].started_at - since >= step:
+            earlier = Deploy(service, f"(before {deploys[0].version})", since, DeploySourceKind.DETECTED, deploys[0].started_at)
+            scan.by_service[service] = [earlier, *deploys]
+
+
+def _merge_kubernetes(sources: Sources, services: Sequence[Service], policy: Policy, now: datetime, scan: DeployScan) -> None:
+    """Deploys from kube-state-metrics, two queries per group of services sharing namespace, container and
+    version source: they are the deploys of a service whose metrics carry no version; beside a version
+    label, they are compared with it and any disagreement is noted (the label wins)."""
+    groups: dict[KubernetesSettings, list[tuple[Service, KubernetesSettings]]] = {}
+    for service in services:  # a pod join gives the metrics their versions: detection by label finds them
+        if service.kubernetes is not None and not service.join:
+            key = dataclasses.replace(service.kubernetes, deployment="")
+            groups.setdefault(key, []).append((service, service.kubernetes))
+    for settings, members in groups.items():
+        deployments = sorted({k8s.deployment for _, k8s in members})
+        first, last = (
+            kubernetes.seen_query(
+                template, deployments, settings, step=policy.step, lookback=policy.lookback, end=now,
+                source=sources.metrics.name,
+            )
+            for template in ("first_seen", "last_seen")
+        )
+        try:
+            found = sources.deploys.scan(first, last, kind=DeploySourceKind.KUBERNETES).deploys
+        except SourceError as exc:
+            for service, _ in members:
+                scan.note(service.name, f"versions could not be read from kube-state-metrics: {exc}")
+            continue
+        for service, k8s in members:
+            mine = [dataclasses.replace(d, service=service.name) for d in found if d.service == k8s.deployment]
+            scan.queries[service.name] = scan.queries.get(service.name, ()) + (first, last)
+            if service.name in scan.versionless:
+                scan.by_service[service.name] = mine
+            else:
+                for conflict in version_conflicts(scan.by_service[service.name], mine, policy.step, service):
+                    scan.note(service.name, conflict)
+
+
+def version_conflicts(labelled: Sequence[Deploy], k8s: Sequence[Deploy], step: timedelta, service: Service) -> list[str]:
+    """Where the version label and Kubernetes disagree: a rollout at the same time (within two steps)
+    to another version, or a rollout one of them saw and the other did not. The label wins."""
+    if not labelled:  # the metrics are not there at all: that is what the release says, not a conflict
+        return []
+    tolerance = 2 * step
+    k8s_left = list(k8s)
+    out = []
+    if k8s and labelled[0].version == k8s[0].version:
+        # The version running when each source's data begins: their histories may start at different times.
+        labelled, k8s_left = labelled[1:], k8s_left[1:]
+    deployment = service.kubernetes.deployment if service.kubernetes else service.name
+    label = service.labels.version
+    for deploy in labelled:
+        match = min(k8s_left, key=lambda d: abs(d.started_at - deploy.started_at), default=None)
+        if match is None or abs(match.started_at - deploy.started_at) > tolerance:
+            out.append(
+                f"version conflict: the {label} label turned {deploy.version} at {format_time(deploy.started_at)} "
+                f"but Kubernetes saw no rollout of deployment {deployment} then; the label is used"
+            )
+            continue
+        k8s_left.remove(match)
+        if match.version != deploy.version:
+            out.append(
+                f"version conflict at {format_time(deploy.started_at)}: the {label} label says {deploy.version}, "
+                f"Kubernetes (deployment {deployment}) says {match.version}; the label is used"
+            )
+    out += [
+        f"version conflict: Kubernetes rolled deployment {deployment} out to {d.version} at {format_time(d.started_at)} "
+        f"but the {label} label shows no new version then; the label is used"
+        for d in k8s_left
+    ]
+    return out
+
+
+def _merge_events(sources: Sources, services: Sequence[Service], start: datetime, end: datetime, scan: DeployScan) -> None:
+    """Recorded deploy events win over detected ones (their time and commit); a version known only
+    from an event is added. Without events (none configured, or the index failing) detection stands."""
+    if sources.logs is None:
+        return
+    try:
+        events, query = sources.logs.events([s.name for s in services], start, end)
+    except SourceError as exc:
+        scan.notes.append(f"deploy events could not be read, deploys are detected from metrics only: {exc}")
+        return
+    for service in services:
+        mine = {e.version: e for e in events if e.service == service.name}
+        _merge(scan, service.name, mine)
+        if query is not None:
+            scan.queries[service.name] = scan.queries.get(service.name, ()) + (query,)
+
+
+def _merge_recorded(sources: Sources, services: Sequence[Service], start: datetime, end: datetime, scan: DeployScan) -> None:
+    """Deploys a pipeline recorded in the history store win over detected ones, as events do."""
+    if sources.store is None:
+        return
+    for service in services:
+        _merge(scan, service.name, {d.version: d for d in sources.store.deploys(service.name) if start <= d.started_at <= end})
+
+
+def _merge(scan: DeployScan, service: str, told: dict[str, Deploy]) -> None:
+    """The deploys of `service` as events or records tell them, the versions known only from them added."""
+    merged = [_with_event(d, told.pop(d.version, None)) for d in scan.by_service.get(service, [])]
+    scan.by_service[service] = sorted(merged + list(told.values()), key=lambda d: (d.started_at, d.version))
+
+
+def _with_event(detected: Deploy, event: Deploy | None) -> Deploy:
+    """The deploy as an event (or a record) tells it, keeping what detection knows of its last sample."""
+    if event is None:
+        return detected
+    return Deploy(detected.service, detected.version, event.started_at, event.source, detected.last_seen, event.commit)
+
+
+def deploys_of(sources: Sources, service: Service, policy: Policy, now: datetime) -> list[Deploy]:
+    """The deploys of one service in the lookback, oldest first."""
+    return discover(sources, [service], policy, now).by_service[service.name]
