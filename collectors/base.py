@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from releasehealth.model import Deploy, LogSettings, LogWindowData, Query, Series
 from releasehealth.queries.elasticsearch import WindowKey
@@ -25,15 +24,6 @@ class MetricSource(Protocol):
     def check(self) -> SourceHealth:
         """Return whether the source answers a trivial query, and how fast. Never raises."""
         ...
-
-
-def without_credentials(url: str) -> str:
-    """The URL without user and password: source names are shown everywhere, secrets nowhere."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class LogSource(Protocol):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from releasehealth.collectors.base import MetricSource
-from releasehealth.model import Deploy, DeploySourceKind, LabelNames, Query, Series
+from releasehealth.model import Deploy, DeploySourceKind, Query, Series
 
 
 class Detection(NamedTuple):
@@ -36,8 +37,8 @@ class MetricDeploySource:
         """The deploys, and the services whose series carry no version label (or `no_version` as its
         value, as Istio's "unknown"): their versions have to come from elsewhere."""
         unversioned: dict[str, datetime] = {}
-        first = _times(self.metrics.fetch(first_seen), first_seen.labels, no_version, unversioned)
-        last = _times(self.metrics.fetch(last_seen), last_seen.labels, no_version, {})
+        first = _times(self.metrics.fetch(first_seen), first_seen, no_version, unversioned)
+        last = _times(self.metrics.fetch(last_seen), last_seen, no_version, {})
         deploys = [
             Deploy(service, version, started_at, kind, last.get((service, version)))
             for (service, version), started_at in first.items()
@@ -46,15 +47,24 @@ class MetricDeploySource:
 
 
 def _times(
-    series: list[Series], labels: LabelNames, no_version: str, unversioned: dict[str, datetime]
+    series: list[Series], query: Query, no_version: str, unversioned: dict[str, datetime]
 ) -> dict[tuple[str, str], datetime]:
+    """When each (service, version) was first (or last) seen: the value of its series, a UNIX time. A
+    value that is no time within the query's lookback (NaN, infinite, negative, in the future: a garbled
+    answer) tells nothing and is left out, rather than turned into a deploy in 1969."""
+    labels = query.labels
+    earliest = query.start.timestamp() if query.start else -math.inf
+    latest = query.end.timestamp() if query.end else math.inf
     out = {}
     for s in series:
         service = s.labels.get(labels.service)
         version = s.labels.get(labels.version) if labels.version else None
         if service is None or not s.values.size:
             continue
-        at = datetime.fromtimestamp(float(s.values[-1]), UTC)
+        seconds = float(s.values[-1])
+        if not (math.isfinite(seconds) and earliest <= seconds <= latest and seconds > 0):
+            continue
+        at = datetime.fromtimestamp(seconds, UTC)
         if version is None or version == "" or (no_version and version == no_version):
             unversioned[service] = min(at, unversioned.get(service, at))
             continue

@@ -17,13 +17,14 @@ import elasticsearch
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from releasehealth.collectors.base import without_credentials
 from releasehealth.errors import (
     InvalidResponse,
+    PartialResponse,
     QueryRejected,
     SourceError,
     SourceUnavailable,
 )
+from releasehealth.format import UNPRINTABLE, redact_url
 from releasehealth.model import Deploy, DeploySourceKind, LogFields, LogLine, LogSettings, LogWindowData, Query, Series
 from releasehealth.queries import elasticsearch as dsl
 from releasehealth.queries.elasticsearch import WindowKey
@@ -50,7 +51,7 @@ class ElasticsearchLogSource:
         deploy_index: str | None = None,
         deploy_fields: LogFields | None = None,
     ) -> None:
-        self.name = without_credentials(url)
+        self.name = redact_url(url)
         self.deploy_index = deploy_index
         self._deploy_fields = deploy_fields or LogFields()
         self.requests_made = 0  # counted for benchmarks: every HTTP request, retries excluded
@@ -99,6 +100,7 @@ class ElasticsearchLogSource:
         fields = self._deploy_fields
         body = dsl.deploy_events_body(fields, services, start, end, size=10_000)
         found = self._call(lambda: self._client.search(index=self.deploy_index, **body).body)
+        _raise_if_partial(self.name, found)
         deploys = [d for hit in _hits(self.name, found) if (d := _deploy(hit.get("_source", {}), fields))]
         query = Query(
             template="deploy_events", text=dsl.show(self.deploy_index, body), services=tuple(services), source=self.name,
@@ -176,7 +178,9 @@ def _parse_counts(
 
 
 def _raise_for_item(source: str, response: Any) -> None:
-    """A multi-search answers 200 even when one of its searches failed: translate that search's error."""
+    """A multi-search answers 200 even when one of its searches failed: translate that search's error; a
+    search that timed out or lost shards answered with part of the data only."""
+    _raise_if_partial(source, response)
     if not isinstance(response, dict) or "error" not in response:
         return
     error = response["error"] if isinstance(response["error"], dict) else {"reason": str(response["error"])}
@@ -185,6 +189,16 @@ def _raise_for_item(source: str, response: Any) -> None:
         raise QueryRejected(source, f"index {error.get('index') or error.get('resource.id') or '?'} does not exist")
     reason = str(error.get("reason") or error.get("type") or error)[:300]
     raise (SourceUnavailable if status == 429 or status >= 500 else QueryRejected)(source, f"HTTP {status}: {reason}")
+
+
+def _raise_if_partial(source: str, response: Any) -> None:
+    if not isinstance(response, dict):
+        return
+    shards = response.get("_shards")
+    failed = shards.get("failed") if isinstance(shards, dict) else 0
+    if response.get("timed_out") is True or (isinstance(failed, int) and failed > 0):
+        what = "timed out" if response.get("timed_out") is True else f"{failed} shard(s) failed"
+        raise PartialResponse(source, f"the answer is partial: the search {what}")
 
 
 def _level_series(steps: list[dict[str, Any]], step: timedelta) -> dict[str, Series]:
@@ -264,13 +278,18 @@ def _timestamp(value: Any) -> float:
 
 
 def _deploy(doc: dict[str, Any], fields: LogFields) -> Deploy | None:
+    """The deploy an event tells; None for an event that is not one (a name or version that is not a
+    printable string, a time that is not one: 1e20 ms is no date)."""
     service, version = _field(doc, fields.service), _field(doc, fields.version)
     at = _timestamp(_field(doc, fields.timestamp))
-    if not isinstance(service, str) or not isinstance(version, str) or at != at:
+    if not (isinstance(service, str) and isinstance(version, str)) or UNPRINTABLE.search(service + version) or at != at:
+        return None
+    try:
+        started = datetime.fromtimestamp(at, UTC)
+    except (OverflowError, OSError, ValueError):
         return None
     commit = doc.get("commit")
-    return Deploy(service, version, datetime.fromtimestamp(at, UTC), DeploySourceKind.EVENT,
-                  commit=str(commit)[:64] if commit else "")
+    return Deploy(service, version, started, DeploySourceKind.EVENT, commit=_CONTROL.sub(" ", str(commit))[:64] if commit else "")
 
 
 def _not_found(exc: elasticsearch.NotFoundError) -> str:

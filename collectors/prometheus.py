@@ -1,39 +1,42 @@
 """PrometheusMetricSource: runs rendered PromQL on any Prometheus-compatible HTTP API.
 
-Client-library errors are translated here, and only here, into the project's exception tree:
-unreachable, timed out, 429 and 5xx become SourceUnavailable (retried with bounded exponential backoff
-within the configured timeout); 4xx becomes QueryRejected (not retried); an answer that is not the
-Prometheus API's JSON becomes InvalidResponse.
+It reads the API itself, with requests: prometheus-api-client, which we used before, returns only
+`data.result` and drops the answer's `warnings`, the one sign that Thanos, Mimir or Prometheus answered
+with part of the data. A partial answer must not be judged as if it were whole.
+
+Errors are translated here, and only here, into the project's exception tree: unreachable, timed out,
+429 and 5xx become SourceUnavailable (retried with bounded exponential backoff within the configured
+timeout); 4xx becomes QueryRejected (not retried); an answer that is not the API's JSON, or is larger
+than MAX_ANSWER_BYTES, becomes InvalidResponse; an answer with warnings becomes PartialResponse.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException  # the package does not re-export it
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
-from urllib3.util.retry import Retry
 
-from releasehealth.collectors.base import without_credentials
 from releasehealth.errors import (
     InvalidResponse,
+    PartialResponse,
     QueryRejected,
     SourceError,
     SourceUnavailable,
 )
+from releasehealth.format import redact_url
 from releasehealth.model import Query, Series
 from releasehealth.verdicts import SourceHealth
 
 MAX_POINTS = 10_000  # Prometheus refuses range queries over 11,000 points per series
-_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+MAX_ANSWER_BYTES = 256 * 2**20  # a bigger answer is refused before it is decoded: memory stays bounded
+CHUNK_BYTES = 2**16
+ERROR_TEXT = 300  # characters of an error answer kept in a message
 
 
 class PrometheusMetricSource:
@@ -51,60 +54,50 @@ class PrometheusMetricSource:
         ca_file: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.name = without_credentials(url)  # the name is shown everywhere: never with a password in it
+        self.name = redact_url(url)  # the name is shown everywhere: never with a password in it
+        self._url = url.rstrip("/")
         self._timeout = timeout.total_seconds()
         self._retries = retries
         self._sleep = sleep
         self.queries_run = 0  # counted for benchmarks: every HTTP query, retries included
-        # Our own bounded retry loop replaces the library's, so that rejected queries are never retried.
-        session = requests.Session()
+        # Our own bounded retry loop, so that rejected queries are never retried (requests retries nothing).
+        self._session = requests.Session()
+        self._session.headers.update(headers or {})
+        self._session.auth = auth
         # TLS: verify against the system's CAs, a CA bundle of your own (an internal CA), or not at all.
-        session.verify = (ca_file or True) if verify_tls else False
-        self._client = PrometheusConnect(
-            url=url,
-            headers=headers or None,
-            auth=auth,
-            session=session,
-            retry=Retry(total=0, raise_on_status=False),
-            timeout=self._timeout,
-        )
+        self._session.verify = (ca_file or True) if verify_tls else False
 
     def fetch(self, query: Query) -> list[Series]:
-        """Return the series of `query`; raise SourceUnavailable, QueryRejected or InvalidResponse."""
+        """Return the series of `query`; raise SourceUnavailable, QueryRejected, InvalidResponse or
+        PartialResponse."""
         if query.step is None:
-            return self._run(lambda timeout: self._client.custom_query(
-                query.text, params={"time": _unix(query.end)}, timeout=timeout
-            ))
+            return self._run("/api/v1/query", {"query": query.text, "time": _unix(query.end)})
         if query.start is None or query.end is None:  # a TypeError, as when _chunks compared None, but saying so
             raise TypeError(f"range query {query.template!r} needs a start and an end")
         merged: dict[tuple[tuple[str, str], ...], list[Series]] = {}
+        step = int(query.step.total_seconds())
         for start, end in _chunks(query.start, query.end, query.step):
-            for series in self._run(self._range_call(query.text, start, end, query.step)):
+            params = {"query": query.text, "start": start.timestamp(), "end": end.timestamp(), "step": step}
+            for series in self._run("/api/v1/query_range", params):
                 merged.setdefault(tuple(sorted(series.labels.items())), []).append(series)
         return [_concatenate(parts) for parts in merged.values()]
-
-    def _range_call(self, text: str, start: datetime, end: datetime, step: timedelta) -> Callable[[float], object]:
-        """The range query over one chunk, as the call of a timeout that `_run` retries."""
-        return lambda timeout: self._client.custom_query_range(
-            text, start_time=start, end_time=end, step=str(int(step.total_seconds())), timeout=timeout
-        )
 
     def check(self) -> SourceHealth:
         started = time.monotonic()
         try:
-            self._run(lambda timeout: self._client.custom_query("vector(1)", timeout=timeout))
+            self._run("/api/v1/query", {"query": "vector(1)"})
         except SourceError as exc:
             return SourceHealth("prometheus", self.name, False, None, str(exc), datetime.now(UTC))
         return SourceHealth("prometheus", self.name, True, time.monotonic() - started, "", datetime.now(UTC))
 
-    def _run(self, call: Callable[[float], object]) -> list[Series]:
-        """Call with retries on SourceUnavailable, all within one timeout; convert the result."""
+    def _run(self, path: str, params: Mapping[str, Any]) -> list[Series]:
+        """Ask with retries on SourceUnavailable, all within one timeout; convert the answer."""
         deadline = time.monotonic() + self._timeout
         for attempt in range(self._retries + 1):
-            remaining = deadline - time.monotonic()
             try:
                 self.queries_run += 1
-                return [_to_series(item, self.name) for item in self._translate(call, max(remaining, 0.1))]
+                result = self._answer(path, params, deadline)
+                return [_to_series(item, self.name) for item in result]
             except SourceUnavailable:
                 backoff = min(0.25 * 2**attempt, 2.0)
                 if attempt == self._retries or time.monotonic() + backoff >= deadline:
@@ -112,31 +105,54 @@ class PrometheusMetricSource:
                 self._sleep(backoff)
         raise AssertionError("unreachable")
 
-    def _translate(self, call: Callable[[float], object], timeout: float) -> list[Any]:
+    def _answer(self, path: str, params: Mapping[str, Any], deadline: float) -> list[Any]:
+        """The `data.result` of one answer; raise what it means when it is not a whole, successful one."""
+        status, body = self._get(path, params, deadline)
+        if status != 200:
+            raise _from_status(self.name, status, body)
         try:
-            result = call(timeout)
-        except requests.Timeout as exc:
-            raise SourceUnavailable(self.name, f"no answer within {timeout:.1f}s") from exc
-        except requests.ConnectionError as exc:
-            if _timed_out(exc):  # with retries off, urllib3 reports a read timeout as a connection error
-                raise SourceUnavailable(self.name, f"no answer within {timeout:.1f}s") from exc
-            raise SourceUnavailable(self.name, f"unreachable ({_root_cause(exc)})") from exc
-        except PrometheusApiClientException as exc:
-            raise _from_status(self.name, str(exc)) from exc
-        except (ValueError, KeyError, TypeError) as exc:  # a 200 whose body is not the API's JSON
-            raise InvalidResponse(self.name, f"malformed response ({exc.__class__.__name__}: {exc})") from exc
-        except requests.RequestException as exc:
-            raise SourceUnavailable(self.name, f"request failed ({exc})") from exc
+            payload = json.loads(body)
+        except ValueError as exc:  # a 200 whose body is not JSON: a proxy's page, a truncated answer
+            raise InvalidResponse(self.name, f"malformed response (not JSON: {exc})") from exc
+        if not isinstance(payload, dict) or payload.get("status") != "success":
+            detail = payload.get("error") if isinstance(payload, dict) else None
+            raise InvalidResponse(self.name, f"not a successful answer: {str(detail or body[:ERROR_TEXT])[:ERROR_TEXT]}")
+        warnings = payload.get("warnings")
+        if warnings:
+            text = "; ".join(str(w) for w in warnings) if isinstance(warnings, list) else str(warnings)
+            raise PartialResponse(self.name, f"the answer is partial, its warnings say: {text[:ERROR_TEXT]}")
+        data = payload.get("data")
+        result = data.get("result") if isinstance(data, dict) else None
         if not isinstance(result, list):
-            raise InvalidResponse(self.name, f"expected a list of series, got {type(result).__name__}")
+            raise InvalidResponse(self.name, "malformed response (no data.result list)")
         return result
 
+    def _get(self, path: str, params: Mapping[str, Any], deadline: float) -> tuple[int, str]:
+        """(HTTP status, body) of one GET, within the deadline, the body at most MAX_ANSWER_BYTES."""
+        remaining = max(deadline - time.monotonic(), 0.1)
+        try:
+            with self._session.get(self._url + path, params=params, timeout=remaining, stream=True) as response:
+                chunks, size = [], 0
+                for chunk in response.iter_content(CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise InvalidResponse(self.name, f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
+                    if time.monotonic() > deadline:  # a trickle of bytes must not outlast the timeout
+                        raise SourceUnavailable(self.name, f"no whole answer within {self._timeout:.1f}s")
+                    chunks.append(chunk)
+                return response.status_code, b"".join(chunks).decode("utf-8", errors="replace")
+        except requests.Timeout as exc:
+            raise SourceUnavailable(self.name, f"no answer within {remaining:.1f}s") from exc
+        except requests.ConnectionError as exc:
+            if _timed_out(exc):  # urllib3 reports some read timeouts as connection errors
+                raise SourceUnavailable(self.name, f"no answer within {remaining:.1f}s") from exc
+            raise SourceUnavailable(self.name, f"unreachable ({_root_cause(exc)})") from exc
+        except requests.RequestException as exc:
+            raise SourceUnavailable(self.name, f"request failed ({_root_cause(exc)})") from exc
 
-def _from_status(source: str, message: str) -> SourceError:
-    match = _STATUS.match(message)
-    if not match:
-        return InvalidResponse(source, message)
-    status, body = int(match.group(1)), match.group(2)
+
+def _from_status(source: str, status: int, body: str) -> SourceError:
+    """An error answer: 429 and 5xx are worth retrying, other codes mean the query itself was refused."""
     detail = _error_detail(body)
     if status == 429 or status >= 500:
         return SourceUnavailable(source, f"HTTP {status}: {detail}")
@@ -144,14 +160,13 @@ def _from_status(source: str, message: str) -> SourceError:
 
 
 def _error_detail(body: str) -> str:
-    """The `error` field of a Prometheus error body, else the body itself, shortened."""
-    text = body
-    if text.startswith(("b'", 'b"')):
-        text = text[2:-1].encode().decode("unicode_escape", errors="replace")
+    """The `error` field of a Prometheus error body, else the start of the body itself."""
     try:
-        return str(json.loads(text).get("error", text))[:300]
-    except (ValueError, AttributeError):
-        return text[:300]
+        payload = json.loads(body)
+    except ValueError:
+        return body[:ERROR_TEXT].strip() or "(no body)"
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return str(error if error is not None else body)[:ERROR_TEXT]
 
 
 def _timed_out(exc: BaseException) -> bool:

@@ -71,7 +71,10 @@ def discover(sources: Sources, services: Sequence[Service], policy: Policy, now:
             group.instant(name, template, names, end=now, lookback=policy.lookback, step=policy.step)
             for name, template in (("first_seen", first_template), ("last_seen", last_template))
         )
-        found = sources.deploys.scan(first, last, no_version)
+        try:
+            found = sources.deploys.scan(first, last, no_version)
+        except SourceError as exc:
+            raise exc.about(f"reading the deploys (queries {first.template!r} and {last.template!r})") from exc
         for service in members:
             mine = [d for d in found.deploys if d.service == service.name]
             scan.by_service[service.name] = mine

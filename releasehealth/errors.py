@@ -7,12 +7,16 @@
     └── SourceError            a data source failed
         ├── SourceUnavailable  unreachable, timed out or 5xx: worth retrying, with backoff
         ├── QueryRejected      the source refused the query (4xx, bad PromQL): retrying cannot help
-        └── InvalidResponse    the source answered with something that is not its API's format
+        ├── InvalidResponse    the source answered with something that is not its API's format
+        └── PartialResponse    the source answered with part of the data (Prometheus/Thanos warnings,
+                               Elasticsearch shard failures): what it affects is no data, not a verdict
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from releasehealth.format import printable
 
 
 class ReleaseHealthError(Exception):
@@ -23,7 +27,8 @@ class ConfigError(ReleaseHealthError):
     def __init__(self, file: str, problems: Sequence[str]) -> None:
         self.file = file
         self.problems = list(problems)
-        lines = "\n".join(f"  {file}: {problem}" for problem in self.problems)
+        # A problem quotes what the file says: its line breaks and control characters are shown, not obeyed.
+        lines = "\n".join(f"  {printable(file)}: {printable(problem)}" for problem in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
 
 
@@ -38,7 +43,12 @@ class TemplateError(ReleaseHealthError):
 class SourceError(ReleaseHealthError):
     def __init__(self, source: str, message: str) -> None:
         self.source = source
+        self.message = message
         super().__init__(f"{source}: {message}")
+
+    def about(self, what: str) -> SourceError:
+        """The same error, saying which query (or step) it stopped: "deploy detection (first_seen): ..."."""
+        return type(self)(self.source, f"{what}: {self.message}")
 
 
 class SourceUnavailable(SourceError):
@@ -51,3 +61,7 @@ class QueryRejected(SourceError):
 
 class InvalidResponse(SourceError):
     """The source answered, but not with what its API promises (a proxy's HTML page, bad JSON)."""
+
+
+class PartialResponse(SourceError):
+    """The source answered, but with part of the data only: not to be judged as if it were whole."""

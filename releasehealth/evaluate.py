@@ -23,6 +23,7 @@ from releasehealth.fetch import (
     cut,
     fetch_logs,
     fetch_metrics,
+    of_version,
 )
 from releasehealth.format import duration_text
 from releasehealth.model import Action, BaselinePolicy, Deploy, MetricKind, MetricSpec, Policy, Series, Service
@@ -205,23 +206,45 @@ def _information(target: Target, policy: Policy) -> float:
 def _metric_input(target: Target, spec: MetricSpec, fetched: dict[FetchKey, Fetched], source: str) -> MetricInput:
     service, plan = target.service, target.plan
     results = {role: fetched[FetchKey.of(service, template, source)] for role, template in spec.queries.items()}
-    errors = [r.error for r in results.values() if r.error]
-    queries = tuple(q for r in results.values() for q in r.queries)
+    errors = list(dict.fromkeys(r.error for r in results.values() if r.error))
+    queries = tuple(dict.fromkeys(q for r in results.values() for q in r.queries))
     if errors:
         return MetricInput(spec=spec, queries=queries, error="; ".join(errors))
+    partial = list(dict.fromkeys(r.partial for r in results.values() if r.partial))
+    if partial:  # part of the data is no data: judged, it could pass a release on what was left
+        return MetricInput(spec=spec, queries=queries, absent="no data, the source answered partly: " + "; ".join(partial))
     absent = _absent(service, spec, results)
     if absent and spec.optional:
         muted = dataclasses.replace(spec, muted=True)
         return MetricInput(spec=muted, queries=queries, absent=f"left out: {absent} (optional)")
-    if absent:
-        return MetricInput(spec=spec, queries=queries, absent=absent)
     assert target.candidate is not None and plan.baseline is not None
     assert plan.baseline_window is not None and plan.candidate_window is not None
-    return MetricInput(
-        spec=spec,
-        baseline={role: cut(service, r, plan.baseline.version, plan.baseline_window) for role, r in results.items()},
-        candidate={role: cut(service, r, target.candidate.version, plan.candidate_window) for role, r in results.items()},
-        queries=queries,
+    absent = absent or _unproven_zero(service, spec, results, (plan.baseline.version, target.candidate.version))
+    if absent:
+        return MetricInput(spec=spec, queries=queries, absent=absent)
+    sides = ((plan.baseline.version, plan.baseline_window), (target.candidate.version, plan.candidate_window))
+    baseline, candidate = (
+        {role: cut(service, spec.queries[role], r, version, window) for role, r in results.items()} for version, window in sides
+    )
+    window = plan.candidate_window  # the baseline window has the same length
+    steps = round(window.duration / window.step)
+    return MetricInput(spec=spec, baseline=baseline, candidate=candidate, queries=queries, expected_steps=steps)
+
+
+def _unproven_zero(service: Service, spec: MetricSpec, results: dict[str, Fetched], versions: tuple[str, str]) -> str:
+    """Why a ratio's numerator cannot be taken as zero: an absent series is no data unless the source shows
+    it is zero. A numerator derived from the denominator's answer shows it (the same answer lists every
+    status); one of a query of its own shows it only where that query has series of the version at all."""
+    template = spec.queries.get("numerator")
+    if spec.kind is not MetricKind.RATIO or template is None or template in service.derived:
+        return ""
+    unseen = [version for version in versions if not of_version(service, template, results["numerator"], version)]
+    if not unseen:
+        return ""
+    return (
+        f"no {template!r} series of {' or '.join(dict.fromkeys(unseen))} in the answer: an absent series is not "
+        f"zero unless the source shows it (derive {template!r} from {spec.queries.get('denominator', 'the requests')!r}'s "
+        "answer: derived:, as the presets do)"
     )
 
 
@@ -232,7 +255,8 @@ def _absent(service: Service, spec: MetricSpec, results: dict[str, Fetched]) -> 
         if role not in EXPOSED_ROLES or any(s.labels.get(service.labels.service) == service.name for s in result.series):
             continue
         template = spec.queries[role]
-        names = promql.metric_names(service.templates[template]) or [template]
+        source = service.derived[template].source if template in service.derived else template
+        names = promql.metric_names(service.templates[source]) or [template]
         whose = f"template {template!r}" if template in service.own_templates else f"preset {service.preset}"
         return f"no data for {whose}: expected metric {' and '.join(names)} with {service.labels.service}={promql.quote(service.name)}"
     return ""
@@ -250,8 +274,8 @@ def _requests(target: Target, fetched: dict[FetchKey, Fetched], source: str) -> 
     if result is None or result.error or plan.baseline_window is None or plan.candidate_window is None:
         return None
     return (
-        cut(service, result, plan.baseline.version, plan.baseline_window),
-        cut(service, result, target.candidate.version, plan.candidate_window),
+        cut(service, "requests", result, plan.baseline.version, plan.baseline_window),
+        cut(service, "requests", result, target.candidate.version, plan.candidate_window),
         result,
     )
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from releasehealth.collectors.base import LogSource, MetricSource
-from releasehealth.errors import SourceError, TemplateError
+from releasehealth.errors import PartialResponse, SourceError, TemplateError
 from releasehealth.model import (
     Deploy,
     LogSettings,
@@ -50,7 +50,9 @@ class FetchKey(NamedTuple):
 
     @classmethod
     def of(cls, service: Service, template: str, source: str) -> FetchKey:
-        return cls(QueryGroup.of(service, source), template, service.templates[template], service.bucket_units.get(template, "seconds"))
+        """The fetch of a service's template; a derived template is read from its source's answer."""
+        name = service.derived[template].source if template in service.derived else template
+        return cls(QueryGroup.of(service, source), name, service.templates[name], service.bucket_units.get(name, "seconds"))
 
 
 class Fetched(NamedTuple):
@@ -58,6 +60,7 @@ class Fetched(NamedTuple):
     series: list[Series]
     error: str
     more: tuple[Query, ...] = ()  # further spans of the same template (a far time-shifted baseline)
+    partial: str = ""  # the source answered with part of the data: what it says (its metrics are no data)
 
     @property
     def queries(self) -> tuple[Query, ...]:
@@ -104,8 +107,10 @@ def run(source: MetricSource, template: str, queries: Sequence[Query], bucket_un
     try:
         for query in queries:
             series += source.fetch(query)
+    except PartialResponse as exc:
+        return Fetched(queries[0], [], "", tuple(queries[1:]), partial=f"query {template!r}: {exc}")
     except SourceError as exc:
-        return Fetched(queries[0], [], f"query {template!r} failed: {exc}")
+        return Fetched(queries[0], [], f"query {template!r} failed: {exc}", tuple(queries[1:]))
     if bucket_unit == "milliseconds":
         series = [_in_seconds(s) for s in series]
     return Fetched(queries[0], series, "", tuple(queries[1:]))
@@ -124,13 +129,20 @@ def _in_seconds(series: Series) -> Series:
     return Series({**series.labels, "le": repr(bound)}, series.timestamps, series.values)
 
 
-def cut(service: Service, result: Fetched, version: str, window: Window) -> list[Series]:
-    """The series of one version of one service, inside one window; without a version label on the
-    metrics, the service's series inside the window (the window is when that version served)."""
-    labels = service.labels
+def cut(service: Service, template: str, result: Fetched, version: str, window: Window) -> list[Series]:
+    """The series of `template` of one version of one service, inside one window (a derived template's:
+    those of its source's answer that it selects); without a version label on the metrics, the service's
+    series inside the window (the window is when that version served)."""
+    return [s.between(window) for s in of_version(service, template, result, version)]
+
+
+def of_version(service: Service, template: str, result: Fetched, version: str) -> list[Series]:
+    """The series of `template` of one version of one service in the whole answer (any time)."""
+    labels, derived = service.labels, service.derived.get(template)
     return [
-        s.between(window) for s in result.series
+        s for s in result.series
         if s.labels.get(labels.service) == service.name and (not labels.version or s.labels.get(labels.version) == version)
+        and (derived is None or derived.selects(s.labels))
     ]
 
 
@@ -174,7 +186,9 @@ def fetch_logs(source: LogSource | None, targets: Sequence[Target], step: timede
         try:
             data, queries = source.fetch(keys, settings, step)
         except SourceError as exc:
-            out.update({n: LogData(None, None, (), f"logs could not be read: {exc}") for n, _, _ in members})
+            indexes = ", ".join(sorted({key.index for key in keys}))
+            error = f"logs could not be read: query 'logs' (a multi-search of {indexes}) failed: {exc}"
+            out.update({n: LogData(None, None, (), error) for n, _, _ in members})
             continue
         out.update({n: LogData(data.get(b.name), data.get(c.name), queries, "") for n, b, c in members})
     return out

@@ -4,11 +4,41 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from releasehealth.model import Tolerance, Window
 
 NONE = "–"  # a value that is not there, in tables
+# C0 and C1 control characters, and the bidirectional marks, overrides and isolates that make text display
+# in another order than it is written (U+202E shows "lave.exe" as "exe.eval"): never shown as they are.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+# Query parameters whose values are secrets when they are in a URL (?token=..., &api_key=..., &sig=...).
+SECRET_PARAMETER = re.compile(r"(?i)(token|key|secret|pass|auth|sig|credential)")
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may be shown anywhere: without the user and password before its host (however its
+    scheme is typed: https:/user:secret@host too), the values of secret-looking query parameters "***"."""
+    text = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*:/*)?[^/@\s]*@", r"\1", url.strip())
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    query = "&".join(
+        f"{name}=***" if SECRET_PARAMETER.search(name) else (f"{name}={value}" if sep else name)
+        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit(parts._replace(query=query)) if parts.query else text
+
+
+def printable(text: str) -> str:
+    """External text (a version, a log line, a reason quoting one) made safe for a terminal: each control
+    or bidirectional character shown as its escape (\\x1b, \\u202e) instead of acting."""
+    return UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def format_value(value: float | None, unit: str, sign: bool = False) -> str:

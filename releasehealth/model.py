@@ -9,6 +9,7 @@ everywhere else they are frozen dataclasses like the rest (services, deploys, wi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -87,12 +88,22 @@ class SignatureStatus(StrEnum):
 # ---- configuration value types (validated where the config file enters) --------------------------------
 
 
+# Prometheus' duration units; each term of a duration, a number and a unit (1h30m has two).
+DURATION_TERM = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+# promql-parser counts in nanoseconds in an i64 and panics (a Rust panic, not an error) past 292 years:
+# longer durations are refused before they reach it. Nothing here needs more than a few weeks.
+MAX_DURATION = timedelta(days=36500)
+
+
 def parse_duration(value: object) -> timedelta:
-    """A positive duration such as 30s, 5m, 1h30m or 7d (Prometheus' syntax, read by promql-parser); a
-    timedelta passes through. Raises ValueError."""
+    """A positive duration such as 30s, 5m, 1h30m or 7d, at most 100 years (Prometheus' syntax, read by
+    promql-parser); a timedelta passes through. Raises ValueError."""
     if isinstance(value, timedelta):
         delta = value
-    elif isinstance(value, str) and value.strip()[-1:].isalpha():  # a unit is required: "5" is no duration
+    elif isinstance(value, str) and _duration_terms(value.strip()):
+        if sum(int(n) * DURATION_UNITS[u] for n, u in _duration_terms(value.strip())) > MAX_DURATION.total_seconds():
+            raise ValueError(f"duration {value!r} is too long (at most {MAX_DURATION.days}d)")
         try:
             parsed = promql_parser.parse_duration(value.strip())
         except ValueError:
@@ -106,7 +117,15 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m, 7d)")
     if delta <= timedelta():
         raise ValueError("duration must be positive")
+    if delta > MAX_DURATION:
+        raise ValueError(f"duration {value!r} is too long (at most {MAX_DURATION.days}d)")
     return delta
+
+
+def _duration_terms(text: str) -> list[tuple[str, str]]:
+    """The (number, unit) terms of a duration, or [] when the text is not one (a unit is required)."""
+    terms = DURATION_TERM.findall(text)
+    return terms if terms and "".join(n + u for n, u in terms) == text else []
 
 
 def _label_name(name: str) -> str:
@@ -148,6 +167,9 @@ class MetricSpec:
     min_count: int = Field(default=100, ge=1)
     muted: bool = False  # judged and shown, but never counted in the score or the recommendation
     optional: bool = False  # a service that exposes none of it (no resilience4j) leaves it out, unjudged
+    # A gauge's valid range: a step outside it is garbage (a negative memory), left out and counted.
+    valid_min: float | None = None
+    valid_max: float | None = None
 
 
 @config_type(frozen=True, kw_only=True, config=STRICT)
@@ -196,6 +218,9 @@ class Policy:
     pinned_version: str | None = None  # for pinned baselines: the version every release is compared with
     muted: tuple[str, ...] = ()  # metrics judged and shown but never counted, for every service
     counted: tuple[str, ...] = ()  # metrics a preset ships muted (p99_latency) that you want counted
+    # Deploy detection asks Prometheus for lookback / step points per series ([7d:1m] is 10,080): a bound,
+    # so that a typo (lookback: 3650d, step: 1s) cannot make it evaluate hundreds of millions of points.
+    max_lookback_steps: int = Field(default=20_160, ge=1)
 
     @model_validator(mode="after")
     def _baseline_is_complete(self) -> Policy:
@@ -209,6 +234,17 @@ class Policy:
         return self
 
     @model_validator(mode="after")
+    def _lookback_is_bounded(self) -> Policy:
+        points = self.lookback / self.step
+        if points > self.max_lookback_steps:
+            raise ValueError(
+                f"lookback ({_duration_text(self.lookback)}) at a step of {_duration_text(self.step)} is {points:,.0f} "
+                f"points per series, more than max_lookback_steps ({self.max_lookback_steps:,}): a longer step or "
+                "a shorter lookback"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _step_divides_window(self) -> Policy:
         if self.step.total_seconds() % 1 or self.window < 4 * self.step:
             raise ValueError(
@@ -216,6 +252,29 @@ class Policy:
                 f"window ({_duration_text(self.window)})"
             )
         return self
+
+
+def _full_match_pattern(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+@config_type(frozen=True, kw_only=True, config=STRICT)
+class DerivedTemplate:
+    """A template that is part of another's answer: the series of `source` whose labels fully match the
+    patterns in `where` (as PromQL's =~ does). The errors as the 5xx part of the requests: one response
+    then gives both numbers, so the errors cannot go missing while the requests are there, and an absent
+    5xx series means there were none."""
+
+    source: str = Field(validation_alias="from")
+    where: dict[LabelName, Annotated[str, BeforeValidator(_full_match_pattern)]]
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Whether a series of the source's answer is part of this template's."""
+        return all(re.fullmatch(pattern, labels.get(label, "")) is not None for label, pattern in self.where.items())
 
 
 @config_type(frozen=True, kw_only=True, config=STRICT)
@@ -292,6 +351,7 @@ class Service:
     metrics: tuple[MetricSpec, ...] = ()
     logs: LogSettings | None = None  # None: this service's logs are not read
     templates: dict[str, str] = field(default_factory=dict)  # every PromQL template its metrics use, by name
+    derived: dict[str, DerivedTemplate] = field(default_factory=dict)  # templates that are part of another's answer
     own_templates: frozenset[str] = frozenset()  # the names among them the service defines itself
     bucket_units: dict[str, str] = field(default_factory=dict)  # template -> unit of its `le` bounds, when not seconds
     no_version: str = ""  # a version label value that means "no version" (Istio's "unknown")

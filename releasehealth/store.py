@@ -28,7 +28,8 @@ from releasehealth.model import Action, Deploy, DeploySourceKind
 from releasehealth.serialize import evaluation_to_dict
 from releasehealth.verdicts import Evaluation
 
-SCHEMA_VERSION = 1
+# 2: evaluations.deployed_at, the candidate's deploy time: the fleet view is each service's newest release.
+SCHEMA_VERSION = 2
 DEFAULT_URL = "sqlite:///release-health.db"
 RETRIES = 3  # a locked or briefly unreachable database: tried this many times more, with backoff
 T = TypeVar("T")
@@ -60,8 +61,10 @@ evaluations = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("document", sa.Text, nullable=False),  # the evaluation as JSON: verdicts, queries, series, logs
+    sa.Column("deployed_at", sa.DateTime(timezone=True), nullable=True),  # the candidate's deploy (schema 2)
     sa.Index("evaluations_by_release", "service", "version", "evaluated_at"),
     sa.Index("evaluations_by_time", "service", "evaluated_at"),
+    sa.Index("evaluations_by_deploy", "service", "deployed_at", "evaluated_at"),
 )
 not_a_risk = sa.Table(
     "not_a_risk",
@@ -156,7 +159,7 @@ class Store:
             "service": evaluation.service, "version": evaluation.candidate.version, "baseline_version": r.baseline,
             "policy": evaluation.policy.value, "action": r.action.value,
             "score": evaluation.score.score if evaluation.score else None, "reason": r.reason,
-            "evaluated_at": _utc(evaluation.evaluated_at),
+            "evaluated_at": _utc(evaluation.evaluated_at), "deployed_at": _utc(evaluation.candidate.started_at),
             "document": json.dumps(evaluation_to_dict(evaluation), separators=(",", ":")),
         }
         def insert(connection: Connection) -> int:
@@ -184,8 +187,9 @@ class Store:
         return [_stored(row) for row in self._read(lambda c: c.execute(query).all())]
 
     def fleet(self) -> list[StoredEvaluation]:
-        """The newest evaluation of every service, as latest() tells it; one query, whose cost grows with
-        the number of services, not with the number of evaluations stored."""
+        """Each service's newest release, in its newest evaluation: what the service runs now, whatever
+        older release someone asked about since (a verdict of an older release never stands for the
+        service). One query, whose cost grows with the number of services, not of evaluations stored."""
         newest = _newest_of_each_service()
         query = sa.select(evaluations).join(newest, evaluations.c.id == newest.c.id).order_by(evaluations.c.service)
         return [_stored(row) for row in self._read(lambda c: c.execute(query).all())]
@@ -222,15 +226,20 @@ class Store:
 
     def _migrate(self) -> None:
         def migrate(connection: Connection) -> None:
-            metadata.create_all(connection)
-            found = connection.execute(sa.select(schema_version.c.version)).scalars().all()
-            if not found:
-                connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-            elif max(found) > SCHEMA_VERSION:
+            known = sa.inspect(connection).get_table_names()
+            found = connection.execute(sa.select(schema_version.c.version)).scalars().all() if "schema_version" in known else []
+            if found and max(found) > SCHEMA_VERSION:
                 raise StoreError(
                     self.name, f"schema version {max(found)} was written by a newer release-health "
                     f"(this one knows {SCHEMA_VERSION}): upgrade release-health"
                 )
+            if found and max(found) < 2:
+                _add_deployed_at(connection)
+            metadata.create_all(connection)
+            if not found:
+                connection.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif max(found) < SCHEMA_VERSION:
+                connection.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
         self._write(migrate)
 
@@ -289,10 +298,21 @@ def _newest(partition: sa.ColumnElement[Any], *where: sa.ColumnElement[bool]) ->
     return sa.select(ranked.c.id).where(ranked.c.rank == 1).subquery()
 
 
+def _add_deployed_at(connection: Connection) -> None:
+    """Schema 1 to 2: the deploy time of each evaluation's candidate, from its document, in a column."""
+    kind = sa.DateTime(timezone=True).compile(dialect=connection.dialect)
+    connection.execute(sa.text(f"ALTER TABLE evaluations ADD COLUMN deployed_at {kind}"))
+    for identity, document in connection.execute(sa.select(evaluations.c.id, evaluations.c.document)).all():
+        deployed = (json.loads(document).get("candidate") or {}).get("deployed_at")
+        if deployed:
+            at = _utc(datetime.fromisoformat(deployed))
+            connection.execute(evaluations.update().where(evaluations.c.id == identity).values(deployed_at=at))
+
+
 def _newest_of_each_service() -> sa.Subquery:
-    """The id of each service's newest evaluation, by a loose index scan: a recursive CTE hops from one
-    service to the next in the (service, evaluated_at) index, then one backward seek per service finds
-    its newest. A GROUP BY or a window reads the index entry of every evaluation ever stored (50 ms at
+    """The id of each service's newest release's newest evaluation, by a loose index scan: a recursive
+    CTE hops from one service to the next in the (service, deployed_at, evaluated_at) index, then one
+    backward seek per service finds it. A GROUP BY or a window reads the index entry of every evaluation ever stored (50 ms at
     100,000 on SQLite and PostgreSQL, and the store is kept forever); this stays under a millisecond."""
     e = evaluations.c
     services = sa.select(sa.func.min(e.service).label("service")).cte("services", recursive=True)
@@ -300,7 +320,7 @@ def _newest_of_each_service() -> sa.Subquery:
     services = services.union_all(sa.select(following).where(services.c.service.is_not(None)))
     newest = (
         sa.select(e.id).where(e.service == services.c.service)
-        .order_by(e.evaluated_at.desc(), e.id.desc()).limit(1).scalar_subquery()
+        .order_by(e.deployed_at.desc().nulls_last(), e.evaluated_at.desc(), e.id.desc()).limit(1).scalar_subquery()
     )
     return sa.select(newest.label("id")).select_from(services).where(services.c.service.is_not(None)).subquery()
 

@@ -24,9 +24,9 @@ def timeline(
     sources: Sources, service: Service, policy: Policy, now: datetime | None = None, span: timedelta = TIMELINE_SPAN
 ) -> Timeline:
     """A service's last `span`: request rate, error ratio and latency per version at a coarse step, and its
-    deploys. Three range queries for the one service (its critical ratio metric's numerator and
-    denominator, its p95 metric's buckets, as its templates name them); a failing query leaves its
-    quantity empty and says why. Raises SourceError if deploys cannot be read."""
+    deploys. A range query per template for the one service (its ratio metric's numerator and denominator,
+    one when the numerator is derived from the denominator's answer; its p95 metric's buckets); a failing
+    query leaves its quantity empty and says why. Raises SourceError if deploys cannot be read."""
     now = now or datetime.now(UTC)
     scan = discover(sources, [service], policy, now)
     target = scan.effective(service)
@@ -42,19 +42,19 @@ def timeline(
     if latency:
         roles["buckets"] = latency.queries["buckets"]
     group = QueryGroup.of(target, sources.metrics.name)
-    fetched = {
-        role: run(sources.metrics, template, [group.range(
+    answers: dict[str, Fetched] = {}  # by the template that ran: a derived one reads its source's answer
+    for template in dict.fromkeys(_source(target, t) for t in roles.values()):
+        answers[template] = run(sources.metrics, template, [group.range(
             # Each step covers (t - step, t]: the first ends one step after `start`, so none reaches before it.
             template, target.templates[template], [target.name], start=start + step, end=end, step=step,
         )], target.bucket_units.get(template, "seconds"))
-        for role, template in roles.items()
-    }
+    fetched = {role: answers[_source(target, template)] for role, template in roles.items()}
     deploys = scan.by_service[target.name]
-    requests = _by_version(fetched.get("requests"), target, deploys)
-    errors = _by_version(fetched.get("errors"), target, deploys)
-    buckets = _by_version(fetched.get("buckets"), target, deploys)
+    requests, errors, buckets = (
+        _by_version(fetched.get(role), target, roles.get(role, ""), deploys) for role in ("requests", "errors", "buckets")
+    )
     seconds = step.total_seconds()
-    errors_read = "errors" in fetched and not fetched["errors"].error
+    errors_read = "errors" in fetched and not fetched["errors"].error and not fetched["errors"].partial
     return Timeline(
         service=target.name, start=start, end=end, step=step,
         request_rate={v: _scaled(sum_series(items), 1 / seconds) for v, items in requests.items()},
@@ -62,15 +62,22 @@ def timeline(
         latency={v: quantile_per_step(latency.quantile or 0.95, items) for v, items in buckets.items()} if latency else {},
         latency_name=latency.name if latency else "",
         deploys=tuple(d for d in deploys if d.started_at <= end),
-        queries=tuple(f.query for f in fetched.values()) + scan.queries.get(target.name, ()),
-        errors=tuple(f.error for f in fetched.values() if f.error) + scan.notes_of(target.name),
+        queries=tuple(f.query for f in answers.values()) + scan.queries.get(target.name, ()),
+        errors=tuple(f.error or f.partial for f in answers.values() if f.error or f.partial) + scan.notes_of(target.name),
     )
 
 
-def _by_version(result: Fetched | None, service: Service, deploys: Sequence[Deploy]) -> dict[str, list[Series]]:
+def _source(service: Service, template: str) -> str:
+    return service.derived[template].source if template in service.derived else template
+
+
+def _by_version(result: Fetched | None, service: Service, template: str, deploys: Sequence[Deploy]) -> dict[str, list[Series]]:
     """The series of one quantity by version: their version label, or the deploys' times without one."""
     out: dict[str, list[Series]] = {}
+    derived = service.derived.get(template)
     for s in result.series if result is not None and not result.error else []:
+        if derived is not None and not derived.selects(s.labels):
+            continue
         if service.labels.version:
             out.setdefault(s.labels.get(service.labels.version, ""), []).append(s)
         else:  # no version label: each deploy's version owns the steps from its deploy to the next

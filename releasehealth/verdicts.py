@@ -124,6 +124,7 @@ class MetricInput:
     error: str = ""
     samples: LogSamples | None = None  # for LOG_SIGNATURES metrics: the messages to mine and compare
     absent: str = ""  # why the metric has no data at all ("no data for preset istio: expected metric ...")
+    expected_steps: int = 0  # the steps each window spans: coverage is counted in steps with valid data
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,22 @@ def classify_gauge(
 ) -> MetricVerdict:
     """Return the verdict on a gauge; inputs map "value" to series. The change is credible when p < alpha;
     the confidence intervals shown are at 1 - ci_alpha (default alpha). Never raises on empty, NaN or inf."""
-    b, c = (per_step(side.get("value", []), remove_outliers) for side in (baseline, candidate))
-    verdict = VerdictBuilder(spec, TEST_NAME, _summary(b), _summary(c), Series({}, *b), Series({}, *c))
+    (b, b_invalid), (c, c_invalid) = (
+        in_range(per_step(side.get("value", []), remove_outliers), spec) for side in (baseline, candidate)
+    )
+    verdict = VerdictBuilder(spec, TEST_NAME, _summary(b, b_invalid), _summary(c, c_invalid), Series({}, *b), Series({}, *c))
     return _classify(verdict, spec, b, c, alpha, ci_alpha or alpha)
+
+
+def in_range(points: Points, spec: MetricSpec) -> tuple[Points, int]:
+    """The steps inside the gauge's valid range (spec.valid_min..valid_max), and how many were not: a
+    negative memory or CPU is garbage from the source, never a level to judge."""
+    keep = np.ones(points.values.size, dtype=bool)
+    if spec.valid_min is not None:
+        keep &= points.values >= spec.valid_min
+    if spec.valid_max is not None:
+        keep &= points.values <= spec.valid_max
+    return Points(points.times[keep], points.values[keep]), int((~keep).sum())
 
 
 def _classify(verdict: VerdictBuilder, spec: MetricSpec, b: Points, c: Points, alpha: float, ci_alpha: float) -> MetricVerdict:
@@ -238,10 +251,11 @@ def _ratio(candidate: float, baseline: float) -> str:
     return f"{candidate / baseline:.3g}" if baseline else "undefined (zero baseline)"
 
 
-def _summary(window: Points) -> Summary:
+def _summary(window: Points, invalid: int = 0) -> Summary:
+    dropped = f"; {invalid} step(s) outside the valid range left out" if invalid else ""
     if not window.values.size:
-        return Summary(None, 0.0, "no finite values")
-    return Summary(float(window.values.mean()), float(window.values.size), f"mean of {window.values.size} steps")
+        return Summary(None, 0.0, f"no finite values{dropped}")
+    return Summary(float(window.values.mean()), float(window.values.size), f"mean of {window.values.size} steps{dropped}")
 
 
 def _rate(per_second: float, unit: str, sign: bool = False) -> str:

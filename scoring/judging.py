@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from releasehealth.model import Action, Classification, MetricKind, MetricSpec, Policy
+from releasehealth.scoring.coverage import with_coverage
 from releasehealth.scoring.gauge import classify_gauge
 from releasehealth.scoring.kayenta import kayenta_judge
 from releasehealth.scoring.latency import classify_quantile
@@ -42,7 +43,9 @@ def judge(
 ) -> tuple[ReleaseScore, Recommendation]:
     """Return the release's score and recommendation from its metrics' inputs; `information` is the share
     of the full window the candidate has been observed for (it sets the alpha a repeated check may spend).
-    With policy.judge == "kayenta", Kayenta's classifier and scorer decide instead (scoring.kayenta)."""
+    With policy.judge == "kayenta", Kayenta's classifier and scorer decide instead (scoring.kayenta).
+    Either way, a metric with valid data on too few of its window's steps is NO DATA (scoring.coverage)."""
+    inputs = [with_coverage(i, policy.min_window_share) for i in inputs]
     alpha = release_alpha(policy, information)
     if policy.judge == "kayenta":
         # Kayenta's weights are percentages, a group not named sharing what is left; ours are relative,

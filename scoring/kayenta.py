@@ -506,6 +506,8 @@ def classify_input(item: MetricInput, signature_alpha: float = 0.0) -> MetricVer
     spec = item.spec
     if item.error:
         return _unjudged(item, Classification.ERROR, f"{item.error}; left out of the Kayenta score", method_name())
+    if item.absent:
+        return _unjudged(item, Classification.NODATA, item.absent, method_name())
     if spec.kind is MetricKind.LOG_SIGNATURES:
         why = "log signatures are not a time series Kayenta can compare; left out of the Kayenta score"
         signatures = compare_samples(spec, item.samples, signature_alpha)
@@ -535,7 +537,9 @@ def per_step(spec: MetricSpec, side: Mapping[str, list[Series]]) -> tuple[np.nda
     ratios are numerator / denominator per step (NaN over a zero denominator); histogram quantiles are
     Prometheus' histogram_quantile of each step's buckets. Raises ValueError for log signatures."""
     if "value" in side:
-        return plain_steps(side["value"])
+        steps, values = plain_steps(side["value"])
+        outside = (spec.valid_min is not None and values < spec.valid_min) | (spec.valid_max is not None and values > spec.valid_max)
+        return steps, np.where(outside, np.nan, values)  # garbage (a negative memory) is NaN: the NaN strategy decides
     if spec.kind in (MetricKind.RATIO, MetricKind.LOG_RATE):
         return ratio_steps(side)
     if spec.kind is MetricKind.HISTOGRAM_QUANTILE:

@@ -25,6 +25,7 @@ from releasehealth.scoring.series import (
     blocks,
     by_label,
     on_steps,
+    plausible_steps,
     sum_by_time,
     valid_steps,
 )
@@ -103,16 +104,25 @@ def smooth_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> flo
 
 def bucket_matrix(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, bounds, counts[step, bucket]) from `le`-labelled bucket series, bounds ascending; a step
-    with a NaN, infinite or negative count is left out (see `invalid_rows`)."""
+    with a NaN, infinite or negative count, or one no traffic explains, is left out (see `invalid_rows`)."""
     steps, bounds, counts = _raw_buckets(series)
-    keep = valid_steps(counts) if counts.size else np.zeros(len(steps), dtype=bool)
+    keep = _kept(counts, len(steps))
     return steps[keep], bounds, counts[keep] if counts.size else counts
 
 
 def invalid_rows(series: list[Series]) -> int:
     """How many steps `bucket_matrix` leaves out."""
     steps, _, counts = _raw_buckets(series)
-    return int((~valid_steps(counts)).sum()) if counts.size else 0
+    return int((~_kept(counts, len(steps))).sum()) if counts.size else 0
+
+
+def _kept(counts: np.ndarray, steps: int) -> np.ndarray:
+    """The valid rows of a bucket matrix whose request count (the +Inf bucket) some traffic explains."""
+    if not counts.size:
+        return np.zeros(steps, dtype=bool)
+    keep = valid_steps(counts)
+    keep[keep] &= plausible_steps(counts[keep][:, -1])
+    return keep
 
 
 def _raw_buckets(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from releasehealth.model import Classification, MetricSpec, Series
-from releasehealth.scoring.series import on_steps, sum_by_time, valid_steps
+from releasehealth.scoring.series import on_steps, plausible_steps, sum_by_time, valid_steps
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
     harmful_change_p_value,
@@ -73,13 +73,20 @@ def classify_ratio(
     return verdict.decide(p_value, alpha, ci, f"dispersion {phi:.2f}")
 
 
+def valid_ratio_steps(side: dict[str, list[Series]]) -> np.ndarray:
+    """The steps of one window a ratio is computed on: the denominator's steps with valid counts."""
+    return _counts(side)[0]
+
+
 def _counts(side: dict[str, list[Series]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(steps, numerator, denominator, invalid steps) aligned on the denominator's steps; missing errors
-    are zero; a step with a NaN, infinite or negative count, or more errors than requests, is dropped."""
+    are zero; a step with a NaN, infinite or negative count, more errors than requests, or a count no
+    traffic explains (series.SPIKE_FACTOR), is dropped."""
     steps, denominator = sum_by_time(side.get("denominator", []))
     numerator = on_steps(side.get("numerator", []), steps)
     keep = valid_steps(numerator, denominator)
     keep[keep] &= numerator[keep] <= denominator[keep]
+    keep[keep] &= plausible_steps(denominator[keep])
     return steps[keep], numerator[keep], denominator[keep], int((~keep).sum())
 
 

@@ -54,6 +54,21 @@ def blocks(size: int, count: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
+# A step counting this many times the window's median step is no traffic that happened: it is the
+# artefact of a counter reset (increase() extrapolating a restarted counter) or a garbled answer. Real
+# bursts within one step are far smaller against a window of them; the step is left out and counted.
+SPIKE_FACTOR = 100.0
+
+
+def plausible_steps(counts: np.ndarray) -> np.ndarray:
+    """A mask of the steps whose count is at most SPIKE_FACTOR times the median of the steps with traffic."""
+    counts = np.asarray(counts, dtype=np.float64)
+    busy = counts[counts > 0]
+    if busy.size < 3:
+        return np.ones(counts.size, dtype=bool)
+    return counts <= SPIKE_FACTOR * float(np.median(busy))
+
+
 def valid_steps(*columns: np.ndarray) -> np.ndarray:
     """A mask of the steps where every column is finite and not negative (counts and levels cannot be:
     such a step is a scrape gap artefact or garbage, and is left out rather than trusted)."""

@@ -71,9 +71,13 @@ class SimulatedMetricSource:
             series = _latest(labels, *service.gauge(version), steps)
         elif query.template in ("cpu", "cpu_per_request"):
             series = _cpu(query, labels, times, counters, steps)
+        elif query.template == "requests":
+            # By status code, as the generic preset asks: the errors are the 500s of this same answer.
+            ok = counters["requests"] - counters["errors"] - counters["client_errors"]
+            by_code = (("200", ok), ("404", counters["client_errors"]), ("500", counters["errors"]))
+            return [s for code, values in by_code if (s := _increase({**labels, "code": code}, times, values, steps, query))]
         else:
-            values = counters["errors"] if query.template == "errors" else counters["requests"]
-            series = _increase(labels, times, values, steps, query)
+            series = _increase(labels, times, counters["errors"], steps, query)
         return [] if series is None else [series]
 
     def _instant(self, query: Query, labels: dict[str, str], times: np.ndarray) -> list[Series]:

@@ -402,7 +402,7 @@ def test_unset_token_refuses_every_post_naming_the_variable_and_says_so_at_start
 # ---- the cache, on a fake clock ---------------------------------------------------------------------
 
 
-def test_cache_answers_within_the_ttl_shares_a_miss_evaluates_again_after_and_never_keeps_errors() -> None:
+def test_cache_answers_within_the_ttl_shares_a_miss_evaluates_again_after_and_keeps_errors_as_answers() -> None:
     now = [0.0]
     calls: list[str] = []
     cache = api.VerdictCache(ttl=60, clock=lambda: now[0])
@@ -412,6 +412,8 @@ def test_cache_answers_within_the_ttl_shares_a_miss_evaluates_again_after_and_ne
         time.sleep(0.05)  # long enough for the other requests to arrive while it runs
         if version == "bad":
             raise SourceUnavailable("prometheus", "down")
+        if version == "bug":
+            raise RuntimeError("a bug")
         return api.Answer(Action.PROMOTE, True, version.encode())
 
     async def scenario() -> None:
@@ -423,13 +425,23 @@ def test_cache_answers_within_the_ttl_shares_a_miss_evaluates_again_after_and_ne
         now[0] = 60.1
         await cache.get(("s", "1"), lambda: judge("1"))
         assert calls == ["1", "1"]
+        # Our errors are answers: polling a release whose source is down costs one attempt per TTL.
         for _ in range(2):
             with pytest.raises(SourceUnavailable):
                 await cache.get(("s", "bad"), lambda: judge("bad"))
+        assert calls == ["1", "1", "bad"]
+        now[0] = 120.2
+        with pytest.raises(SourceUnavailable):
+            await cache.get(("s", "bad"), lambda: judge("bad"))
         assert calls == ["1", "1", "bad", "bad"]
+        # A bug is not an answer: it is not kept.
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                await cache.get(("s", "bug"), lambda: judge("bug"))
+        assert calls == ["1", "1", "bad", "bad", "bug", "bug"]
         cache.forget("s")
         await cache.get(("s", "1"), lambda: judge("1"))
-        assert calls == ["1", "1", "bad", "bad", "1"]
+        assert calls == ["1", "1", "bad", "bad", "bug", "bug", "1"]
 
     asyncio.run(scenario())
 

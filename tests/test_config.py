@@ -107,7 +107,9 @@ def test_unknown_service_lists_the_known_ones() -> None:
 def test_every_preset_template_parses_and_uses_known_variables() -> None:
     for name in config.preset_names():
         preset = config.load_preset(name)
-        assert {"requests", "errors", "first_seen", "last_seen"} <= set(preset.templates)
+        assert {"requests", "first_seen", "last_seen"} <= set(preset.templates)
+        # The errors are part of the requests' answer, never a query of their own (an absent series is not zero).
+        assert preset.derived["errors"].source == "requests"
 
 
 def test_rollback_command_shell_quotes_untrusted_label_values() -> None:

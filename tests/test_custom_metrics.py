@@ -37,7 +37,8 @@ def test_every_preset_the_issue_names_ships_with_the_roles_the_judge_needs() -> 
         preset = config.load_preset(name)
         kinds = {m.kind for m in preset.metrics}
         assert {MetricKind.RATIO, MetricKind.HISTOGRAM_QUANTILE} <= kinds, name
-        assert {"requests", "errors", "latency_buckets", "first_seen", "last_seen"} <= set(preset.templates), name
+        assert {"requests", "latency_buckets", "first_seen", "last_seen"} <= set(preset.templates), name
+        assert "errors" in preset.derived, name
         assert metric_names(preset.templates["requests"]), name  # what "no data for preset X" names
         generic = {m.name: m for m in config.load_preset("generic").metrics}
         assert all(m == generic[m.name] for m in preset.metrics if m.name in generic), name  # one set of tolerances
@@ -52,7 +53,7 @@ def test_nginx_has_no_version_label_and_mesh_latencies_are_read_in_seconds() -> 
     for name in ("istio", "linkerd"):
         assert config.load_preset(name).bucket_units == {"latency_buckets": "milliseconds"}
     query = QueryGroup(LabelNames("service", "")).range("requests", config.load_preset("nginx-ingress").templates["requests"], ["cart"], start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 1, 1, tzinfo=UTC), step=timedelta(minutes=1))
-    assert query.text.startswith("sum by (service) (")
+    assert query.text.startswith("sum by (service, status) (")
 
 
 def test_a_custom_metric_is_judged_beside_the_preset_and_rendered_with_the_service_labels() -> None:

@@ -82,7 +82,7 @@ def test_evaluate_prints_the_verdict_with_reasons_and_queries(fleet: Fleet, conf
     assert result.exit_code == 3, result.output
     assert "ROLLBACK" in result.output
     assert "error_ratio HIGH" in result.output
-    assert f'increase(http_requests_total{{service="{service}",code=~"5.."}}[1m])' in result.output
+    assert f'sum by (service, version, code) (increase(http_requests_total{{service="{service}"}}[1m]))' in result.output
     assert f"kubectl rollout undo deployment/{service}" in result.output
 
 
@@ -101,7 +101,7 @@ def test_evaluate_json_carries_verdicts_reasons_baseline_and_queries(fleet: Flee
     assert "p95_latency HIGH" in by_metric["p95_latency"]["reason"]
     assert by_metric["p95_latency"]["queries"] and by_metric["p95_latency"]["test"]
     assert {q["template"] for q in document["queries"]} == {
-        "first_seen", "last_seen", "deploy_events", "requests", "errors", "latency_buckets", "memory", "cpu_per_request",
+        "first_seen", "last_seen", "deploy_events", "requests", "latency_buckets", "memory", "cpu_per_request",
         "logs",
     }
 
@@ -146,9 +146,9 @@ def test_the_fleet_overview_uses_one_query_per_template(fleet: Fleet, catalogue:
     evaluations = helpers.fleet(Wiring(catalogue, sources))
     assert [e.service for e in evaluations] == [s.name for s in fleet.services]
     assert [e.candidate.version for e in evaluations] == [s.releases[-1].version for s in fleet.services]
-    # first_seen + last_seen + requests + errors + latency_buckets + memory + cpu_per_request, whatever the
+    # first_seen + last_seen + requests (the errors are their 5xx part) + latency_buckets + memory + cpu_per_request, whatever the
     # number of services.
-    assert sources.metrics.queries_run == 7
+    assert sources.metrics.queries_run == 6
     # deploy events + one multi-search (counts and message samples), for the whole fleet.
     assert sources.logs.requests_made == 2
 
@@ -224,8 +224,8 @@ def test_a_time_shifted_baseline_reads_a_second_span_and_judges(fleet: Fleet, ca
     serving = [r for r in service.releases if r.deployed_at <= evaluation.baseline_window.start][-1]
     assert evaluation.baseline.version == serving.version
     assert "time-shifted by 12 h" in evaluation.baseline_description
-    errors_queries = [q for q in evaluation.queries if q.template == "errors"]
-    assert len(errors_queries) == 2  # two spans, twelve hours apart, not one query over both
+    requests_queries = [q for q in evaluation.queries if q.template == "requests"]
+    assert len(requests_queries) == 2  # two spans, twelve hours apart, not one query over both
     assert evaluation.score is not None and evaluation.recommendation.action is not Action.INCONCLUSIVE
 
 
@@ -244,8 +244,8 @@ def test_the_service_timeline_counts_what_each_version_served(fleet: Fleet, cata
 
     assert line.step == timedelta(minutes=5) and not line.errors
     # One range query per quantity for this service, then the deploy scan's (first/last seen, events).
-    assert [q.template for q in line.queries[:3]] == ["requests", "errors", "latency_buckets"]
-    assert all(q.services == (service.name,) for q in line.queries[:3])
+    assert [q.template for q in line.queries[:2]] == ["requests", "latency_buckets"]  # the errors: 5xx requests
+    assert all(q.services == (service.name,) for q in line.queries[:2])
     assert [d.version for d in line.deploys] == [r.version for r in service.releases]
     seconds = line.step.total_seconds()
     for version, rate in line.request_rate.items():

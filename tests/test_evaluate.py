@@ -33,13 +33,13 @@ def _series(version: str, steps: np.ndarray, values: np.ndarray | float, **label
 def _metrics(errors_per_step: float) -> MemoryMetricSource:
     """Two releases of 600 requests a minute; the candidate fails `errors_per_step` of them a minute."""
     releases = {"1.0": (T0, DEPLOY, 3.0), "1.1": (DEPLOY, NOW, errors_per_step)}
-    out: dict[str, list[Series]] = {name: [] for name in ("requests", "errors", "latency_buckets", "memory", "cpu_per_request")}
+    out: dict[str, list[Series]] = {name: [] for name in ("requests", "latency_buckets", "memory", "cpu_per_request")}
     seen: dict[str, list[Series]] = {"first_seen": [], "last_seen": []}
     rng = np.random.default_rng(1)
     for version, (start, end, errors) in releases.items():
         steps = _steps(start, end)
-        out["requests"].append(_series(version, steps, 600.0))
-        out["errors"].append(_series(version, steps, rng.poisson(errors, steps.size)))
+        failed = rng.poisson(errors, steps.size)  # requests by status code, as the generic preset asks
+        out["requests"] += [_series(version, steps, 600.0 - failed, code="200"), _series(version, steps, failed, code="500")]
         for le, share in zip(BOUNDS, (0.5, 0.9, 0.99, 1.0), strict=True):
             out["latency_buckets"].append(_series(version, steps, 600.0 * share, le=le))
         out["memory"].append(_series(version, steps, 5e8 + rng.normal(0, 1e6, steps.size)))

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import promql_parser
 import pytest
-import requests
 
 from releasehealth import wiring
 from releasehealth.collectors.deploys import MetricDeploySource
@@ -25,6 +24,7 @@ from releasehealth.scoring.latency import bucket_matrix, smooth_quantile
 from releasehealth.simulator import Fleet
 from releasehealth.simulator.fleet import BUCKETS
 from releasehealth.wiring import Wiring
+from testing.faults import FaultProxy
 from testing.servers import PrometheusServer, free_port
 from tests import helpers
 
@@ -73,11 +73,11 @@ def test_window_counts_match_the_simulated_ground_truth(fleet: Fleet, prometheus
     window = _candidate_window(release)
     truth = service.counts(release.version, window.start, window.end)
     source = PrometheusMetricSource(prometheus.url)
-    for template, expected in (("requests", truth["requests"]), ("errors", truth["errors"])):
-        series = source.fetch(_range(template, [service.name], window.start, window.end, prometheus.url))
-        mine = [s.between(window) for s in series if s.labels["version"] == release.version]
-        assert len(mine) == 1
-        assert mine[0].values.sum() == pytest.approx(expected, rel=COUNT_TOLERANCE)
+    series = source.fetch(_range("requests", [service.name], window.start, window.end, prometheus.url))
+    by_code = {s.labels["code"]: s.between(window).values.sum() for s in series if s.labels["version"] == release.version}
+    assert set(by_code) == {"200", "404", "500"}  # by status code: the errors are the 5xx part of this answer
+    assert sum(by_code.values()) == pytest.approx(truth["requests"], rel=COUNT_TOLERANCE)
+    assert by_code["500"] == pytest.approx(truth["errors"], rel=COUNT_TOLERANCE)
     buckets = source.fetch(_range("latency_buckets", [service.name], window.start, window.end, prometheus.url))
     _, bounds, counts = bucket_matrix([s.between(window) for s in buckets if s.labels["version"] == release.version])
     assert list(bounds[:-1]) == list(BUCKETS) and np.isinf(bounds[-1])
@@ -111,16 +111,14 @@ HOSTILE_NAMES = ['a"} or vector(1) or x{y="', "back\\slash", "br{ac}es", "new\nl
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_service_names_stay_inside_one_matcher(name: str) -> None:
-    query = _range("errors", [name], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "x")
+    query = _range("requests", [name], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "x")
     selectors = _selectors(promql_parser.parse(query.text))
-    assert [(s.name, _matchers(s)) for s in selectors] == [
-        ("http_requests_total", [("service", "MatchOp.Equal", name), ("code", "MatchOp.Re", "5..")])
-    ]
+    assert [(s.name, _matchers(s)) for s in selectors] == [("http_requests_total", [("service", "MatchOp.Equal", name)])]
 
 
 def test_hostile_names_in_one_fleet_query_are_regex_escaped() -> None:
     query = _range("requests", ["a.b", "c|d"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "x")
-    assert query.text == 'sum by (service, version) (increase(http_requests_total{service=~"a\\\\.b|c\\\\|d"}[1m]))'
+    assert query.text == 'sum by (service, version, code) (increase(http_requests_total{service=~"a\\\\.b|c\\\\|d"}[1m]))'
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -281,16 +279,24 @@ def test_the_in_memory_source_answers_as_prometheus_does(fleet: Fleet, prometheu
     def at(times: np.ndarray, t: np.ndarray) -> np.ndarray:
         return np.searchsorted(times, t)  # scrapes are aligned with the steps
 
-    for template in ("memory", "cpu", "cpu_per_request", "requests", "errors"):
+    query = _range("requests", [service.name], window.start, window.end, prometheus.url)
+    real_by_code, answered_by_code = (
+        {s.labels["code"]: s for s in _mine(answer, release, window)} for answer in (source.fetch(query), simulated.fetch(query))
+    )
+    assert set(real_by_code) == set(answered_by_code) == {"200", "404", "500"}
+    for code, real in real_by_code.items():
+        assert np.array_equal(real.timestamps, answered_by_code[code].timestamps)
+        np.testing.assert_allclose(real.values, answered_by_code[code].values, rtol=GAUGE_TOLERANCE)
+    counts = service.counts(release.version, window.start, window.end)
+    assert sum(s.values.sum() for s in answered_by_code.values()) == counts["requests"]
+    assert answered_by_code["500"].values.sum() == counts["errors"]
+    for template in ("memory", "cpu", "cpu_per_request"):
         query = _range(template, [service.name], window.start, window.end, prometheus.url)
         (real,), (answered,) = _mine(source.fetch(query), release, window), _mine(simulated.fetch(query), release, window)
         steps = real.timestamps
         # The in-memory source (the demo's) answers Prometheus' steps, the last one included.
         assert len(steps) == 30 and np.array_equal(steps, answered.timestamps)
         np.testing.assert_allclose(real.values, answered.values, rtol=GAUGE_TOLERANCE)
-        if template in ("requests", "errors"):
-            assert answered.values.sum() == service.counts(release.version, window.start, window.end)[template]
-            continue
         if template == "memory":
             truth = memory[at(gauge_times, steps)]
         else:
@@ -300,41 +306,7 @@ def test_the_in_memory_source_answers_as_prometheus_does(fleet: Fleet, prometheu
         np.testing.assert_allclose(real.values, truth, rtol=GAUGE_TOLERANCE)
 
 
-# ---- backends at scale: tenants and credentials through a recording proxy in front of the real Prometheus
-
-
-class _RecordingProxy:
-    """Forwards every GET to the real Prometheus and keeps the headers it was sent (what Mimir or a
-    gateway in front of Thanos would see)."""
-
-    def __init__(self, upstream: str) -> None:
-        import http.server
-        import threading
-
-        self.seen: list[dict[str, str]] = []
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
-                proxy.seen.append(dict(self.headers.items()))
-                answer = requests.get(upstream + self.path, timeout=10)
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# ---- backends at scale: tenants and credentials through a proxy in front of the real Prometheus
 
 
 def test_tenant_headers_and_the_bearer_token_reach_the_backend(
@@ -343,7 +315,7 @@ def test_tenant_headers_and_the_bearer_token_reach_the_backend(
     from releasehealth import config
     from testing.configs import example_config
 
-    proxy = _RecordingProxy(prometheus.url)
+    proxy = FaultProxy(prometheus.url)  # with no fault: it forwards, and keeps the headers it was sent
     try:
         raw = example_config(proxy.url, bearer_token_env="PROM_TOKEN", headers={"X-Scope-OrgID": "team-a"})
         monkeypatch.setenv("PROM_TOKEN", "s3cr3t-token")

@@ -100,13 +100,15 @@ def query_range(url: str, text: str, start: datetime, end: datetime, step: float
 
 
 def observed(result: list[dict], version_label: str, by_le: bool = False) -> dict[tuple, float]:
-    """{(version or None, step time, le bound or None): value}; `le` as a float rounded to µ."""
-    out = {}
+    """{(version or None, step time, le bound or None): value}, summed over any other label (the requests'
+    status codes); `le` as a float rounded to µ."""
+    out: dict[tuple, float] = {}
     for series in result:
         labels = series["metric"]
         le = round(float(labels["le"]), 6) if by_le else None
         for at, value in series["values"]:
-            out[(labels.get(version_label) if version_label else None, int(at), le)] = float(value)
+            key = (labels.get(version_label) if version_label else None, int(at), le)
+            out[key] = out.get(key, 0.0) + float(value)
     return out
 
 
@@ -149,9 +151,11 @@ def test_increase_per_step_is_the_fleets_own_count_under_every_preset(loaded: Lo
     spec = config.load_preset(preset)
     what = {"requests": "requests", "errors": "errors", "latency_buckets": "buckets"}[template]
     scale = MILLISECONDS if spec.bucket_units.get(template) == "milliseconds" else 1.0
+    derived = spec.derived.get(template)  # the errors: the part of the requests' answer its filter selects
     for service in loaded.fleet.services:
         start, end = window(service)
-        result = query_range(loaded.url, query(preset, template, service.name, start, end), start, end)
+        text = query(preset, derived.source if derived else template, service.name, start, end)
+        result = [s for s in query_range(loaded.url, text, start, end) if derived is None or derived.selects(s["metric"])]
         seen = observed(result, spec.labels.version, by_le=what == "buckets")
         assert_same(seen, truth(service, bool(spec.labels.version), start, what, scale))
 

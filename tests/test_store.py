@@ -140,6 +140,51 @@ def test_history_is_newest_first_and_fleet_shows_each_services_newest(
     assert store.fleet() == [history[0]]
 
 
+def test_the_fleet_view_is_each_services_newest_release_whatever_was_asked_since(
+    store: Store, releases: dict[str, Evaluation]
+) -> None:
+    store.save_evaluation(releases["3.12.3"])
+    # Later, someone asks for an older release (the API's verdict GET needs no token): it is stored, and
+    # its history shows it, but what the service runs, for /metrics and the services list, does not change.
+    older = dataclasses.replace(releases["3.12.1"], evaluated_at=releases["3.12.3"].evaluated_at + timedelta(hours=1))
+    store.save_evaluation(older)
+
+    assert store.latest(SERVICE).version == "3.12.1"
+    assert [(s.service, s.version) for s in store.fleet()] == [(SERVICE, "3.12.3")]
+
+
+def test_a_store_of_schema_1_is_migrated_and_its_fleet_view_is_by_release(tmp_path: Path, releases: dict[str, Evaluation]) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # the tables as release-health wrote them before schema 2
+        connection.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        connection.execute(sa.text("INSERT INTO schema_version VALUES (1)"))
+        connection.execute(sa.text(
+            "CREATE TABLE evaluations (id INTEGER PRIMARY KEY, service VARCHAR(255) NOT NULL, version VARCHAR(255) NOT NULL, "
+            "baseline_version VARCHAR(255) NOT NULL, policy VARCHAR(32) NOT NULL, action VARCHAR(16) NOT NULL, score FLOAT, "
+            "reason TEXT NOT NULL, evaluated_at DATETIME NOT NULL, document TEXT NOT NULL)"
+        ))
+        for n, version in enumerate(("3.12.3", "3.12.1")):  # the older release evaluated last
+            evaluation = releases[version]
+            connection.execute(
+                sa.text("INSERT INTO evaluations VALUES (:id, :service, :version, '-', 'previous', :action, NULL, '', :at, :doc)"),
+                {"id": n + 1, "service": SERVICE, "version": version, "action": evaluation.recommendation.action.value,
+                 "at": (END + timedelta(hours=n)).strftime("%Y-%m-%d %H:%M:%S.000000"),
+                 "doc": json.dumps(document(evaluation))},
+            )
+    engine.dispose()
+
+    store = Store(url)
+
+    assert [(s.service, s.version) for s in store.fleet()] == [(SERVICE, "3.12.3")]
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version FROM schema_version")).scalars().all() == [SCHEMA_VERSION]
+        assert connection.execute(sa.text("SELECT count(*) FROM evaluations WHERE deployed_at IS NULL")).scalar() == 0
+    engine.dispose()
+    store.close()
+
+
 def test_record_deploy_replaces_an_earlier_record_of_the_same_version(store: Store) -> None:
     berlin = timezone(timedelta(hours=2))
     store.record_deploy(Deploy(SERVICE, "2.0.0", END - timedelta(hours=1), DeploySourceKind.RECORDED, commit="bbb"))

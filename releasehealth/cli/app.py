@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from releasehealth import config, wiring
 from releasehealth.errors import ConfigError, ReleaseHealthError
+from releasehealth.format import printable
 from releasehealth.model import (
     Action,
 )
@@ -56,7 +57,7 @@ class Context:
         fleet, or the config file's real sources; the history store created when `create_store` (the
         commands that write), otherwise opened when it exists."""
         if self.demo:
-            end = self.demo_end.replace(tzinfo=self.demo_end.tzinfo or UTC) if self.demo_end else None
+            end = utc_option(self.demo_end, "--demo-end")
             return embedded_demo.build(self.seed, end, store=self.store_url).wire(create_store)
         return wiring.from_file(self.config_path, store_url=self.store_url, create_store=create_store)
 
@@ -68,6 +69,29 @@ def store_of(opened: Wiring) -> Store:
     return opened.sources.store
 
 
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def utc_option(at: datetime | None, option: str) -> datetime | None:
+    """A time from the command line in UTC (a time without an offset is UTC), between 1970 and 9000: a
+    window or a lookback reaching before year 1 is no date to compute with."""
+    if at is None:
+        return None
+    at = at.replace(tzinfo=at.tzinfo or UTC)
+    if not EARLIEST <= at < LATEST:
+        raise ConfigError(option, [f"{at.isoformat()} is out of range: a time between 1970 and 9000"])
+    return at
+
+
+def shown(text: str, lines: bool = False) -> str:
+    """External text as the terminal gets it: control and bidi characters escaped (they could clear the
+    screen or reverse what is read), Rich's markup brackets escaped; with `lines`, a message of several
+    lines (a configuration's problems) keeps its line breaks."""
+    if lines:
+        return "\n".join(escape(printable(line)) for line in text.split("\n"))
+    return escape(printable(text))
+
+
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """One error handler for every command: our exceptions become a message on stderr and exit 1."""
 
@@ -76,7 +100,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ReleaseHealthError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            err.print(f"[bold red]error:[/] {shown(str(exc), lines=True)}")
             raise typer.Exit(EXIT_ERROR) from exc
 
     return wrapper

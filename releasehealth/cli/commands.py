@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Column, Table
 
 from releasehealth import config
-from releasehealth.cli.app import EXIT_CODES, EXIT_ERROR, OutputFormat, app, err, handle_errors, out, store_of
+from releasehealth.cli.app import EXIT_CODES, EXIT_ERROR, OutputFormat, app, err, handle_errors, out, shown, store_of, utc_option
 from releasehealth.cli.printing import print_evaluation, versions_from
 from releasehealth.deploys import deploys_of
 from releasehealth.evaluate import evaluate_release
@@ -35,7 +34,7 @@ def services(ctx: typer.Context) -> None:
     table = Table(Column("service", no_wrap=True), "team", "preset", "service label", "versions from", "selector")
     for s in catalogue.services:
         selector = ", ".join(f"{k}={v}" for k, v in s.selector)
-        table.add_row(*(escape(x) for x in (s.name, s.team, s.preset, s.labels.service, versions_from(s), selector)))
+        table.add_row(*(shown(x) for x in (s.name, s.team, s.preset, s.labels.service, versions_from(s), selector)))
     out.print(table)
 
 
@@ -47,7 +46,7 @@ def deploys(ctx: typer.Context, service: str) -> None:
     catalogue = opened.catalogue
     table = Table("version", "deployed at (UTC)", "last seen (UTC)", "source")
     for d in deploys_of(opened.sources, catalogue.service(service), catalogue.policy, datetime.now(UTC)):
-        table.add_row(escape(d.version), format_seconds(d.started_at), format_seconds(d.last_seen), d.source.value)
+        table.add_row(shown(d.version), format_seconds(d.started_at), format_seconds(d.last_seen), d.source.value)
     out.print(table)
 
 
@@ -71,7 +70,7 @@ def evaluate(
     opened = ctx.obj.open(create_store=save)
     catalogue = opened.catalogue
     policy = config.with_baseline(catalogue.policy, baseline) if baseline else catalogue.policy
-    now = at.replace(tzinfo=at.tzinfo or UTC) if at else None
+    now = utc_option(at, "--at")
     evaluation = evaluate_release(opened.sources, catalogue.service(service), policy, version, now=now)
     if save and evaluation.candidate is not None:
         store_of(opened).save_evaluation(evaluation)
@@ -90,7 +89,7 @@ def check(ctx: typer.Context) -> None:
     for health in ctx.obj.open().sources.health():
         status = "[green]ok[/]" if health.ok else "[red]DOWN[/]"
         latency = f"{health.latency_seconds * 1000:.0f} ms" if health.latency_seconds is not None else "-"
-        out.print(f"{health.name} {escape(health.url)}: {status} {latency} {escape(health.error)}")
+        out.print(f"{health.name} {shown(health.url)}: {status} {latency} {shown(health.error)}")
         failed |= not health.ok
     raise typer.Exit(EXIT_ERROR if failed else 0)
 
@@ -107,10 +106,10 @@ def record_deploy(
     """Record a deploy in the history store (it wins over the deploy detected from the metrics)."""
     opened = ctx.obj.open(create_store=True)
     opened.catalogue.service(service)  # an unknown service is an error naming the known ones
-    started = at.replace(tzinfo=at.tzinfo or UTC) if at else datetime.now(UTC)
+    started = utc_option(at, "--at") or datetime.now(UTC)
     store = store_of(opened)
     store.record_deploy(Deploy(service, version, started, DeploySourceKind.RECORDED, commit=commit))
-    out.print(f"recorded {escape(service)} {escape(version)} deployed at {format_seconds(started)} UTC in {escape(store.name)}")
+    out.print(f"recorded {shown(service)} {shown(version)} deployed at {format_seconds(started)} UTC in {shown(store.name)}")
 
 
 @app.command()
@@ -130,12 +129,12 @@ def history(
         out.print_json(json.dumps([s.document for s in stored]))
         return
     if not stored:
-        out.print(f"no stored evaluation of {escape(service)} in {escape(store.name)} (gate, evaluate --save and the API store them)")
+        out.print(f"no stored evaluation of {shown(service)} in {shown(store.name)} (gate, evaluate --save and the API store them)")
         return
     table = Table("evaluated (UTC)", Column("version", no_wrap=True), "baseline", "action", "score", "reason")
     for s in stored:
         score = "-" if s.score is None else f"{s.score:.0f}"
-        table.add_row(f"{s.evaluated_at:%Y-%m-%d %H:%M}", escape(s.version), escape(s.baseline_version), s.action.value, score, escape(s.reason))
+        table.add_row(f"{s.evaluated_at:%Y-%m-%d %H:%M}", shown(s.version), shown(s.baseline_version), s.action.value, score, shown(s.reason))
     out.print(table)
 
 
@@ -167,7 +166,7 @@ def report(
     if stored is None:
         release = f"{service} {version}" if version else service
         how = f"release-health evaluate {service}" + (f" --version {version}" if version else "") + " --save"
-        err.print(f"[bold red]error:[/] no stored evaluation of {escape(release)}: run `{escape(how)}` (or the gate) first")
+        err.print(f"[bold red]error:[/] no stored evaluation of {shown(release)}: run `{shown(how)}` (or the gate) first")
         raise typer.Exit(EXIT_ERROR)
     fingerprint = reporting.config_fingerprint(catalogue.policy, metrics)
     render = reporting.render_html if output is ReportFormat.HTML else reporting.render_markdown
@@ -177,7 +176,7 @@ def report(
         return
     path = out_file or Path(re.sub(r"[^A-Za-z0-9._-]", "_", f"{stored.service}-{stored.version}") + ".html")
     path.write_text(text, encoding="utf-8")
-    err.print(f"wrote {escape(str(path))} ({stored.service} {stored.version}, evaluated {stored.evaluated_at:%Y-%m-%d %H:%M} UTC)")
+    err.print(f"wrote {shown(str(path))} ({stored.service} {stored.version}, evaluated {stored.evaluated_at:%Y-%m-%d %H:%M} UTC)")
 
 
 @app.command("not-a-risk")
@@ -190,7 +189,7 @@ def mark_not_a_risk(
     """Mark a log signature as not a risk, in the history store: it never fails a release again."""
     store = store_of(ctx.obj.open(create_store=True))
     store.mark_not_a_risk(signature, note)
-    out.print(f"marked not a risk in {escape(store.name)}: {escape(signature)}")
+    out.print(f"marked not a risk in {shown(store.name)}: {shown(signature)}")
 
 
 @app.command()
@@ -219,7 +218,7 @@ def gate(
 
     def report(n: int, evaluation: Evaluation) -> None:
         r = evaluation.recommendation
-        err.print(f"check {n}: {r.action.value} {escape(service)} {escape(version)} (baseline {escape(r.baseline)}): {escape(r.reason)}")
+        err.print(f"check {n}: {r.action.value} {shown(service)} {shown(version)} (baseline {shown(r.baseline)}): {shown(r.reason)}")
 
     result = gating.run(opened.sources, catalogue.service(service), policy, version, waiting, every, report=report)
     evaluation = result.evaluation

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
-
 from releasehealth import config
-from releasehealth.cli.app import out
+from releasehealth.cli.app import out, shown
 from releasehealth.format import format_seconds, per_thousand
 from releasehealth.model import Action, Service, SignatureStatus
 from releasehealth.verdicts import Evaluation
@@ -16,12 +14,12 @@ def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> Non
     r = evaluation.recommendation
     colour = {Action.PROMOTE: "green", Action.ROLLBACK: "red"}.get(r.action, "yellow")
     out.print(
-        f"[bold {colour}]{r.action.value}[/] {escape(evaluation.service)} "
-        f"{escape(r.candidate)} (baseline {escape(r.baseline)}, policy {evaluation.policy.value})"
+        f"[bold {colour}]{r.action.value}[/] {shown(evaluation.service)} "
+        f"{shown(r.candidate)} (baseline {shown(r.baseline)}, policy {evaluation.policy.value})"
     )
     if evaluation.baseline_description:
-        out.print(f"baseline: {escape(evaluation.baseline_description)}")
-    out.print(f"reason: {escape(r.reason)}")
+        out.print(f"baseline: {shown(evaluation.baseline_description)}")
+    out.print(f"reason: {shown(r.reason)}")
     if evaluation.candidate_window and evaluation.baseline_window:
         b, c = evaluation.baseline_window, evaluation.candidate_window
         out.print(f"windows: baseline {format_seconds(b.start)}..{format_seconds(b.end)}, candidate {format_seconds(c.start)}..{format_seconds(c.end)}")
@@ -29,16 +27,16 @@ def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> Non
         score = evaluation.score.score
         out.print(f"score: {'-' if score is None else f'{score:.0f}'}")
         for v in evaluation.score.verdicts:
-            out.print(f"  {v.classification.value:<7} {escape(v.reason)}")
-            out.print(f"          baseline: {escape(v.baseline.detail)}; candidate: {escape(v.candidate.detail)}")
+            out.print(f"  {v.classification.value:<7} {shown(v.reason)}")
+            out.print(f"          baseline: {shown(v.baseline.detail)}; candidate: {shown(v.candidate.detail)}")
     print_logs(evaluation)
     for note in evaluation.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}")
+        out.print(f"[yellow]note:[/] {shown(note)}")
     if r.action is Action.ROLLBACK:
-        out.print(f"rollback: {escape(catalogue.rollback(evaluation.service, r.candidate, r.baseline))}")
+        out.print(f"rollback: {shown(catalogue.rollback(evaluation.service, r.candidate, r.baseline))}")
     out.print("queries:")
     for q in evaluation.queries:
-        out.print(f"  {escape(f'[{q.template}]')} {escape(q.text)}")
+        out.print(f"  {shown(f'[{q.template}]')} {shown(q.text)}")
 
 
 def print_logs(evaluation: Evaluation) -> None:
@@ -47,7 +45,7 @@ def print_logs(evaluation: Evaluation) -> None:
     if logs is None:
         return
     if logs.error:
-        out.print(f"logs: [red]{escape(logs.error)}[/]")
+        out.print(f"logs: [red]{shown(logs.error)}[/]")
         return
     per = "1k requests" if logs.rate_basis == "requests" else "1k log lines"
     out.print(f"log signatures (rates per {per}):")
@@ -56,11 +54,11 @@ def print_logs(evaluation: Evaluation) -> None:
         rates = f"{per_thousand(s.baseline_rate)} -> {per_thousand(s.candidate_rate)}"
         flags = (" not-a-risk" if s.ignored else "") + ("" if s.credible else " (not credible yet)")
         out.print(
-            f"  {s.status.value:<9} {s.level:<5} {escape(s.template)}  [{s.baseline_count:.0f} -> {s.candidate_count:.0f}"
+            f"  {s.status.value:<9} {s.level:<5} {shown(s.template)}  [{s.baseline_count:.0f} -> {s.candidate_count:.0f}"
             f" lines, {rates}{flags}]"
         )
         if s.examples:
-            out.print(f"            e.g. {escape(s.examples[0][:300])}")
+            out.print(f"            e.g. {shown(s.examples[0][:300])}")
     rest = len(logs.signatures) - len(notable)
     if rest:
         out.print(f"  ... and {rest} known or gone signature(s)")

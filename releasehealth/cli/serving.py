@@ -20,7 +20,7 @@ from releasehealth.cli.app import EXIT_ERROR, Context, app, err, handle_errors, 
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the HTTP API (verdicts for pipelines, deploy recording, /metrics, OpenAPI at /docs)."""
     from releasehealth import api
@@ -33,7 +33,7 @@ def serve(
 @app.command()
 def demo(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port of the dashboard.", min=1, max=65535)] = 8501,
     seed: Annotated[int | None, typer.Option(help="Seed of the demo fleet (default: the global --seed, 7).")] = None,
 ) -> None:
     """Serve the dashboard on the embedded simulated fleet (no external service needed)."""
@@ -43,7 +43,7 @@ def demo(
 @app.command()
 def dashboard(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port of the dashboard.", min=1, max=65535)] = 8501,
 ) -> None:
     """Serve the dashboard on the sources of the config file (on the demo fleet with --demo)."""
     if ctx.obj.demo:

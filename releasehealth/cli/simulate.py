@@ -19,18 +19,20 @@ from releasehealth.errors import ConfigError
 def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for fleet.om and truth.json.")] = Path("simulated"),
     seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 7,
-    hours: Annotated[float, typer.Option(help="Hours of history, ending now.")] = 26,
-    services_count: Annotated[int, typer.Option("--services", help="Number of services (1-50).")] = 8,
+    hours: Annotated[float, typer.Option(help="Hours of history, ending now (1 to 720).", min=1, max=720)] = 26,
+    services_count: Annotated[int, typer.Option("--services", help="Number of services (1-50).", min=1, max=50)] = 8,
     serve_live: Annotated[
         bool, typer.Option("--serve", help="Run live instead: /metrics for Prometheus, logs to --elasticsearch.")
     ] = False,
-    port: Annotated[int, typer.Option(help="--serve: port of /metrics.")] = 9100,
+    port: Annotated[int, typer.Option(help="--serve: port of /metrics.", min=1, max=65535)] = 9100,
     host: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "0.0.0.0",
     elasticsearch: Annotated[str | None, typer.Option(help="--serve: Elasticsearch URL to ship the logs to.")] = None,
     api_key_env: Annotated[
         str | None, typer.Option(help="--serve: environment variable holding an Elasticsearch API key.")
     ] = None,
-    speed: Annotated[float, typer.Option(help="--serve: simulated seconds per real second.")] = 1.0,
+    speed: Annotated[
+        float, typer.Option(help="--serve: simulated seconds per real second (0.01 to 10000).", min=0.01, max=10_000)
+    ] = 1.0,
     schedule: Annotated[
         list[str] | None,
         typer.Option(help="--serve: a release SERVICE@OFFSET:LABEL[:FACTOR], e.g. user-service@90s:error_ratio:5 (repeatable)."),

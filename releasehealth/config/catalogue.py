@@ -78,6 +78,8 @@ def load(path: str | Path = DEFAULT_PATH) -> Catalogue:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

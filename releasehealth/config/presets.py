@@ -15,7 +15,7 @@ from releasehealth.config.schema import (
     describe_error,
     preset_names,
 )
-from releasehealth.config.templates import template_problems
+from releasehealth.config.templates import derived_problems, template_problems
 from releasehealth.errors import ConfigError, NotFoundError
 from releasehealth.model import MetricKind, MetricSpec, Tolerance
 
@@ -34,13 +34,13 @@ def load_preset(name: str) -> Preset:
         preset = Preset.model_validate(yaml.safe_load(text))
     except ValidationError as exc:
         raise ConfigError(where, [describe_error(e) for e in exc.errors()]) from exc
-    problems = template_problems(preset.templates)
+    problems = template_problems(preset.templates) + derived_problems(preset.derived, preset.templates)
     problems += [f"bucket_units.{t}: unknown template {t!r}" for t in preset.bucket_units if t not in preset.templates]
     problems += [
         f"metrics.{m.name}.queries.{role}: unknown template {t!r}"
         for m in preset.metrics
         for role, t in m.queries.items()
-        if t not in preset.templates
+        if t not in preset.templates and t not in preset.derived
     ]
     inherited: tuple[MetricSpec, ...] = ()
     if preset.metrics_from == name:
@@ -52,7 +52,8 @@ def load_preset(name: str) -> Preset:
     if problems:
         raise ConfigError(where, problems)
     replaced = {m.name for m in preset.metrics}
-    kept = tuple(m for m in inherited if m.name not in replaced and all(t in preset.templates for t in m.queries.values()))
+    known = {**preset.templates, **preset.derived}
+    kept = tuple(m for m in inherited if m.name not in replaced and all(t in known for t in m.queries.values()))
     return preset.model_copy(update={"metrics": kept + preset.metrics})
 
 

@@ -20,9 +20,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.dataclasses import dataclass as config_type
 from pydantic_core import ErrorDetails
 
+from releasehealth.format import redact_url
 from releasehealth.model import (
     LABEL_NAME,
     STRICT,
+    DerivedTemplate,
     Duration,
     KubernetesSettings,
     LabelName,
@@ -47,7 +49,8 @@ def _label_name_or_none(name: str) -> str:
 
 def _http_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"must start with http:// or https://, got {url!r}")
+        # The URL may hold a password (https:/user:secret@host, a scheme mistyped): never echoed whole.
+        raise ValueError(f"must start with http:// or https://, got {redact_url(url)!r}")
     return url.rstrip("/")
 
 
@@ -185,6 +188,7 @@ class ServiceEntry(_Strict):
     # Templates of this service's own (PromQL with ${by}, ${selector}, ${step}), shared by its metrics
     # by name; one named as a preset template replaces it for this service.
     templates: dict[str, str] = {}
+    derived: dict[str, DerivedTemplate] = {}  # templates that are part of another's answer (see the presets)
     metrics: tuple[CustomMetric, ...] = ()  # custom metrics, judged beside the preset's (a same name replaces it)
 
     @field_validator("preset")
@@ -250,6 +254,8 @@ class Preset(_Strict):
     no_version: str = ""  # a version label value meaning "unknown" (Istio's "unknown"): as if no label
     bucket_units: dict[str, Literal["seconds", "milliseconds"]] = {}  # template -> unit of its `le` bounds
     templates: dict[str, str]
+    # Templates that are part of another's answer: `errors: {from: requests, where: {code: "5.."}}`.
+    derived: dict[str, DerivedTemplate] = {}
     # The metrics of another preset (its names, kinds and tolerances) for every template this one defines
     # too, so a verdict means the same under any preset; `metrics` adds to them or replaces one by name.
     metrics_from: str | None = None

@@ -14,7 +14,7 @@ from releasehealth.config.schema import (
     Preset,
     ServiceEntry,
 )
-from releasehealth.config.templates import template_problem
+from releasehealth.config.templates import derived_problems, template_problem
 from releasehealth.model import (
     LabelNames,
     LogSettings,
@@ -57,6 +57,10 @@ def resolve_service(
         service=entry.labels.service or preset.label_names.service,
         version=preset.label_names.version if entry.labels.version is None else entry.labels.version,
     )
+    # A service's own template of a name replaces the preset's, PromQL or derived.
+    templates = {n: t for n, t in {**preset.templates, **custom.templates}.items() if n not in entry.derived}
+    derived = {n: d for n, d in {**preset.derived, **entry.derived}.items() if n not in custom.templates}
+    problems = custom.problems + [f"{where}.{p}" for p in derived_problems(entry.derived, templates)]
     k8s = entry.kubernetes
     if k8s is not None:
         k8s = dataclasses.replace(k8s, deployment=k8s.deployment or entry.name)
@@ -70,14 +74,15 @@ def resolve_service(
         team=entry.team,
         metrics=_muted(metrics, set(policy.muted) | set(entry.muted), set(policy.counted)),
         logs=logs if entry.logs.enabled and log_specs else None,
-        templates={**preset.templates, **custom.templates},
-        own_templates=frozenset(custom.templates),
+        templates=templates,
+        derived=derived,
+        own_templates=frozenset(custom.templates) | frozenset(entry.derived),
         bucket_units={**preset.bucket_units, **custom.bucket_units},
         no_version=preset.no_version,
         kubernetes=k8s,
         join=kubernetes.pod_join(k8s) if k8s is not None and k8s.join == "pod" and labels.version else "",
     )
-    return service, custom.problems
+    return service, problems
 
 
 def service_logs(entry: ServiceEntry, elasticsearch: ElasticsearchSettings | None) -> LogSettings | None:
@@ -107,7 +112,7 @@ def _custom(entry: ServiceEntry, preset: Preset, where: str) -> _Custom:
         f"{where}.templates.{name}: {problem}" for name, text in entry.templates.items()
         if (problem := template_problem(name, text, strict=True, joined=joined))
     ]
-    known = {**preset.templates, **templates}
+    known = {**preset.templates, **preset.derived, **templates, **entry.derived}
     specs: list[MetricSpec] = []
     units: dict[str, str] = {}
     names: set[str] = set()

@@ -1,0 +1,96 @@
+"""The API's wire format: what it takes and what it answers, as pydantic models (the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from releasehealth.model import Action, DeploySourceKind
+
+# Label values (a version, a commit) are untrusted: printable text only, at most what the store keeps.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=PRINTABLE)]
+
+
+class Problem(BaseModel):
+    detail: str
+    known: list[str] | None = Field(None, description="The known services, when the service asked for is not one.")
+
+
+class LatestVerdict(BaseModel):
+    version: str
+    action: Action
+    score: float | None
+    evaluated_at: datetime
+
+
+class ServiceSummary(BaseModel):
+    name: str
+    team: str
+    latest: LatestVerdict | None = Field(description="The newest stored verdict of the service; null if none.")
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceSummary]
+
+
+class Verdict(BaseModel):
+    service: str
+    version: str
+    baseline: str = Field(description='The baseline version, or "(none)".')
+    action: Action
+    final: bool = Field(
+        description="True for a ROLLBACK, and for a PROMOTE once the candidate was watched for the whole window: "
+        "the gate passes only a final PROMOTE."
+    )
+    score: float | None
+    reason: str
+    reasons: list[str] = Field(description="One per failing or unjudged metric.")
+    evaluated_at: datetime
+    evaluation: dict[str, Any] = Field(description="The whole evaluation: windows, verdicts, queries, logs.")
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A naive time is UTC (as on the command line); an aware one is converted to UTC."""
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range once converted to UTC") from exc
+
+
+class DeployIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: Name
+    version: Label
+    commit: Annotated[str, StringConstraints(max_length=255, pattern=PRINTABLE)] = ""
+    deployed_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
+        None, description="When it was deployed (default: now); a time without an offset is UTC."
+    )
+
+
+class DeployOut(BaseModel):
+    service: str
+    version: str
+    commit: str
+    deployed_at: datetime
+    source: DeploySourceKind
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    detail: str | None = None
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    return value if value is not None and math.isfinite(value) else None
