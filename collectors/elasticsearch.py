@@ -7,6 +7,7 @@ translated here, and only here, into the project's exception tree.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -87,7 +88,7 @@ class ElasticsearchLogSource:
         levels, error_types = _parse_counts(self.name, counted, keys, step)
         out = {}
         for key, response in zip(keys, sampled, strict=True):
-            sample, population, skipped, truncated = _parse_sample(self.name, response, settings.fields)
+            sample, population, skipped, truncated = sample_from_response(self.name, response, settings.fields)
             out[key.name] = LogWindowData(
                 levels.get(key.name, {}), error_types.get(key.name, {}), sample, population, skipped, truncated
             )
@@ -101,7 +102,7 @@ class ElasticsearchLogSource:
         body = dsl.deploy_events_body(fields, services, start, end, size=10_000)
         found = self._call(lambda: self._client.search(index=self.deploy_index, **body).body)
         _raise_if_partial(self.name, found)
-        deploys = [d for hit in _hits(self.name, found) if (d := _deploy(hit.get("_source", {}), fields))]
+        deploys = [d for hit in _hits(self.name, found) if (d := deploy_from_event(_source(hit), fields))]
         query = Query(
             template="deploy_events", text=dsl.show(self.deploy_index, body), services=tuple(services), source=self.name,
             start=start, end=end,
@@ -184,7 +185,8 @@ def _raise_for_item(source: str, response: Any) -> None:
     if not isinstance(response, dict) or "error" not in response:
         return
     error = response["error"] if isinstance(response["error"], dict) else {"reason": str(response["error"])}
-    status = int(response.get("status", 400) or 400)
+    status = response.get("status")
+    status = status if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599 else 400
     if error.get("type") == "index_not_found_exception":
         raise QueryRejected(source, f"index {error.get('index') or error.get('resource.id') or '?'} does not exist")
     reason = str(error.get("reason") or error.get("type") or error)[:300]
@@ -216,42 +218,64 @@ def _level_series(steps: list[dict[str, Any]], step: timedelta) -> dict[str, Ser
     }
 
 
-def _parse_sample(source: str, response: Any, fields: LogFields) -> tuple[tuple[LogLine, ...], int, int, int]:
+def sample_from_response(source: str, response: Any, fields: LogFields) -> tuple[tuple[LogLine, ...], int, int, int]:
     """(lines, population, skipped, truncated) of one sample search; a document without a usable
-    message is skipped and counted, an oversized one truncated and counted."""
+    message is skipped and counted, an oversized one truncated and counted. Log documents are untrusted:
+    any shape of document gives a line or a skip; only the response's own shape raises InvalidResponse."""
     _raise_for_item(source, response)
     hits = _hits(source, response)
-    total = response.get("hits", {}).get("total", {})
-    population = int(total.get("value", len(hits))) if isinstance(total, dict) else int(total or len(hits))
     lines, skipped, truncated = [], 0, 0
     for hit in hits:
-        doc = hit.get("_source", {}) if isinstance(hit, dict) else {}
+        doc = _source(hit)
         message = _field(doc, fields.message)
-        if not isinstance(message, str) or not message.strip():
+        if not isinstance(message, str) or not _CONTROL.sub(" ", message).strip():
             skipped += 1
             continue
-        message = _CONTROL.sub(" ", message)
-        if len(message) > MAX_MESSAGE:
-            message, truncated = message[:MAX_MESSAGE] + "…", truncated + 1
-        lines.append(
-            LogLine(
-                timestamp=_timestamp(_field(doc, fields.timestamp)),
-                level=dsl.normalise_level(_field(doc, fields.level) or ""),
-                message=message,
-                error_type=str(_field(doc, fields.error_type) or "")[:200],
-            )
-        )
-    return tuple(lines), population, skipped, truncated
+        truncated += len(message) > MAX_MESSAGE
+        lines.append(_line(doc, message, fields))
+    return tuple(lines), _population(response, len(hits)), skipped, truncated
+
+
+def _line(doc: dict[str, Any], message: str, fields: LogFields) -> LogLine:
+    """The log line of a document: control characters become spaces, the message is cut at MAX_MESSAGE
+    characters (a 1 MB stack dump must not stall template mining)."""
+    message = _CONTROL.sub(" ", message)
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "…"
+    level, error_type = _field(doc, fields.level), _field(doc, fields.error_type)
+    return LogLine(
+        timestamp=_timestamp(_field(doc, fields.timestamp)),
+        level=dsl.normalise_level(_CONTROL.sub(" ", _text(level))[:40]),
+        message=message,
+        error_type=_CONTROL.sub(" ", _text(error_type))[:200],
+    )
+
+
+def _population(response: dict[str, Any], sampled: int) -> int:
+    """How many documents matched (hits.total as an object or a number); what was sampled when it says
+    nothing usable (a negative or non-numeric total is garbage, not a count)."""
+    total = response["hits"].get("total") if isinstance(response["hits"], dict) else None
+    if isinstance(total, dict):
+        total = total.get("value")
+    if isinstance(total, bool) or not isinstance(total, (int, float)) or not math.isfinite(total) or total < 0:
+        return sampled
+    return max(int(total), sampled)
 
 
 def _hits(source: str, body: Any) -> list[Any]:
     try:
         hits = body["hits"]["hits"]
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, IndexError) as exc:
         raise InvalidResponse(source, "malformed search response (no hits)") from exc
     if not isinstance(hits, list):
         raise InvalidResponse(source, "malformed search response (hits is not a list)")
     return hits
+
+
+def _source(hit: Any) -> dict[str, Any]:
+    """A hit's document ({} for a hit that is not an object or whose _source is not one)."""
+    doc = hit.get("_source") if isinstance(hit, dict) else None
+    return doc if isinstance(doc, dict) else {}
 
 
 def _field(doc: dict[str, Any], dotted: str) -> Any:
@@ -266,30 +290,41 @@ def _field(doc: dict[str, Any], dotted: str) -> Any:
     return current
 
 
+def _text(value: Any) -> str:
+    """A scalar field as text ("" for none, an object or a list: no str() of a nested document)."""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+
+
 def _timestamp(value: Any) -> float:
+    """A document's time in UNIX seconds (epoch milliseconds or ISO text), NaN when it is none."""
+    if isinstance(value, bool):
+        return float("nan")
     if isinstance(value, (int, float)):
         return float(value) / 1000
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return float("nan")
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
     return float("nan")
 
 
-def _deploy(doc: dict[str, Any], fields: LogFields) -> Deploy | None:
-    """The deploy an event tells; None for an event that is not one (a name or version that is not a
-    printable string, a time that is not one: 1e20 ms is no date)."""
+def deploy_from_event(doc: dict[str, Any], fields: LogFields) -> Deploy | None:
+    """The deploy an event document tells; None for an event that is not one (a name or version that is
+    not a printable string, a time that is not one: 1e20 ms is no date)."""
     service, version = _field(doc, fields.service), _field(doc, fields.version)
     at = _timestamp(_field(doc, fields.timestamp))
-    if not (isinstance(service, str) and isinstance(version, str)) or UNPRINTABLE.search(service + version) or at != at:
+    if not (isinstance(service, str) and isinstance(version, str)) or not service or not version:
+        return None
+    if UNPRINTABLE.search(service + version) or not math.isfinite(at):
         return None
     try:
         started = datetime.fromtimestamp(at, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-    commit = doc.get("commit")
-    return Deploy(service, version, started, DeploySourceKind.EVENT, commit=_CONTROL.sub(" ", str(commit))[:64] if commit else "")
+    commit = _CONTROL.sub(" ", _text(doc.get("commit")))[:64]
+    return Deploy(service, version, started, DeploySourceKind.EVENT, commit=commit)
 
 
 def _not_found(exc: elasticsearch.NotFoundError) -> str:

@@ -20,6 +20,7 @@ from releasehealth.evaluate import (
     evaluate_release,
     evaluate_releases,
 )
+from releasehealth.format import redact_secrets
 from releasehealth.model import Deploy
 from releasehealth.simulator import demo
 from releasehealth.timeline import timeline as service_timeline
@@ -67,7 +68,7 @@ def settings() -> Settings:
 def describe() -> str:
     """One line saying where the data comes from, for the sidebar."""
     current = settings()
-    return f"Demo fleet (seed {current.seed})" if current.demo else f"Config: {current.config_path}"
+    return f"Demo fleet (seed {current.seed})" if current.demo else f"Config: {redact_secrets(current.config_path)}"
 
 
 def catalogue() -> Loaded[Catalogue]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from releasehealth.format import printable
+from releasehealth.format import printable, redact_secrets
 
 
 class ReleaseHealthError(Exception):
@@ -26,9 +26,10 @@ class ReleaseHealthError(Exception):
 class ConfigError(ReleaseHealthError):
     def __init__(self, file: str, problems: Sequence[str]) -> None:
         self.file = file
-        self.problems = list(problems)
-        # A problem quotes what the file says: its line breaks and control characters are shown, not obeyed.
-        lines = "\n".join(f"  {printable(file)}: {printable(problem)}" for problem in self.problems)
+        # A problem quotes what the file says: its line breaks and control characters are shown, not
+        # obeyed, and a URL's credentials are not shown at all (a secret pasted under a misspelt key).
+        self.problems = [printable(redact_secrets(problem)) for problem in problems]
+        lines = "\n".join(f"  {printable(redact_secrets(file))}: {problem}" for problem in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
 
 

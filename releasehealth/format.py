@@ -20,10 +20,18 @@ UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u20
 SECRET_PARAMETER = re.compile(r"(?i)(token|key|secret|pass|auth|sig|credential)")
 
 
+# Credentials inside free text (a message quoting what a file says): the user and password of a URL with
+# any scheme, a "user:password@" without one, and the values of secret-looking query parameters.
+_TEXT_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*:/+)[^\s/@'\"]*@|(?<![\w/])[^\s/@'\":]+:[^\s/@'\"]*@")
+_TEXT_SECRET_PARAMETER = re.compile(
+    r"([?&][^=&\s'\"]*(?:token|key|secret|pass|auth|sig|credential)[^=&\s'\"]*=)[^&\s'\"]+", re.IGNORECASE
+)
+
+
 def redact_url(url: str) -> str:
     """A URL as it may be shown anywhere: without the user and password before its host (however its
     scheme is typed: https:/user:secret@host too), the values of secret-looking query parameters "***"."""
-    text = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*:/*)?[^/@\s]*@", r"\1", url.strip())
+    text = _TEXT_USERINFO.sub(lambda match: match.group(1) or "", url.strip())
     try:
         parts = urlsplit(text)
     except ValueError:
@@ -33,6 +41,25 @@ def redact_url(url: str) -> str:
         for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
     )
     return urlunsplit(parts._replace(query=query)) if parts.query else text
+
+
+def redact_secrets(text: str) -> str:
+    """Free text as it may be shown anywhere: every URL in it as `redact_url` would show it."""
+    text = _TEXT_USERINFO.sub(lambda match: match.group(1) or "", text)
+    return _TEXT_SECRET_PARAMETER.sub(r"\1***", text)
+
+
+MAX_LABEL = 255  # characters of a recorded version or commit: what the store keeps
+
+
+def label_problem(text: str) -> str | None:
+    """What is wrong with `text` as a recorded version or commit (None: nothing). A version is shown on
+    terminals and pages and matched against metric labels: one line of printable text, of sane length."""
+    if len(text) > MAX_LABEL:
+        return f"longer than {MAX_LABEL} characters"
+    if UNPRINTABLE.search(text):
+        return f"holds control or bidirectional characters ({printable(text)[:80]})"
+    return None
 
 
 def printable(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import promql_parser
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass as config_type
 
 # The settings of a config type: unknown keys are errors, and a field with a YAML alias ("pass") can
@@ -135,7 +135,7 @@ def _label_name(name: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-LabelName = Annotated[str, BeforeValidator(_label_name)]
+LabelName = Annotated[str, AfterValidator(_label_name)]  # after: a list is refused as not a string first
 
 
 @config_type(frozen=True, config=STRICT)
@@ -170,6 +170,12 @@ class MetricSpec:
     # A gauge's valid range: a step outside it is garbage (a negative memory), left out and counted.
     valid_min: float | None = None
     valid_max: float | None = None
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> MetricSpec:
+        if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
+            raise ValueError(f"valid_min ({self.valid_min}) must not exceed valid_max ({self.valid_max})")
+        return self
 
 
 @config_type(frozen=True, kw_only=True, config=STRICT)
@@ -270,7 +276,7 @@ class DerivedTemplate:
     5xx series means there were none."""
 
     source: str = Field(validation_alias="from")
-    where: dict[LabelName, Annotated[str, BeforeValidator(_full_match_pattern)]]
+    where: dict[LabelName, Annotated[str, AfterValidator(_full_match_pattern)]]
 
     def selects(self, labels: Mapping[str, str]) -> bool:
         """Whether a series of the source's answer is part of this template's."""

@@ -24,6 +24,7 @@ from releasehealth.config import (
     PrometheusSettings,
     StoreSettings,
     load,
+    store_settings,
 )
 from releasehealth.config.credentials import (
     elasticsearch_credentials,
@@ -49,7 +50,7 @@ def from_file(path: str | Path, *, store_url: str | None = None, create_store: b
     Raises ConfigError (an invalid file, a credential variable not set), NotFoundError (no Prometheus) or StoreError."""
     catalogue = load(path)
     if store_url:
-        catalogue = dataclasses.replace(catalogue, store=StoreSettings(url=store_url))
+        catalogue = dataclasses.replace(catalogue, store=store_settings(store_url))
     return connect(catalogue, create_store=create_store)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from releasehealth.config import Catalogue, StoreSettings, catalogue_for
+from releasehealth.config import Catalogue, catalogue_for, store_settings
 from releasehealth.model import LogSettings, Policy
 from releasehealth.simulator.fleet import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
@@ -57,5 +57,5 @@ def of_fleet(fleet: Fleet, *, policy: Policy | None = None, store: str = "") -> 
     names = [s.name for s in fleet.services]
     catalogue = catalogue_for(names, policy=policy, logs=LogSettings(index=LOG_INDEX), teams=TEAMS)
     if store:
-        catalogue = dataclasses.replace(catalogue, store=StoreSettings(url=store))
+        catalogue = dataclasses.replace(catalogue, store=store_settings(store))
     return Demo(fleet, catalogue, SimulatedMetricSource(fleet), SimulatedLogSource(simulate_logs(fleet)))

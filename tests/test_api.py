@@ -12,6 +12,7 @@ import math
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ import pytest
 import requests
 
 from releasehealth import api
+from releasehealth.api.answers import Versions
 from releasehealth.collectors.deploys import MetricDeploySource
 from releasehealth.errors import SourceUnavailable
 from releasehealth.gate import is_final
@@ -183,6 +185,58 @@ def test_services_list_every_service_with_its_team_and_latest_stored_verdict(liv
     latest = listed[roles.rollback]["latest"]
     assert (latest["version"], latest["action"]) == (version, "ROLLBACK")
     assert 0 <= latest["score"] <= 100
+
+
+def test_reading_an_older_release_never_changes_what_the_fleet_view_reports(live: Live, fleet: Fleet, roles: Roles) -> None:
+    service, newest = roles.rollback, fleet.version(roles.rollback)
+    catalogue, sources, _ = helpers.demo(seed=SEED, end=END)
+    older = [d.version for d in helpers.deploys(Wiring(catalogue, sources), service) if d.version != newest][-1]
+    assert live.get(release(service, newest)).status_code == 200
+    assert live.get(release(service, older)).status_code == 200  # an unauthenticated read, saved in the store
+    listed = {s["name"]: s for s in live.get("/api/v1/services").json()["services"]}
+    assert listed[service]["latest"]["version"] == newest
+    exposed = {labels["version"] for labels, _ in of(parse_exposition(live.get("/metrics").text), "release_health_score", service)}
+    assert exposed == {newest}
+
+
+def _raw_request(url: str, head: str, body: bytes = b"", wait: float = 10.0) -> str:
+    """Send `head` (and `body`) on a socket of its own, and return the status line of the answer, read
+    without sending anything more: an answer that needed the rest of the body would never come."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as connection:
+        connection.sendall(head.encode() + b"\r\n" + body)
+        return connection.recv(4096).decode("latin-1").split("\r\n")[0]
+
+
+def test_a_post_without_the_token_is_refused_before_its_body_is_read(live: Live) -> None:
+    head = "POST /api/v1/deploys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+    assert " 401 " in _raw_request(live.url, head)  # 1000 bytes announced, none sent
+
+
+def test_a_body_over_the_limit_is_refused_unread_whatever_the_token(live: Live) -> None:
+    for authorization in ("", f"Authorization: Bearer {live.token}\r\n"):
+        head = f"POST /api/v1/deploys HTTP/1.1\r\nHost: x\r\n{authorization}Content-Length: {200 * 2**20}\r\n"
+        assert " 413 " in _raw_request(live.url, head)
+
+
+def test_a_chunked_body_over_the_limit_is_cut_off_and_records_nothing(live: Live, roles: Roles) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"service": "%s", "version": "huge", "commit": "' % roles.deploys.encode()
+        for _ in range(100):
+            yield b"x" * 4096
+        yield b'"}'
+
+    try:
+        answer = requests.post(live.url + "/api/v1/deploys", data=chunks(), timeout=30,
+                               headers={"Authorization": f"Bearer {live.token}", "Content-Type": "application/json"})
+        assert answer.status_code >= 400
+    except requests.ConnectionError:
+        pass  # the server closed the connection mid-body: as good as a refusal
+    store = live.store()
+    try:
+        assert "huge" not in {d.version for d in store.deploys(roles.deploys)}
+    finally:
+        store.close()
 
 
 def test_unknown_service_is_404_naming_the_known_ones(live: Live, fleet: Fleet) -> None:
@@ -444,6 +498,27 @@ def test_cache_answers_within_the_ttl_shares_a_miss_evaluates_again_after_and_ke
         assert calls == ["1", "1", "bad", "bad", "bug", "bug", "1"]
 
     asyncio.run(scenario())
+
+
+def test_unknown_versions_cost_one_deploy_scan_per_service_per_refresh_even_when_asked_together() -> None:
+    now = [0.0]
+    scans: list[str] = []
+
+    def scan(service: str) -> list[str]:
+        scans.append(service)
+        time.sleep(0.05)  # long enough for the other questions to arrive while it runs
+        return ["1.0", "1.1"]
+
+    versions = Versions(scan, refresh=10.0, clock=lambda: now[0])
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        found = list(pool.map(lambda n: versions.known("s", f"9.{n}"), range(200)))
+    assert not any(found) and scans == ["s"]
+    assert versions.known("s", "1.1") and scans == ["s"]  # a known version never scans
+    now[0] = 10.5
+    assert not versions.known("s", "9.9") and scans == ["s", "s"]  # after the refresh, a new deploy can be found
+    versions.forget("s")  # a recorded deploy: the next question scans
+    versions.known("s", "1.0")
+    assert scans == ["s", "s", "s"]
 
 
 # ---- a strict parser of the text exposition format (version 0.0.4) ----------------------------------

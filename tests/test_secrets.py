@@ -11,6 +11,8 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from releasehealth.cli import app
+from releasehealth.dashboard import data
+from releasehealth.format import redact_secrets, redact_url
 from releasehealth.simulator import Fleet
 from testing.configs import example_config
 
@@ -101,3 +103,34 @@ def test_a_missing_elasticsearch_api_key_names_the_variable_to_set(tmp_path: Pat
 
     assert result.exit_code == 1
     assert "environment variable ES_API_KEY is named in the config but not set" in " ".join(result.output.split())
+
+
+# ---- credentials typed where they do not belong: never echoed -------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    (f"https://admin:{PASSWORD}@prom:9090/api", "https://prom:9090/api"),
+    (f"htp://admin:{PASSWORD}@prom:9090", "htp://prom:9090"),
+    (f"https:/admin:{PASSWORD}@prom", "https:/prom"),
+    (f"admin:{PASSWORD}@prom:9090", "prom:9090"),
+    (f"http://prom:9090/?token={TOKEN}&tenant=a", "http://prom:9090/?token=***&tenant=a"),
+    ("http://prom:9090/query?x=a@b", "http://prom:9090/query?x=a@b"),
+])
+def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert redact_secrets(f"cannot reach '{url}': refused") == f"cannot reach '{shown}': refused"
+
+
+def test_a_mistyped_url_with_credentials_is_refused_without_showing_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = example_config(f"htp://admin:{PASSWORD}@prom:9090")
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    result = runner.invoke(app, ["-c", str(path), "services"])
+    assert result.exit_code == 1 and "sources.prometheus.url" in result.output and "htp://prom:9090" in result.output
+    _assert_clean(result.output)
+    monkeypatch.delenv("RELEASE_HEALTH_DEMO", raising=False)
+    monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(path))
+    data.refresh()
+    loaded = data.catalogue()
+    assert loaded.value is None and "sources.prometheus.url" in loaded.error
+    _assert_clean(loaded.error + data.describe())

@@ -4,6 +4,7 @@ cached as verdicts are, and each service's versions known without a query per un
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,16 +113,22 @@ class Versions:
         self._refresh = refresh
         self._clock = clock
         self._seen: dict[str, tuple[float, list[str]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def known(self, service: str, version: str) -> bool:
         """Whether `service` has `version`; scans again only when the last scan is older than `refresh`
-        (a version deployed a moment ago is found then). Raises what the scan raises."""
-        scanned = self._seen.get(service)
-        if scanned is not None and (version in scanned[1] or self._clock() - scanned[0] < self._refresh):
-            return version in scanned[1]
-        versions = self._scan(service)
-        self._seen[service] = (self._clock(), versions)
-        return version in versions
+        (a version deployed a moment ago is found then). Questions arriving together about one service
+        wait for one scan. Raises what the scan raises."""
+        with self._guard:
+            lock = self._locks.setdefault(service, threading.Lock())
+        with lock:
+            scanned = self._seen.get(service)
+            if scanned is not None and (version in scanned[1] or self._clock() - scanned[0] < self._refresh):
+                return version in scanned[1]
+            versions = self._scan(service)
+            self._seen[service] = (self._clock(), versions)
+            return version in versions
 
     def forget(self, service: str) -> None:
         """Scan the service again at the next question (a deploy was recorded)."""

@@ -8,12 +8,20 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from releasehealth.format import label_problem
 from releasehealth.model import Action, DeploySourceKind
 
+
+def _label(text: str) -> str:
+    problem = label_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
 # Label values (a version, a commit) are untrusted: printable text only, at most what the store keeps.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=PRINTABLE)]
+Label = Annotated[str, StringConstraints(min_length=1), AfterValidator(_label)]
 
 
 class Problem(BaseModel):
@@ -71,7 +79,7 @@ class DeployIn(BaseModel):
 
     service: Name
     version: Label
-    commit: Annotated[str, StringConstraints(max_length=255, pattern=PRINTABLE)] = ""
+    commit: Annotated[str, AfterValidator(_label)] = ""
     deployed_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
         None, description="When it was deployed (default: now); a time without an offset is UTC."
     )

@@ -6,7 +6,8 @@ Exit codes (for pipelines): 0 PROMOTE, 1 error, 2 usage, 3 ROLLBACK, 4 HOLD or I
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,10 +16,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
 
 from releasehealth import config, wiring
 from releasehealth.errors import ConfigError, ReleaseHealthError
-from releasehealth.format import printable
+from releasehealth.format import printable, redact_secrets
 from releasehealth.model import (
     Action,
 )
@@ -28,8 +31,33 @@ from releasehealth.wiring import Wiring
 
 EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
 EXIT_ERROR = 1
+MAX_SEED = 2**32 - 1  # what numpy's generators take
+
+class _Group(TyperGroup):
+    """The command group, whose usage errors ("unexpected extra argument (...)", "no such command")
+    quote the command line with its control and bidi characters escaped and without the credentials of a
+    URL typed into it: a CI log keeps what it prints."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _redacted_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _redacted_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _redacted_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except ClickException as exc:  # Typer 0.29 vendors Click: its exceptions live in typer._click
+        exc.message = printable(redact_secrets(exc.message))
+        raise
+
 
 app = typer.Typer(
+    cls=_Group,
     help="Compare each release of each microservice with the one it replaced; recommend promote, hold or rollback.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -85,8 +113,9 @@ def utc_option(at: datetime | None, option: str) -> datetime | None:
 
 def shown(text: str, lines: bool = False) -> str:
     """External text as the terminal gets it: control and bidi characters escaped (they could clear the
-    screen or reverse what is read), Rich's markup brackets escaped; with `lines`, a message of several
+    screen or reverse what is read), Rich's markup brackets escaped, URL credentials left out; with `lines`, a message of several
     lines (a configuration's problems) keeps its line breaks."""
+    text = redact_secrets(text)  # a URL with credentials typed as a service name or a config path
     if lines:
         return "\n".join(escape(printable(line)) for line in text.split("\n"))
     return escape(printable(text))
@@ -113,7 +142,7 @@ def main_options(
         str, typer.Option("--config", "-c", envvar="RELEASE_HEALTH_CONFIG", help="The YAML catalogue.")
     ] = config.DEFAULT_PATH,
     demo: Annotated[bool, typer.Option("--demo", help="Use the embedded simulated fleet instead of the config.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the demo fleet.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the demo fleet.")] = 7,
     demo_end: Annotated[
         datetime | None, typer.Option(help="End the demo fleet's history at this UTC time (default: now), to reproduce it.")
     ] = None,

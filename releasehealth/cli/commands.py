@@ -18,8 +18,9 @@ from releasehealth import config
 from releasehealth.cli.app import EXIT_CODES, EXIT_ERROR, OutputFormat, app, err, handle_errors, out, shown, store_of, utc_option
 from releasehealth.cli.printing import print_evaluation, versions_from
 from releasehealth.deploys import deploys_of
+from releasehealth.errors import ConfigError
 from releasehealth.evaluate import evaluate_release
-from releasehealth.format import format_seconds
+from releasehealth.format import format_seconds, label_problem
 from releasehealth.model import Deploy, DeploySourceKind
 from releasehealth.serialize import evaluation_from_dict, evaluation_to_dict
 from releasehealth.verdicts import Evaluation
@@ -104,6 +105,10 @@ def record_deploy(
     at: Annotated[datetime | None, typer.Option(help="When it was deployed, UTC (default: now).")] = None,
 ) -> None:
     """Record a deploy in the history store (it wins over the deploy detected from the metrics)."""
+    problems = [f"{option}: {problem}" for option, text in (("--version", version), ("--commit", commit))
+                if (problem := label_problem(text))]
+    if problems or not version.strip():
+        raise ConfigError("record-deploy", problems or ["--version: empty"])
     opened = ctx.obj.open(create_store=True)
     opened.catalogue.service(service)  # an unknown service is an error naming the known ones
     started = utc_option(at, "--at") or datetime.now(UTC)
@@ -117,7 +122,7 @@ def record_deploy(
 def history(
     ctx: typer.Context,
     service: str,
-    limit: Annotated[int, typer.Option(help="How many evaluations, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many evaluations, newest first.")] = 20,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.TABLE,
 ) -> None:
     """The stored evaluations of SERVICE, newest first."""

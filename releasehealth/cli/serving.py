@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from releasehealth.cli.app import EXIT_ERROR, Context, app, err, handle_errors, store_of
+from releasehealth.cli.app import EXIT_ERROR, MAX_SEED, Context, app, err, handle_errors, store_of
 
 
 @app.command()
@@ -34,7 +34,9 @@ def serve(
 def demo(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port of the dashboard.", min=1, max=65535)] = 8501,
-    seed: Annotated[int | None, typer.Option(help="Seed of the demo fleet (default: the global --seed, 7).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, max=MAX_SEED, help="Seed of the demo fleet (default: the global --seed, 7).")
+    ] = None,
 ) -> None:
     """Serve the dashboard on the embedded simulated fleet (no external service needed)."""
     _serve(_demo_environment(ctx.obj, seed), port)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from releasehealth import config
-from releasehealth.cli.app import app, handle_errors, out
+from releasehealth.cli.app import MAX_SEED, app, handle_errors, out
 from releasehealth.errors import ConfigError
 
 
@@ -18,7 +18,7 @@ from releasehealth.errors import ConfigError
 @handle_errors
 def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for fleet.om and truth.json.")] = Path("simulated"),
-    seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the fleet.")] = 7,
     hours: Annotated[float, typer.Option(help="Hours of history, ending now (1 to 720).", min=1, max=720)] = 26,
     services_count: Annotated[int, typer.Option("--services", help="Number of services (1-50).", min=1, max=50)] = 8,
     serve_live: Annotated[
@@ -60,6 +60,8 @@ def simulate(
     until interrupted, with scheduled releases (by default a few good ones, then faults)."""
     if serve_live:
         from releasehealth.simulator import live
+
+        config.parse_option_duration(scrape_interval, "--scrape-interval")  # it goes into a YAML file as written
 
         if prometheus_config:
             target = f"{'localhost' if host in ('0.0.0.0', '') else host}:{port}"

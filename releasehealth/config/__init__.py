@@ -14,6 +14,7 @@ from releasehealth.config.catalogue import (
     load,
     parse,
     parse_option_duration,
+    store_settings,
     with_baseline,
 )
 from releasehealth.config.presets import load_preset, log_metrics, preset_names
@@ -41,5 +42,6 @@ __all__ = [
     "parse",
     "parse_option_duration",
     "preset_names",
+    "store_settings",
     "with_baseline",
 ]

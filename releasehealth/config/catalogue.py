@@ -80,10 +80,16 @@ def load(path: str | Path = DEFAULT_PATH) -> Catalogue:
         raise ConfigError(path, [f"cannot read the file: {exc.strerror or exc}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from exc
+    except ValueError as exc:  # a path no file can have (a NUL byte in it)
+        raise ConfigError(path, [f"cannot read the file: {exc}"]) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"not valid YAML: {exc}"]) from exc
+    except (ValueError, OverflowError) as exc:  # a date YAML reads but Python cannot hold (0000-00-00)
+        raise ConfigError(path, [f"not valid YAML: a value cannot be read ({exc})"]) from exc
+    except RecursionError as exc:
+        raise ConfigError(path, ["not valid YAML: nested too deeply"]) from exc
     return parse(raw, path)
 
 
@@ -153,6 +159,14 @@ def parse_option_duration(text: str, where: str) -> timedelta:
         return parse_duration(text)
     except ValueError as exc:
         raise ConfigError(where, [str(exc)]) from None
+
+
+def store_settings(url: str, where: str = "--store") -> StoreSettings:
+    """The history store at `url` given on the command line or in the environment; ConfigError naming `where`."""
+    try:
+        return StoreSettings(url=url)
+    except ValidationError as exc:
+        raise ConfigError(where, [describe_error(e) for e in exc.errors()]) from None
 
 
 def with_baseline(policy: Policy, choice: str) -> Policy:

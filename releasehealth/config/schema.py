@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass as config_type
@@ -51,7 +52,25 @@ def _http_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         # The URL may hold a password (https:/user:secret@host, a scheme mistyped): never echoed whole.
         raise ValueError(f"must start with http:// or https://, got {redact_url(url)!r}")
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(
+            f"carries credentials ({redact_url(url)!r} without them): name environment variables instead "
+            "(bearer_token_env, username_env/password_env, api_key_env)"
+        )
     return url.rstrip("/")
+
+
+STORE_URL = re.compile(r"(sqlite|postgresql(\+[a-z0-9]+)?)://.*", re.DOTALL)
+
+
+def _store_url(url: str) -> str:
+    """A URL of a database the store supports, checked when the file is loaded (the store parses it whole
+    when it opens it)."""
+    if not STORE_URL.fullmatch(url):
+        raise ValueError(
+            f"not a database URL the store supports: {redact_url(url)!r} (sqlite:///FILE or postgresql+psycopg://USER@HOST/DB)"
+        )
+    return url
 
 
 def _header_name(name: str) -> str:
@@ -202,7 +221,7 @@ class ServiceEntry(_Strict):
 class StoreSettings(_Strict):
     # An SQLAlchemy URL: a SQLite file (relative to where release-health runs) or PostgreSQL
     # (postgresql+psycopg://user@host/db; a password goes in the environment variable password_env).
-    url: str = "sqlite:///release-health.db"
+    url: Annotated[str, AfterValidator(_store_url)] = "sqlite:///release-health.db"
     password_env: str | None = None
 
 
@@ -220,6 +239,18 @@ class CatalogueFile(_Strict):
     rollback_command: str = DEFAULT_ROLLBACK
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
+
+    @field_validator("store")
+    @classmethod
+    def _no_password_in_the_file(cls, store: StoreSettings) -> StoreSettings:
+        # --store and RELEASE_HEALTH_STORE may carry one (they have no password_env); the file never does.
+        try:
+            password = urlsplit(store.url).password
+        except ValueError:
+            password = None
+        if password is not None:
+            raise ValueError("url carries a password: name an environment variable in store.password_env instead")
+        return store
 
     @field_validator("rollback_command")
     @classmethod
