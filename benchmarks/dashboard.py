@@ -14,19 +14,16 @@ shipped example's except for the services and the Prometheus timeout (see --prom
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,9 +36,11 @@ from testing.configs import example_config
 from testing.servers import (
     CHROMIUM_ARGS,
     STREAMLIT_RENDERED,
+    PrometheusLoad,
     PrometheusServer,
     Server,
     backfill,
+    prometheus_load,
     require,
     start_dashboard,
     start_prometheus,
@@ -54,10 +53,6 @@ WARM_TARGET, COLD_TARGET = 1.0, 5.0  # seconds
 TTL_SECONDS = 60  # dashboard.data.TTL_SECONDS (not imported: importing it outside Streamlit logs warnings)
 TIMEOUT_MS = 300_000
 VIEWPORT = {"width": 1400, "height": 1000}
-# A query-API sample of Prometheus' own metrics: name, handler, value.
-QUERY_SAMPLE = re.compile(
-    r'^(prometheus_http_requests_total|prometheus_http_request_duration_seconds_sum)\{[^}]*handler="(/api/v1/query[^"]*)"[^}]*\} (\S+)$'
-)
 # Counts each run of the page's script, so a rerun triggered in place (Refresh) can be awaited.
 COUNT_RUNS = """() => {
     window.__runs = 0;
@@ -75,21 +70,6 @@ TABLE_OR_ERROR = f"""(services) => ({STREAMLIT_RENDERED})()
 
 
 @dataclass(frozen=True)
-class PrometheusLoad:
-    """Prometheus' own counters for its query API: requests answered per handler, and seconds spent."""
-
-    requests: Counter[str]
-    seconds: float
-
-    def __sub__(self, other: PrometheusLoad) -> PrometheusLoad:
-        return PrometheusLoad(self.requests - other.requests, self.seconds - other.seconds)
-
-    @property
-    def queries(self) -> int:
-        return self.requests.total()
-
-
-@dataclass(frozen=True)
 class Render:
     """One overview render: wall time until fully rendered, the Prometheus load it caused, and the
     overview's error message if it showed one instead of the fleet."""
@@ -97,21 +77,6 @@ class Render:
     seconds: float
     load: PrometheusLoad
     error: str = ""
-
-
-def prometheus_load(prometheus: PrometheusServer) -> PrometheusLoad:
-    """The query-API counters so far, from Prometheus' /metrics: reading /metrics is not a query, so the
-    benchmark's own reads add nothing to what it counts."""
-    counts: Counter[str] = Counter()
-    seconds = 0.0
-    for line in requests.get(prometheus.url + "/metrics", timeout=10).text.splitlines():
-        if match := QUERY_SAMPLE.match(line):
-            name, handler, value = match.groups()
-            if name == "prometheus_http_requests_total":
-                counts[handler] += int(float(value))
-            else:
-                seconds += float(value)
-    return PrometheusLoad(counts, seconds)
 
 
 def write_config(prometheus: PrometheusServer, fleet: Fleet, timeout: str, folder: Path) -> Path:

@@ -4,12 +4,14 @@ Elasticsearch API loaded with the simulated logs."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +70,40 @@ class PrometheusServer(Server):
 
 
 S = TypeVar("S", bound=Server)
+
+
+# A query-API sample of Prometheus' own metrics: name, handler, value.
+QUERY_SAMPLE = re.compile(
+    r'^(prometheus_http_requests_total|prometheus_http_request_duration_seconds_sum)\{[^}]*handler="(/api/v1/query[^"]*)"[^}]*\} (\S+)$'
+)
+@dataclass(frozen=True)
+class PrometheusLoad:
+    """Prometheus' own counters for its query API: requests answered per handler, and seconds spent."""
+
+    requests: Counter[str]
+    seconds: float
+
+    def __sub__(self, other: PrometheusLoad) -> PrometheusLoad:
+        return PrometheusLoad(self.requests - other.requests, self.seconds - other.seconds)
+
+    @property
+    def queries(self) -> int:
+        return self.requests.total()
+
+
+def prometheus_load(prometheus: PrometheusServer) -> PrometheusLoad:
+    """The query-API counters so far, from Prometheus' /metrics: reading /metrics is not a query, so the
+    benchmark's own reads add nothing to what it counts."""
+    counts: Counter[str] = Counter()
+    seconds = 0.0
+    for line in requests.get(prometheus.url + "/metrics", timeout=10).text.splitlines():
+        if match := QUERY_SAMPLE.match(line):
+            name, handler, value = match.groups()
+            if name == "prometheus_http_requests_total":
+                counts[handler] += int(float(value))
+            else:
+                seconds += float(value)
+    return PrometheusLoad(counts, seconds)
 
 
 class ElasticsearchServer(Server):
