@@ -13,15 +13,19 @@ from releasehealth.model import Action, Classification, Direction, MetricKind, M
 from releasehealth.scoring.kayenta import (
     UNJUDGEABLE,
     classify_arrays,
+    classify_input,
     cles,
+    critical_failure,
     kayenta_judge,
     kayenta_weights,
     mann_whitney,
     mean_ratio,
     outlier_mask,
     per_step,
+    percentile,
     recommend_kayenta,
     score_kayenta,
+    zeroin,
 )
 from releasehealth.scoring.latency import histogram_quantile
 from releasehealth.verdicts import MetricInput, MetricVerdict, Summary
@@ -60,9 +64,18 @@ def test_p_value_is_scipys_asymptotic_continuity_corrected_one(candidate: list[f
 
 
 @pytest.mark.parametrize(("candidate", "baseline"), TIES)
-def test_estimate_is_the_median_of_pairwise_differences(candidate: list[float], baseline: list[float]) -> None:
-    result = mann_whitney(np.array(candidate, float), np.array(baseline, float))
-    assert result.estimate == pytest.approx(float(np.median(_pairwise(candidate, baseline))))
+def test_estimate_is_where_the_rank_sum_crosses_its_null_mean(candidate: list[float], baseline: list[float]) -> None:
+    # The estimate is the root of z(d) = 0 to uniroot's tolerance (1e-4), as R and Kayenta find it: just below
+    # it the candidate's U statistic is at least its null mean nm/2, just above at most (within the continuity
+    # correction of 1/2). The Hodges-Lehmann median lies in the same zero region, not necessarily on the root.
+    c, b = np.array(candidate, float), np.array(baseline, float)
+    result = mann_whitney(c, b)
+    half = c.size * b.size / 2
+
+    def u(shift: float) -> float:
+        return float(stats.mannwhitneyu(c - shift, b).statistic)
+
+    assert u(result.estimate - 1e-4) >= half - 0.5 and u(result.estimate + 1e-4) <= half + 0.5
     assert result.lower <= result.estimate <= result.upper
 
 
@@ -82,7 +95,8 @@ def test_p_value_and_interval_hold_on_many_seeded_samples() -> None:
 @pytest.mark.parametrize("confidence", [0.8, 0.95, 0.98])
 def test_interval_without_ties_is_the_order_statistic_the_normal_approximation_gives(confidence: float) -> None:
     # Between pairwise differences z(d) = (N/2 - k - 1/2) / sigma for k differences below d, so the lower
-    # end is the m-th smallest difference, m = ceil(N/2 - 1/2 - z sigma), and the upper end the m-th largest.
+    # end is the m-th smallest difference, m = ceil(N/2 - 1/2 - z sigma), and the upper end the m-th largest,
+    # each found to R's root tolerance of 1e-4.
     candidate = [12.1, 9.8, 11.4, 10.3, 13.0, 8.7, 10.9, 12.6, 9.3, 11.8, 10.1, 7.9]
     baseline = [9.4, 7.2, 8.8, 10.6, 6.5, 9.0, 8.1, 11.2, 7.7]
     nx, ny = len(candidate), len(baseline)
@@ -92,7 +106,8 @@ def test_interval_without_ties_is_the_order_statistic_the_normal_approximation_g
     m = math.ceil(diffs.size / 2 - 0.5 - z * math.sqrt(nx * ny * (nx + ny + 1) / 12))
     assert 1 <= m < diffs.size / 2
     result = mann_whitney(np.array(candidate), np.array(baseline), confidence)
-    assert (result.lower, result.upper) == (diffs[m - 1], diffs[diffs.size - m])
+    assert result.lower == pytest.approx(diffs[m - 1], abs=1e-4)
+    assert result.upper == pytest.approx(diffs[diffs.size - m], abs=1e-4)
 
 
 def test_interval_narrows_as_confidence_drops() -> None:
@@ -103,7 +118,7 @@ def test_interval_narrows_as_confidence_drops() -> None:
 
 
 # Golden values from R 4.2.2: wilcox.test(x, y, conf.int=TRUE, exact=FALSE, correct=TRUE, conf.level=0.98).
-# R's uniroot stops within 1e-4 of the root; our ends are the pairwise differences it converges on.
+# R's uniroot stops within 1e-4 of the root; our zeroin takes the same steps, so its ends are R's to 1e-8.
 R_GOLDEN = [
     ([10.7, 11.6, 10.7, 7.4, 11.8, 12.2, 11.9], [10.1, 9.4, 8.4, 9.5, 10.0, 9.4, 12.6], 0.1589452725, -1.999988548, 2.799985419),
     ([0, 1, 2, 1, 0, 0], [0] * 6, 0.07313979966, 0.0, 2.0),
@@ -118,7 +133,14 @@ R_GOLDEN = [
 def test_matches_r_wilcox_test(x: list[float], y: list[float], p_value: float, lower: float, upper: float) -> None:
     result = mann_whitney(np.array(x, float), np.array(y, float))
     assert result.p_value == pytest.approx(p_value, rel=1e-8)
-    assert result.lower == pytest.approx(lower, abs=1e-4) and result.upper == pytest.approx(upper, abs=1e-4)
+    assert result.lower == pytest.approx(lower, abs=1e-8) and result.upper == pytest.approx(upper, abs=1e-8)
+
+
+def test_zeroin_finds_the_root_of_a_smooth_function_to_its_tolerance() -> None:
+    root = zeroin(lambda x: x**3 - 2, 0.0, 2.0, -2.0, 6.0)
+    assert root == pytest.approx(2 ** (1 / 3), abs=1e-4)
+    assert zeroin(lambda x: x**3 - 2, 0.0, 2.0, -2.0, 6.0, tol=1e-12) == pytest.approx(2 ** (1 / 3), abs=1e-12)
+    assert zeroin(lambda x: x, 0.0, 1.0, 0.0, 1.0) == 0.0  # a root at an end is returned as is
 
 
 def test_two_constant_samples_shift_by_their_difference() -> None:
@@ -135,7 +157,8 @@ def test_mann_whitney_refuses_what_r_refuses(candidate: list[float], baseline: l
 def test_effect_sizes_follow_kayenta() -> None:
     assert cles(np.array([1.0, 2.0]), np.array([2.0, 3.0])) == 0.875  # 3 wins and a tie out of 4 pairs
     assert mean_ratio(np.array([2.0, 4.0]), np.array([6.0, 12.0])) == 3.0
-    assert mean_ratio(np.array([0.0, 0.0]), np.array([1.0, 2.0])) == 1.0  # zero baseline mean: Kayenta's 1.0
+    # Either mean 0: the ratio says nothing, and Kayenta's EffectSizes.meanRatio is NaN.
+    assert math.isnan(mean_ratio(np.array([0.0, 0.0]), np.array([1.0, 2.0])))
     assert math.isnan(mean_ratio(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
 
 
@@ -152,13 +175,14 @@ def test_zero_inflated_errors_pass_as_in_kayenta() -> None:
     # Kayenta's known blind spot, reproduced: the CI [0, 2] of the shift touches 0.
     verdict = _kayenta([0, 0, 0, 0, 0, 0], [0, 1, 2, 1, 0, 0])
     assert verdict.classification is Classification.PASS
-    assert "98% CI of the shift +0..+2 around +0.5 overlaps the band ±0.125" in verdict.reason
+    assert "98% CI of the shift +0..+2 around +0.8127 overlaps the band ±0.2032" in verdict.reason
+    assert verdict.reason.endswith("mean ratio undefined (a zero baseline mean)")
 
 
 def test_a_shift_whose_interval_must_clear_a_quarter_of_its_estimate_passes() -> None:
     verdict = _kayenta([1] * 10, [100] * 7 + [1] * 3)
     assert verdict.classification is Classification.PASS
-    assert "CI of the shift +0..+99 around +99 overlaps the band ±24.75" in verdict.reason
+    assert "CI of the shift +6.825e-05..+99 around +99 overlaps the band ±24.75" in verdict.reason
 
 
 def test_a_clear_rise_is_high_with_the_numbers_in_the_reason() -> None:
@@ -173,6 +197,12 @@ def test_a_clear_rise_is_high_with_the_numbers_in_the_reason() -> None:
 def test_a_clear_fall_is_low_for_a_decrease_metric() -> None:
     verdict = _kayenta(SHIFTED, NOISY, Direction.DECREASE)
     assert verdict.classification is Classification.LOW and "mean ratio 0.497 ≤ 1" in verdict.reason
+
+
+def test_the_summaries_carry_the_statistics_kayenta_reports() -> None:
+    verdict = _kayenta([1.0, 1.0, 1.0, 10.0, 10.0, 10.0], [2.0, 4.0, 6.0])
+    assert verdict.baseline.detail == "median of 6 steps; mean 5.5, std 4.93, range 1..10"
+    assert verdict.candidate.detail == "median of 3 steps; mean 4, std 2, range 2..6"
 
 
 def test_a_fall_is_harmless_for_an_increase_metric() -> None:
@@ -196,11 +226,28 @@ def test_cles_effect_size_defaults_to_one_half() -> None:
     assert verdict.classification is Classification.HIGH and "CLES 1 ≥ 0.5" in verdict.reason
 
 
-def test_a_candidate_mean_of_zero_cannot_be_low_with_the_mean_ratio() -> None:
-    verdict = _kayenta([1, 2, 1, 2, 1, 2], [0] * 6, Direction.DECREASE)
-    assert verdict.classification is Classification.PASS
-    assert "mean ratio undefined (a zero candidate mean) cannot reach the allowed decrease 1" in verdict.reason
+def test_a_series_that_drops_to_zero_is_low_as_the_effect_size_check_is_skipped() -> None:
+    verdict = _kayenta([1, 2, 1, 2, 1, 2], [0] * 6, Direction.DECREASE, allowed_decrease=0.5)
+    assert verdict.classification is Classification.LOW
+    assert verdict.reason.endswith("mean ratio undefined (a zero candidate mean): the effect-size check is skipped")
     assert _kayenta([1, 2, 1, 2, 1, 2], [0] * 6, Direction.DECREASE, effect="cles").classification is Classification.LOW
+
+
+def test_a_critical_failure_short_of_the_critical_threshold_is_not_critical() -> None:
+    verdict = _kayenta(NOISY, SHIFTED, critical=True, critical_increase=2.5)
+    assert verdict.classification is Classification.HIGH and not critical_failure(verdict) and not verdict.critical
+    assert verdict.reason.endswith(
+        "mean ratio 2.01 ≥ 1; a critical metric, but mean ratio 2.01 < the critical increase 2.5: not a critical failure"
+    )
+    assert score_kayenta([verdict, _verdict("b", PASS)]).score == 50.0  # a plain failure, not a zero
+    escalated = _kayenta(NOISY, SHIFTED, critical=True, critical_increase=2.0)
+    assert critical_failure(escalated) and escalated.reason.endswith("; critical")
+    assert score_kayenta([escalated, _verdict("b", PASS)]).score == 0.0
+
+
+def test_a_critical_metric_that_passes_stays_marked_critical_but_is_no_critical_failure() -> None:
+    verdict = _kayenta(NOISY, NOISY[::-1], critical=True)
+    assert verdict.critical and not critical_failure(verdict)
 
 
 def test_a_critical_failure_is_marked_critical() -> None:
@@ -217,13 +264,16 @@ def test_nan_removal_and_replacement_can_disagree() -> None:
     assert replaced.classification is Classification.HIGH and "candidate median 4 vs 0" in replaced.reason
 
 
-def test_kayentas_outlier_fences_keep_everything_in_a_short_window() -> None:
-    # Fences widened to the 1st/99th percentiles, computed as p(n+1)/100: for 99 values or fewer those
-    # are the minimum and maximum, so nothing is ever removed; plain Tukey fences would drop the spike.
-    spike = np.array([10.0, 11.0, 12.0, 10.5, 11.5] * 19 + [10.0, 11.0, 12.0, 10.5, 1e5])
-    assert not outlier_mask(spike[-99:]).any()
-    assert outlier_mask(spike[-99:], reduce_sensitivity=False).tolist() == [False] * 98 + [True]
-    assert outlier_mask(spike).tolist() == [False] * 99 + [True]
+def test_kayentas_outlier_fences_use_r7_percentiles() -> None:
+    # Fences widened to the 1st/99th percentiles, R-7 (position (n - 1) p / 100): the 99th percentile lies
+    # below a lone maximum, so a spike beyond the Tukey fences goes even from a short window ...
+    spike = np.array([10.0, 11.0, 12.0, 10.5, 11.5] * 3 + [1e5])
+    assert outlier_mask(spike).tolist() == [False] * 15 + [True]
+    assert percentile(spike, 99) == pytest.approx(12.0 + 0.85 * (1e5 - 12.0))  # position 15 x 0.99 = 14.85
+    # ... while a tail of two at each end stays: there the 1st and 99th percentiles are the extremes.
+    tail = np.array([9.0, 9.0] + [10.0] * 20 + [14.0, 14.0])
+    assert not outlier_mask(tail).any()
+    assert outlier_mask(tail, reduce_sensitivity=False).tolist() == [True] * 2 + [False] * 20 + [True] * 2
 
 
 def test_outlier_removal_changes_a_verdict_driven_by_one_outlier() -> None:
@@ -246,6 +296,12 @@ def test_outlier_removal_changes_a_verdict_driven_by_one_outlier() -> None:
         ([0.0] * 5, [7.0] * 5, Classification.HIGH),
         ([1.0, INF, 2.0], [1.0, 2.0, -INF], Classification.PASS),
         ([1.0, 2.0, 1.5], [INF, INF, INF], Classification.NODATA),
+        ([0.0] * 5, [0.0] * 5, Classification.PASS),  # all zero: identical
+        ([0.0] * 5, [0.0, 0.0, 0.0, 0.0, 3.0], Classification.PASS),  # one error in five steps: the CI touches 0
+        ([1.0], [5.0, 6.0, 7.0], Classification.HIGH),  # one baseline point
+        ([-3.0] * 4, [-1.0] * 4, Classification.PASS),  # a rise of negative values: the mean ratio 0.33 holds it back
+        ([1e-300, 2e-300], [3e-300, 4e-300], Classification.HIGH),  # tiny values
+        ([1.7e308] * 3, [-1.7e308] * 3, Classification.PASS),  # the shift overflows to -inf: no finite evidence
     ],
 )
 def test_edge_cases_never_raise(baseline: list[float], candidate: list[float], expected: Classification) -> None:
@@ -331,6 +387,12 @@ def test_group_weights_are_percentages_the_unnamed_groups_share() -> None:
     assert {g.group: g.weight for g in weighted.groups} == pytest.approx({"errors": 0.9, "latency": 0.1})
 
 
+def test_the_score_is_rounded_half_up_as_kayentas_math_utils() -> None:
+    # 1.005 is stored just below the half (Python's round gives 1.0); Kayenta rounds its decimal form: 1.01.
+    release = score_kayenta([_verdict("a", PASS, "a"), _verdict("b", HIGH, "b")], {"a": 1.005, "b": 98.995})
+    assert release.score == 1.01
+
+
 def test_weights_split_what_is_left_of_a_hundred() -> None:
     assert kayenta_weights(["a", "b", "c"], {"a": 50}) == {"a": 0.5, "b": 0.25, "c": 0.25}
     assert kayenta_weights(["a", "b"], {"a": 100, "x": 20}) == {"a": 1.0, "b": 0.0}
@@ -340,7 +402,7 @@ def test_a_group_with_nothing_judged_counts_full_marks_as_in_kayenta() -> None:
     verdicts = [_verdict("a", PASS, "errors"), _verdict("b", HIGH, "errors"), _verdict("c", NODATA, "latency")]
     release = score_kayenta(verdicts)
     assert release.score == 75.0
-    assert {g.group: g.score for g in release.groups} == {"errors": 50.0, "latency": None}
+    assert {g.group: g.score for g in release.groups} == {"errors": 50.0, "latency": 0.0}  # reported as Kayenta does
 
 
 def test_errors_and_muted_metrics_are_left_out() -> None:
@@ -404,6 +466,13 @@ def test_a_value_role_is_taken_as_is_and_missing_steps_stay_nan() -> None:
     side = {"value": [Series({}, _steps(3), np.array([1.0, NAN, 3.0])), Series({}, _steps(2), np.array([1.0, NAN]))]}
     _, values = per_step(P95, side)
     assert values[0] == 2.0 and math.isnan(values[1]) and values[2] == 3.0
+
+
+def test_a_gauge_without_series_is_no_data_not_an_exception() -> None:
+    memory = MetricSpec(name="memory", kind=MetricKind.GAUGE, queries={"value": "memory"}, unit="bytes", group="saturation")
+    verdict = classify_input(MetricInput(spec=memory, baseline={}, candidate={}))
+    assert verdict.classification is Classification.NODATA
+    assert verdict.reason == "memory NODATA (Kayenta): no data for either window once NaNs are removed"
 
 
 def test_kayenta_judge_rolls_back_on_a_critical_error_ratio() -> None:
