@@ -33,7 +33,8 @@ class MetricKind(StrEnum):
     HISTOGRAM_QUANTILE = "histogram_quantile"  # a quantile of a Prometheus histogram
     LOG_RATE = "log_rate"  # error-level log lines per request (or per log line)
     LOG_SIGNATURES = "log_signatures"  # new or increased error signatures mined from log messages
-    GAUGE = "gauge"  # a level sampled per step (memory, CPU): rank test and trend test
+    GAUGE = "gauge"  # a level sampled per step (memory, CPU): rank, excursion and trend tests
+    HISTOGRAM_TAIL = "histogram_tail"  # the share of requests slower than the baseline's `quantile` of a histogram
 
 
 class Direction(StrEnum):
@@ -170,6 +171,9 @@ class MetricSpec:
     # A gauge's valid range: a step outside it is garbage (a negative memory), left out and counted.
     valid_min: float | None = None
     valid_max: float | None = None
+    # A gauge's leak tolerance: growth per hour, relative to its level, that the candidate may add to the
+    # baseline's own trend (None: the level tolerance over the window, as a level shift).
+    trend_tolerance: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _valid_range(self) -> MetricSpec:
@@ -214,6 +218,9 @@ class Policy:
     baseline: BaselinePolicy = BaselinePolicy.PREVIOUS
     thresholds: Thresholds = Thresholds()
     alpha: float = Field(default=0.01, gt=0, lt=0.5)  # false-alarm budget of one release, shared among its metrics
+    # The budget of false HOLDs the metrics that can only hold a release (saturation gauges) share: a HOLD
+    # costs a look, not a rollback, so they may spend more than `alpha` and keep their power.
+    hold_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     # group -> weight in the score (1 for a group not named)
     group_weights: dict[str, Annotated[float, Field(gt=0)]] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
     # How often a pipeline re-checks a rollout (None: each release is judged once); see scoring.multiple.

@@ -24,7 +24,7 @@ def valid_steps(item: MetricInput, side: dict[str, list[Series]]) -> int | None:
     kind = item.spec.kind
     if kind in (MetricKind.RATIO, MetricKind.LOG_RATE):
         return int(valid_ratio_steps(side).size)
-    if kind is MetricKind.HISTOGRAM_QUANTILE:
+    if kind in (MetricKind.HISTOGRAM_QUANTILE, MetricKind.HISTOGRAM_TAIL):
         return int(bucket_matrix(side.get("buckets", []))[0].size)
     if kind is MetricKind.GAUGE:
         return int(in_range(per_step(side.get("value", [])), item.spec)[0].times.size)

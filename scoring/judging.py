@@ -5,9 +5,10 @@ alpha (all of it when a release is judged once); the log-signature metric gets 1
 across its own signatures), and the other metrics share the rest through Holm's step-down procedure.
 Metrics that cannot roll a release back however they fail (not critical, in groups whose weight, even
 all failing together, keeps the score at or above the marginal threshold: by default the half-weight
-"saturation" group) form a second family with an alpha of its own: they can only HOLD a release, so
-they spend a false-HOLD budget, not the false-ROLLBACK one, and adding a gauge costs the error and
-latency tests no power. Muted metrics are judged and shown but take no alpha and count in neither
+"saturation" group) form a second family with an alpha of its own, policy.hold_alpha (0.05 by default):
+they can only HOLD a release, so they spend a false-HOLD budget, not the false-ROLLBACK one, and adding a
+gauge costs the error and latency tests no power. Any counted metric that fails holds the release at
+least: the score decides between HOLD and ROLLBACK, never whether a failing metric is promoted. Muted metrics are judged and shown but take no alpha and count in neither
 score nor recommendation.
 """
 
@@ -20,7 +21,7 @@ from releasehealth.model import Action, Classification, MetricKind, MetricSpec, 
 from releasehealth.scoring.coverage import with_coverage
 from releasehealth.scoring.gauge import classify_gauge
 from releasehealth.scoring.kayenta import kayenta_judge
-from releasehealth.scoring.latency import classify_quantile
+from releasehealth.scoring.latency import classify_quantile, classify_tail
 from releasehealth.scoring.logs import classify_signatures
 from releasehealth.scoring.multiple import check_alpha, holm_adjusted
 from releasehealth.scoring.ratio import classify_ratio
@@ -31,6 +32,7 @@ CLASSIFIERS: dict[MetricKind, Classifier] = {
     MetricKind.RATIO: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.LOG_RATE: lambda i, alpha, ci: classify_ratio(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.HISTOGRAM_QUANTILE: lambda i, alpha, ci: classify_quantile(i.spec, i.baseline, i.candidate, alpha, ci),
+    MetricKind.HISTOGRAM_TAIL: lambda i, alpha, ci: classify_tail(i.spec, i.baseline, i.candidate, alpha, ci),
     MetricKind.LOG_SIGNATURES: lambda i, alpha, ci: classify_signatures(i.spec, i.samples, i.baseline, i.candidate, alpha),
     MetricKind.GAUGE: lambda i, alpha, ci: classify_gauge(i.spec, i.baseline, i.candidate, alpha, ci),
 }
@@ -54,19 +56,24 @@ def judge(
         weights = {g: policy.group_weights.get(g, 1.0) for g in groups}
         # Kayenta scores no log signatures; they are still compared, at the share ours would give them, and shown.
         specs = [i.spec for i in inputs]
-        signature_alpha = {s.name: metric_alpha(alpha, specs, policy, s.name) for s in specs if s.kind is MetricKind.LOG_SIGNATURES}
+        held = release_alpha(policy, information, policy.hold_alpha)
+        signature_alpha = {
+            s.name: metric_alpha(alpha, specs, policy, s.name, held) for s in specs if s.kind is MetricKind.LOG_SIGNATURES
+        }
         return kayenta_judge(
             inputs, baseline, candidate, group_weights=weights, thresholds=policy.thresholds, signature_alpha=signature_alpha,
         )
-    verdicts = classify(inputs, alpha, hold_only([i.spec for i in inputs], policy))
+    light = hold_only([i.spec for i in inputs], policy)
+    verdicts = classify(inputs, alpha, light, release_alpha(policy, information, policy.hold_alpha))
     release_score = score(verdicts, {i.spec.name: i.spec.weight for i in inputs}, policy.group_weights)
     return release_score, recommend(release_score, policy, baseline, candidate)
 
 
-def release_alpha(policy: Policy, information: float) -> float:
-    """The alpha this check of a release may spend (all of policy.alpha when releases are judged once)."""
+def release_alpha(policy: Policy, information: float, budget: float | None = None) -> float:
+    """The alpha this check of a release may spend of `budget` (default policy.alpha): all of it when
+    releases are judged once."""
     interval = policy.check_interval / policy.window if policy.check_interval else None
-    return check_alpha(policy.alpha, information, interval)
+    return check_alpha(policy.alpha if budget is None else budget, information, interval)
 
 
 def per_metric_alpha(alpha: float, specs: Sequence[MetricSpec]) -> float:
@@ -74,10 +81,14 @@ def per_metric_alpha(alpha: float, specs: Sequence[MetricSpec]) -> float:
     return alpha / max(1, sum(not spec.muted for spec in specs))
 
 
-def metric_alpha(alpha: float, specs: Sequence[MetricSpec], policy: Policy, name: str) -> float:
-    """The Bonferroni share `classify` gives the metric `name` within its family."""
+def metric_alpha(
+    alpha: float, specs: Sequence[MetricSpec], policy: Policy, name: str, hold_alpha: float | None = None
+) -> float:
+    """The Bonferroni share `classify` gives the metric `name` within its family (the hold-only family
+    has `hold_alpha`, default `alpha`)."""
     light = hold_only(specs, policy)
-    return per_metric_alpha(alpha, [s for s in specs if (s.name in light) == (name in light)])
+    family = hold_alpha if name in light and hold_alpha is not None else alpha
+    return per_metric_alpha(family, [s for s in specs if (s.name in light) == (name in light)])
 
 
 def hold_only(specs: Sequence[MetricSpec], policy: Policy) -> frozenset[str]:
@@ -94,19 +105,23 @@ def hold_only(specs: Sequence[MetricSpec], policy: Policy) -> frozenset[str]:
     return frozenset(s.name for s in specs if s.group in light)
 
 
-def classify(inputs: Sequence[MetricInput], alpha: float, hold_only: Collection[str] = ()) -> list[MetricVerdict]:
+def classify(
+    inputs: Sequence[MetricInput], alpha: float, hold_only: Collection[str] = (), hold_alpha: float | None = None
+) -> list[MetricVerdict]:
     """Return one verdict per metric; a fetch error becomes an ERROR verdict, never an exception.
 
-    The metrics named in `hold_only` form a family of their own, the others another; each family gets
-    the whole alpha. Within a family every metric is first judged at its Bonferroni share; Holm's
-    procedure then also passes, at the level the Holm family holds, the metrics whose adjusted p-value
-    clears it.
+    The metrics named in `hold_only` form a family of their own with `hold_alpha` (default `alpha`), the
+    others another with `alpha`. Within a family every metric is first judged at its Bonferroni share;
+    Holm's procedure then also passes, at the level the Holm family holds, the metrics whose adjusted
+    p-value clears it.
     """
     verdicts: list[MetricVerdict | None] = [None] * len(inputs)
-    families: tuple[Callable[[str], bool], ...] = (lambda name: name not in hold_only, lambda name: name in hold_only)
-    for in_family in families:
+    families: tuple[tuple[Callable[[str], bool], float], ...] = (
+        (lambda name: name not in hold_only, alpha), (lambda name: name in hold_only, alpha if hold_alpha is None else hold_alpha),
+    )
+    for in_family, budget in families:
         members = [k for k, item in enumerate(inputs) if in_family(item.spec.name)]
-        for k, verdict in zip(members, _classify_family([inputs[k] for k in members], alpha), strict=True):
+        for k, verdict in zip(members, _classify_family([inputs[k] for k in members], budget), strict=True):
             verdicts[k] = verdict
     return [v for v in verdicts if v is not None]
 
@@ -196,6 +211,14 @@ def recommend(release: ReleaseScore, policy: Policy, baseline: str, candidate: s
             Action.HOLD,
             f"score {value:.0f} is between the marginal ({thresholds.marginal_score:g}) and pass "
             f"({thresholds.pass_score:g}) thresholds: " + "; ".join(v.reason for v in failing),
+        )
+    if failing:
+        # However many metrics pass beside it, a credible regression beyond tolerance is never promoted:
+        # a third saturation gauge must not dilute a leak into a PROMOTE.
+        return decide(
+            Action.HOLD,
+            f"score {value:.0f} passes but {len(failing)} of {len(verdicts)} metrics failed: "
+            + "; ".join(v.reason for v in failing),
         )
     if missing:
         return decide(

@@ -9,18 +9,30 @@ and compare the log block quantiles with Welch's t-test (the non-overlapping bat
 Schmeiser, "Batch size effects in the analysis of simulation output", Operations Research 30(3), 1982).
 The confidence interval of the ratio candidate/baseline is exp of the interval of the log difference.
 As for ratios, a rise fails when it is credible (H0: no rise) and the measured quantile rises beyond
-the tolerance margin.
+the tolerance margin. The candidate window's second half is also tested on its own, in as many blocks
+(Bonferroni over the two tests): a slowdown that starts mid-window makes the whole window's blocks
+bimodal, and their spread would hide it; one that recovers by the second half is not held against a
+release.
+
+The tail (`classify_tail`, kind histogram_tail) is counted instead of interpolated: the share of requests
+slower than the smallest bucket bound at or above the baseline's quantile, in each window, compared as
+the error ratio is (scoring.ratio: window totals, quasi-binomial with the dispersion the steps show). A
+regression confined to the tail (1% of requests ten times slower) leaves p50 and p95 in place and is a
+guess in a coarse p99; as a share of exact counts it is a doubled or tripled ratio.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 from scipy import stats
 from scipy.special import ndtri
 
+from releasehealth.format import format_value
 from releasehealth.model import MetricSpec, Series
+from releasehealth.scoring.ratio import classify_ratio
 from releasehealth.scoring.series import (
     blocks,
     by_label,
@@ -36,7 +48,7 @@ from releasehealth.scoring.verdict import (
 )
 from releasehealth.verdicts import Distribution, MetricVerdict, Summary
 
-TEST_NAME = "Welch t-test on log quantiles of time blocks"
+TEST_NAME = "Welch t-test on log quantiles of time blocks, the whole window and its second half"
 BLOCKS = 6
 MIN_TAIL = 20  # requests on each side of a bucket bound for its share to anchor the fit
 
@@ -174,9 +186,27 @@ def classify_quantile(
     if len(b_blocks) < 2 or len(c_blocks) < 2:
         return verdict.nodata(f"too few time blocks with traffic ({len(b_blocks)} and {len(c_blocks)}; 2 needed)")
     ci_alpha = ci_alpha or alpha
-    p_value, low, high = _welch_log(c_blocks, b_blocks, ci_alpha, spec)
+    p_whole, low, high = _welch_log(c_blocks, b_blocks, ci_alpha, spec)
+    # The window's second half on its own too (in as many blocks): a slowdown that starts mid-window (a
+    # cache expiring, a job starting) splits the whole window's blocks in two groups, whose spread then
+    # hides it. Two tests: each at half the alpha (Bonferroni).
+    late = _block_quantiles(q, c_bounds, c_counts[len(c_counts) // 2:])
+    p_late, late_low, late_high = _welch_log(late, b_blocks, ci_alpha, spec) if len(late) >= 2 else (1.0, low, high)
+    if len(late) >= 2 and not _beyond(float(np.exp(np.log(late).mean() - np.log(b_blocks).mean())), spec):
+        p_late = 1.0  # the second half's own rise must matter too, not only the whole window's
+
+    p_value = min(1.0, 2 * min(p_whole, p_late))
     interval = f"{(1 - ci_alpha) * 100:g}% CI {(low - 1) * 100:+.0f}..{(high - 1) * 100:+.0f}%"
-    return verdict.decide(p_value, alpha, interval, f"{len(b_blocks)}+{len(c_blocks)} blocks")
+    detail = f"{len(b_blocks)}+{len(c_blocks)} blocks"
+    if p_late < p_whole:
+        interval += f", its second half {(late_low - 1) * 100:+.0f}..{(late_high - 1) * 100:+.0f}%"
+        detail += f", second half in {len(late)} blocks"
+    return verdict.decide(p_value, alpha, interval, detail)
+
+
+def _beyond(ratio: float, spec: MetricSpec) -> bool:
+    """Whether a candidate/baseline ratio of a quantile is beyond the relative tolerance, in the harmful direction."""
+    return bool(harmful_sign(spec.direction, ratio - 1)) and abs(ratio - 1) > spec.tolerance.relative
 
 
 def _distribution(b_bounds: np.ndarray, b_counts: np.ndarray, c_bounds: np.ndarray, c_counts: np.ndarray) -> Distribution | None:
@@ -233,3 +263,65 @@ def _welch_log(
     p_value = harmful_change_p_value(sign * diff, se, spec.direction, stats.t(dof)) if sign else 1.0
     half = float(stats.t.ppf(1 - alpha / 2, dof)) * se
     return p_value, math.exp(diff - half), math.exp(diff + half)
+
+
+# ---- the tail: the share of requests slower than the baseline's quantile ----------------------------------
+
+
+def classify_tail(
+    spec: MetricSpec,
+    baseline: dict[str, list[Series]],
+    candidate: dict[str, list[Series]],
+    alpha: float,
+    ci_alpha: float | None = None,
+) -> MetricVerdict:
+    """The verdict on the latency tail: the share of requests slower than T, the smallest bucket bound at
+    or above the baseline's `quantile`, in each window, compared as the error ratio is (window totals,
+    a quasi-binomial test with the dispersion the steps show, the tolerance on the share).
+
+    A regression confined to the tail (1% of requests ten times slower) leaves p50 and p95 where they
+    were and reads as a coarse-bucket guess in p99; counted against a bound the histogram has, the slow
+    requests are exact counts: 1% more of them is a doubled or tripled share. Bursty slowness (a few
+    slow minutes in both windows) shows as overdispersion and is not taken for a regression."""
+    q = spec.quantile or 0.99
+    b_steps, b_bounds, b_counts = bucket_matrix(baseline.get("buckets", []))
+    c_steps, c_bounds, c_counts = bucket_matrix(candidate.get("buckets", []))
+    bound = _tail_bound(q, b_bounds, b_counts)
+    if bound is None:
+        verdict = VerdictBuilder(spec, TAIL_TEST, Summary(None, 0.0), Summary(None, 0.0), None, None)
+        return verdict.nodata(f"no finite bucket bound at or above the baseline's p{q * 100:g} to count slower requests against")
+    b_column = int(np.flatnonzero(b_bounds == bound)[0])
+    c_found = np.flatnonzero(c_bounds == bound) if c_counts.size else np.array([], dtype=int)
+    if not c_found.size:
+        verdict = VerdictBuilder(spec, TAIL_TEST, Summary(None, 0.0), Summary(None, 0.0), None, None)
+        return verdict.nodata(f"the candidate's histogram has no bucket bound {bound:g} s to count slower requests against")
+    judged = classify_ratio(
+        spec, _slow_side(b_steps, b_counts, b_column), _slow_side(c_steps, c_counts, int(c_found[0])), alpha, ci_alpha
+    )
+    head = f"{spec.name} {judged.classification.value}: "
+    slower = f"requests slower than {format_value(float(bound), 'seconds')} (the baseline's p{q * 100:g} bucket bound): "
+    reason = head + slower + judged.reason.removeprefix(head) if judged.reason.startswith(head) else judged.reason
+    return dataclasses.replace(judged, reason=reason, test=f"{TAIL_TEST}: {judged.test}")
+
+
+TAIL_TEST = "share of requests beyond the baseline's tail quantile"
+
+
+def _tail_bound(q: float, bounds: np.ndarray, counts: np.ndarray) -> float | None:
+    """The smallest finite bucket bound holding at least q of the baseline's requests (None: none does)."""
+    if not counts.size:
+        return None
+    totals = np.maximum.accumulate(counts.sum(axis=0))
+    if totals[-1] <= 0:
+        return None
+    reaching = np.flatnonzero((totals >= q * totals[-1]) & np.isfinite(bounds))
+    return float(bounds[reaching[0]]) if reaching.size else None
+
+
+def _slow_side(steps: np.ndarray, counts: np.ndarray, column: int) -> dict[str, list[Series]]:
+    """Per step, the requests above the bound of `column` (numerator) and all requests (denominator)."""
+    total = counts[:, -1]
+    return {
+        "numerator": [Series({}, steps, np.maximum(total - counts[:, column], 0.0))],
+        "denominator": [Series({}, steps, total)],
+    }

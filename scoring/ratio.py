@@ -16,25 +16,38 @@ whether it matters. (Testing H0: change <= m instead would miss most changes jus
 on the accuracy benchmark, error ratio x1.5 was caught 39% of the time that way, 83% this way, at no
 more false rollbacks.) A zero-error baseline is handled (the variance then comes from the candidate).
 Too little traffic is NODATA, never a pass.
+
+Episodes (scoring.excursions): errors or slow requests confined to a few minutes are diluted in the
+window's total, and their burstiness inflates the dispersion that judges it. Each step's count is also
+tested against the baseline's ratio plus the margin; two or more episodes the baseline's own bursts do
+not excuse fail the metric. Weighted Bonferroni across the two (Holm, Scand. J. Statist. 6, 1979): the
+totals get TOTALS_WEIGHT of alpha, the episodes the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 from scipy import stats
 
-from releasehealth.model import Classification, MetricSpec, Series
+from releasehealth.format import p_text, tolerance_text
+from releasehealth.model import Classification, Direction, MetricSpec, Series
+from releasehealth.scoring.excursions import NOMINAL_RATE, NONE, Excursions, episodes_p_value, excursion_steps, runs
 from releasehealth.scoring.series import on_steps, plausible_steps, sum_by_time, valid_steps
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
     harmful_change_p_value,
     harmful_sign,
+    relative_change,
+    tolerance_margin,
 )
 from releasehealth.verdicts import MetricVerdict, Summary
 
-TEST_NAME = "quasi-binomial two-proportion z-test on window totals"
+TEST_NAME = "quasi-binomial two-proportion z-test on window totals, binomial test of episodes"
+CHI2_1_MEDIAN = float(stats.chi2.median(1))  # 0.455
+TOTALS_WEIGHT = 0.9  # the share of alpha spent on the window totals; the rest goes to excursions
 
 
 def classify_ratio(
@@ -66,11 +79,64 @@ def classify_ratio(
         pooled = (b_num.sum() + c_num.sum()) / (b.count + c.count)
         se = math.sqrt(phi * pooled * (1 - pooled) * (1 / b.count + 1 / c.count))
     sign = harmful_sign(spec.direction, p_c - p_b)
-    p_value = harmful_change_p_value(sign * (p_c - p_b), se, spec.direction, stats.norm()) if sign else 1.0
+    totals = harmful_change_p_value(sign * (p_c - p_b), se, spec.direction, stats.norm()) if sign else 1.0
+    episodes = excursion_test(spec, (b_num, b_den), (c_num, c_den))
+    # Weighted Bonferroni (Holm, Scand. J. Statist. 6, 1979): most of alpha for the window totals, the
+    # rest for the excursions, whose p-values are tiny when they are real at all.
+    p_value = min(1.0, totals / TOTALS_WEIGHT, episodes.p_value / (1 - TOTALS_WEIGHT))
     ci_alpha = ci_alpha or alpha
     half = stats.norm.ppf(1 - ci_alpha / 2) * se
     ci = f"{(1 - ci_alpha) * 100:g}% CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
-    return verdict.decide(p_value, alpha, ci, f"dispersion {phi:.2f}")
+    detail = f"dispersion {phi:.2f}, {episodes.episodes} episode(s) beyond the baseline's rate"
+    decided = verdict.decide(min(1.0, totals / TOTALS_WEIGHT), alpha, ci, detail)
+    if decided.classification is Classification.PASS and episodes.p_value / (1 - TOTALS_WEIGHT) < alpha:
+        return _episodes(verdict, spec, episodes, p_value)
+    return dataclasses.replace(decided, p_value=p_value) if decided.p_value is not None else decided
+
+
+def excursion_test(spec: MetricSpec, baseline: tuple[np.ndarray, np.ndarray], candidate: tuple[np.ndarray, np.ndarray]) -> Excursions:
+    """Episodes of steps whose count the baseline's ratio, widened by the margin, cannot explain (exact
+    binomial tail on dispersion-scaled counts, the dispersion of the baseline's steps alone), in each
+    window, tested with scoring.excursions."""
+    (b_num, b_den), (c_num, c_den) = baseline, candidate
+    # A zero-error baseline still has a rate to compare with: half an error more than it showed.
+    p_b = (float(b_num.sum()) + 0.5) / (float(b_den.sum()) + 1.0)
+    phi = bulk_dispersion(b_num, b_den, float(b_num.sum()) / float(b_den.sum()))
+    margin = tolerance_margin(spec, p_b)
+    b_used, c_used = int(np.count_nonzero(b_den > 0)), int(np.count_nonzero(c_den > 0))
+    # The baseline's own bursts are counted against its ordinary step (the median step's ratio, at least
+    # half a request of a median step), as a plain binomial: a baseline with bursts of its own (noisy
+    # neighbours) makes the candidate's bursts that much less telling.
+    ratios = b_num[b_den > 0] / b_den[b_den > 0]
+    bulk = max(float(np.median(ratios)), 0.5 / float(np.median(b_den[b_den > 0]))) if ratios.size else p_b
+    best = NONE
+    for sign in (1, -1):
+        if not harmful_sign(spec.direction, sign):
+            continue
+        limit = p_b + sign * margin
+        b_steps = int(excursion_steps(b_num, b_den, bulk, 1.0, sign).sum())
+        c_mask = excursion_steps(c_num, c_den, limit, phi, sign)
+        episodes = runs(c_mask)
+        p_value = episodes_p_value(episodes, c_used, b_steps, b_used)
+        if spec.direction is Direction.EITHER:
+            p_value = min(1.0, 2 * p_value)
+        if p_value < best.p_value or best.sign == 0:
+            best = Excursions(p_value, episodes, int(c_mask.sum()), c_used, b_steps, limit, sign)
+    return best
+
+
+def _episodes(verdict: VerdictBuilder, spec: MetricSpec, episodes: Excursions, p_value: float) -> MetricVerdict:
+    b, c = verdict.baseline.value, verdict.candidate.value
+    assert b is not None and c is not None  # classify_ratio returned NODATA for a window without requests
+    beyond = "above" if episodes.sign > 0 else "below"
+    why = (
+        f"{episodes.episodes} episodes ({episodes.steps} of {episodes.of} steps) {beyond} {episodes.limit * 100:.3g}% "
+        f"(the baseline's ratio {'+' if episodes.sign > 0 else '-'} tolerance {tolerance_text(spec.tolerance, spec.unit)}) "
+        f"beyond chance (each step's binomial tail < {NOMINAL_RATE:g}; the baseline had {episodes.baseline_steps} such steps); "
+        f"credible ({p_text(p_value)}, binomial test of episodes); episodes the window's total dilutes"
+    )
+    label = Classification.HIGH if episodes.sign > 0 else Classification.LOW
+    return verdict.make(label, why, relative_change(b, c), p_value)
 
 
 def valid_ratio_steps(side: dict[str, list[Series]]) -> np.ndarray:
@@ -107,6 +173,19 @@ def _ratio_series(steps: np.ndarray, numerator: np.ndarray, denominator: np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(denominator > 0, numerator / denominator, np.nan)
     return Series({}, steps, ratio)
+
+
+def bulk_dispersion(numerator: np.ndarray, denominator: np.ndarray, p: float) -> float:
+    """The dispersion of a window's ordinary steps: the median squared Pearson residual over the median of
+    chi-square(1), at least 1. The Pearson mean (_dispersion) is dominated by a window's few bursts, so
+    each burst, standardized by it, looks ordinary: the masking of outliers by a scale they inflate
+    (Rousseeuw & Leroy, Robust Regression and Outlier Detection, 1987, §4.1)."""
+    used = denominator > 0
+    if used.sum() < 2 or not 0 < p < 1:
+        return 1.0
+    expected = denominator[used] * p
+    residuals = ((numerator[used] - expected) ** 2) / (expected * (1 - p))
+    return max(1.0, float(np.median(residuals)) / CHI2_1_MEDIAN)
 
 
 def _dispersion(windows: list[tuple[np.ndarray, np.ndarray, float]]) -> float:

@@ -15,7 +15,9 @@ Credibility is the exact conditional test for two Poisson rates (Przyborowski & 
 rate" the baseline's share is Binomial(n, pi), pi = E_b / (E_b + R E_c), E the exposures behind the
 sampled counts; p = P(X_b <= x_b). R = 1 + tolerance for INCREASED; R = 1 for NEW, where the question
 is only whether the baseline's zero could be chance. It stays exact at zero and small counts, where
-a Wald test breaks down. Tests are Bonferroni-corrected over the signatures tested.
+a Wald test breaks down. Tests are Bonferroni-corrected over the signatures that could fail at all
+(Tarone, Biometrics 46, 1990): with an exact test, a signature of a line or two can never reach a small
+p-value, so a window full of one-off messages does not dilute the test of the one that matters.
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ def compare(
     """Return every signature of either window with its status, NEW first, then by candidate count."""
     b_totals, c_totals = totals
     clusters = mine(baseline, candidate)
-    alpha /= max(1, sum(1 for c in clusters.values() if c.candidate))  # Bonferroni over the signatures tested
+    # Bonferroni over the signatures that could fail at all (Tarone's rule): a signature of one or two
+    # lines can never reach a small p-value with an exact test, so it takes no share of alpha.
+    floors = [_least_p_value(len(c.baseline), len(c.candidate), b_totals, c_totals, tolerance) for c in clusters.values() if c.candidate]
+    alpha /= tarone_divisor(floors, alpha)
     signatures = [
         _signature(template, cluster, b_totals, c_totals, tolerance, alpha, template in not_a_risk)
         for template, cluster in clusters.items()
@@ -126,6 +131,26 @@ def _status(
     if x_b == 0:
         return SignatureStatus.NEW, p_value
     return (SignatureStatus.INCREASED if p_value is not None and p_value < alpha else SignatureStatus.KNOWN), p_value
+
+
+def _least_p_value(x_b: int, x_c: int, b: SideTotals, c: SideTotals, tolerance: float) -> float:
+    """The smallest p-value `rise_p_value` could give a signature of x_b + x_c lines: all of them in the candidate."""
+    ratio = 1.0 if x_b == 0 else 1 + tolerance
+    exposure_b, exposure_c = b.exposure / b.scale, c.exposure / c.scale
+    if exposure_b <= 0 or exposure_c <= 0:
+        return 1.0
+    return float((ratio * exposure_c / (exposure_b + ratio * exposure_c)) ** (x_b + x_c))
+
+
+def tarone_divisor(floors: Sequence[float], alpha: float) -> int:
+    """The divisor of alpha by Tarone's modified Bonferroni procedure for discrete tests (Tarone,
+    "A modified Bonferroni method for discrete data", Biometrics 46, 1990): the smallest K such that at
+    most K of the hypotheses could reach a p-value below alpha / K. Always valid; never larger than the
+    number of hypotheses."""
+    for k in range(1, len(floors) + 1):
+        if sum(floor <= alpha / k for floor in floors) <= k:
+            return k
+    return max(1, len(floors))
 
 
 def rise_p_value(x_b: int, x_c: int, exposure_b: float, exposure_c: float, ratio: float) -> float | None:

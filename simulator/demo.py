@@ -51,11 +51,26 @@ def build(seed: int = 7, end: datetime | None = None, *, store: str | None = Non
     return of_fleet(simulate(seed=seed, end=end), store=store or store_url(seed))
 
 
+# The accuracy scenario's services also report the connections they hold (a pool's gauge, as OpenTelemetry's
+# db.client.connections.usage): a custom metric of small integers, judged like memory.
+CONNECTIONS_TEMPLATES = {"connections": 'avg by (${by}) (db_client_connections_usage{${selector},state="used"}${join})'}
+CONNECTIONS_METRIC = {
+    "name": "connections", "kind": "gauge", "unit": "connections", "queries": {"value": "connections"},
+    "valid_min": 0, "direction": "increase", "tolerance": {"relative": 0.2, "absolute": 0.5}, "trend_tolerance": 0.1,
+    "group": "saturation",
+    "min_count": 10,
+}
+
+
 def of_fleet(fleet: Fleet, *, policy: Policy | None = None, store: str = "") -> Demo:
-    """Any simulated fleet as a demo: every service on the generic preset with its logs and its team; a
-    history store only when `store` names one."""
+    """Any simulated fleet as a demo: every service on the generic preset with its logs and its team (and,
+    in the accuracy scenario, its connections in use); a history store only when `store` names one."""
     names = [s.name for s in fleet.services]
-    catalogue = catalogue_for(names, policy=policy, logs=LogSettings(index=LOG_INDEX), teams=TEAMS)
+    accuracy = fleet.scenario == "accuracy"
+    catalogue = catalogue_for(
+        names, policy=policy, logs=LogSettings(index=LOG_INDEX), teams=TEAMS,
+        templates=CONNECTIONS_TEMPLATES if accuracy else None, metrics=[CONNECTIONS_METRIC] if accuracy else (),
+    )
     if store:
         catalogue = dataclasses.replace(catalogue, store=store_settings(store))
     return Demo(fleet, catalogue, SimulatedMetricSource(fleet), SimulatedLogSource(simulate_logs(fleet)))

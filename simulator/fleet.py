@@ -66,13 +66,26 @@ class ReleaseLabel(StrEnum):
     GOOD_RAMP = "good_ramp"  # good, deployed on a traffic ramp: +50% over the hour around the deploy
     GOOD_MIX = "good_mix"  # good, the traffic mix turns cheaper: latency -15%, error ratio within +-15%
     GOOD_NOISY = "good_noisy"  # good, noisy neighbours: short latency spikes in both windows alike
+    # The shapes real regressions take beyond a level shift (the accuracy scenario only):
+    EPISODES = "episodes"  # `factor` of the minutes at 3x latency and 3x CPU per request; medians unchanged
+    TAIL_LATENCY = "tail_latency"  # `factor` of the requests 5-10x slower; the median unchanged
+    LATE_STEP = "late_step"  # latency x`factor` from the middle of the judged window on (deploy + 20 min)
+    BASELINE_SPIKE = "baseline_spike"  # CPU per request x`factor`, the baseline window holding one 50x minute
+    CONNECTIONS = "connections"  # connections in use (a small-integer gauge, ties everywhere) x`factor`
+    # ... and good releases whose windows differ anyway:
+    GOOD_DIURNAL = "good_diurnal"  # good, on the daily ramp: traffic, connections and memory rise through both windows
+    GOOD_SPIKE = "good_spike"  # good, one isolated minute of 5x latency and CPU in the judged window
+    GOOD_CYCLE = "good_cycle"  # good, memory and connections on the steep part of a daily cycle
 
     @property
     def is_regression(self) -> bool:
         return self not in NOT_REGRESSIONS
 
 
-GOOD_LABELS = (ReleaseLabel.GOOD, ReleaseLabel.GOOD_RAMP, ReleaseLabel.GOOD_MIX, ReleaseLabel.GOOD_NOISY)
+GOOD_LABELS = (
+    ReleaseLabel.GOOD, ReleaseLabel.GOOD_RAMP, ReleaseLabel.GOOD_MIX, ReleaseLabel.GOOD_NOISY,
+    ReleaseLabel.GOOD_DIURNAL, ReleaseLabel.GOOD_SPIKE, ReleaseLabel.GOOD_CYCLE,
+)
 NOT_REGRESSIONS = frozenset({ReleaseLabel.INITIAL, *GOOD_LABELS})
 
 
@@ -97,13 +110,17 @@ class SimulatedRelease:
 
     @property
     def fault_size(self) -> str:
-        """The fault's size in words: "x2" errors, "+25%" latency or CPU, "+50%/h" memory, "-40%" traffic."""
-        relative = {ReleaseLabel.LATENCY, ReleaseLabel.CPU, ReleaseLabel.TRAFFIC_DROP}
+        """The fault's size in words: "x2" errors, "+25%" latency or CPU, "+50%/h" memory, "-40%" traffic,
+        "10%" of the minutes or the requests for episodes and tails."""
+        relative = {ReleaseLabel.LATENCY, ReleaseLabel.CPU, ReleaseLabel.TRAFFIC_DROP, ReleaseLabel.LATE_STEP}
         if self.label is ReleaseLabel.MEMORY_LEAK:
             return f"+{(self.factor - 1) * 100:.0f}%/h"
         if self.label in relative:
             return f"{(self.factor - 1) * 100:+.0f}%"
-        if self.label in (ReleaseLabel.ERROR_RATIO, ReleaseLabel.ERROR_LOG_BURST):
+        if self.label in (ReleaseLabel.EPISODES, ReleaseLabel.TAIL_LATENCY):
+            return f"{self.factor * 100:g}%"
+        if self.label in (ReleaseLabel.ERROR_RATIO, ReleaseLabel.ERROR_LOG_BURST, ReleaseLabel.BASELINE_SPIKE,
+                          ReleaseLabel.CONNECTIONS):
             return f"x{self.factor:g}"
         return ""
 
@@ -124,6 +141,7 @@ class SimulatedService:
     latency_sum: np.ndarray  # float seconds per scrape interval
     cpu_seconds: np.ndarray  # float CPU seconds used per scrape interval
     memory: np.ndarray  # float resident bytes at each scrape, of the release serving it
+    connections: np.ndarray  # connections in use at each scrape (small integers), of the release serving it
 
     def release(self, version: str) -> SimulatedRelease:
         for release in self.releases:
@@ -175,11 +193,13 @@ class SimulatedService:
         increments = self._increments(version)
         return self.times[index], {name: np.cumsum(values, axis=0) for name, values in increments.items()}
 
-    def gauge(self, version: str) -> tuple[np.ndarray, np.ndarray]:
-        """(scrape times, resident bytes) of `version`: its own scrapes only (a process that has not
-        started exposes no memory; the deploy instant belongs to the version it retires)."""
+    def gauge(self, version: str, name: str = "memory") -> tuple[np.ndarray, np.ndarray]:
+        """(scrape times, values) of a gauge of `version` ("memory": resident bytes, "connections"): its own
+        scrapes only (a process that has not started exposes no gauge; the deploy instant belongs to the
+        version it retires)."""
         own = np.flatnonzero(self.release_index == [r.version for r in self.releases].index(version))
-        return self.times[own], self.memory[own]
+        values: np.ndarray = getattr(self, name)
+        return self.times[own], values[own]
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,17 +300,24 @@ DEFAULT_FACTORS = {ReleaseLabel.ERROR_RATIO: 3.0, ReleaseLabel.LATENCY: 1.5, Rel
 FAULT_SIZES: dict[ReleaseLabel, tuple[float, ...]] = {
     ReleaseLabel.ERROR_RATIO: (1.5, 2.0, 5.0),
     ReleaseLabel.LATENCY: (1.1, 1.25, 1.5),
-    ReleaseLabel.MEMORY_LEAK: (1.5, 2.0, 3.0),
+    ReleaseLabel.MEMORY_LEAK: (1.2, 1.5, 2.0, 3.0),  # +20%/h: a slow leak, +10% over a 30-minute window
     ReleaseLabel.CPU: (1.4, 2.0),
     ReleaseLabel.TRAFFIC_DROP: (0.6,),
     ReleaseLabel.NEW_EXCEPTION: (1.0,),
     ReleaseLabel.ERROR_LOG_BURST: (6.0,),
+    ReleaseLabel.EPISODES: (0.05, 0.1, 0.2),
+    ReleaseLabel.TAIL_LATENCY: (0.01, 0.05),
+    ReleaseLabel.LATE_STEP: (1.5,),
+    ReleaseLabel.BASELINE_SPIKE: (2.0,),
+    ReleaseLabel.CONNECTIONS: (1.5, 2.0),
 }
 GOOD_SHARE = 0.45  # of the accuracy scenario's releases: enough good ones to measure a 1% false-rollback rate
 LOW_TRAFFIC_EVERY = 3  # in the accuracy scenario, every third service serves 0.5-3 req/s
 LOW_TRAFFIC_RPS = (0.5, 3.0)
 RAMP = 0.5  # GOOD_RAMP: traffic +50%, rising from 30 min before the deploy to 35 min after, gone an hour later
-MIX_LATENCY, MIX_ERRORS, MIX_CPU = 0.85, (0.85, 1.15), 0.85  # GOOD_MIX: the new workload, from the deploy on
+# GOOD_MIX: the new workload, from the deploy on. Its error ratio moves within +-5% (with a release's own
+# +-10% drift, at most +28% from the baseline: a good release stays inside the error ratio's +30% tolerance).
+MIX_LATENCY, MIX_ERRORS, MIX_CPU = 0.85, (0.9, 1.05), 0.85
 SPIKES_PER_WINDOW = 2  # GOOD_NOISY: latency spikes in the 30 min before the deploy and in the 30 min judged after
 SPIKE_SECONDS, SPIKE_LATENCY, SPIKE_ERRORS = (60.0, 180.0), (2.0, 4.0), 2.0
 # Resources: resident memory level (log-uniform), its noise, slow drift and refill after a restart; CPU.
@@ -299,6 +326,15 @@ MEMORY_NOISE, MEMORY_DRIFT, DRIFT_HOURS = 0.015, 0.03, (5.0, 9.0)
 WARM_DEFICIT, WARM_SECONDS = 0.2, 90.0  # a new process starts 20% lighter and fills its caches in minutes
 CPU_PER_REQUEST, IDLE_CORES, CPU_NOISE = (0.002, 0.015), (0.01, 0.04), 0.05
 HEALTHY_LIKE = (*GOOD_LABELS, ReleaseLabel.NEW_EXCEPTION, ReleaseLabel.ERROR_LOG_BURST)
+# The shapes: EPISODES' minutes run at EPISODE_FACTOR; TAIL_LATENCY's slow requests are 5-10x slower;
+# LATE_STEP starts STEP_AT after the deploy; BASELINE_SPIKE's baseline holds one minute at SPIKE_CPU.
+EPISODE_FACTOR, TAIL_SLOWDOWN, STEP_AT, SPIKE_CPU = 3.0, (5.0, 10.0), 1200.0, 50.0
+JUDGED = (300, 2100)  # seconds after a deploy the default policy judges (5-minute warm-up, 30-minute window)
+LONE_SPIKE = 5.0  # GOOD_SPIKE: latency and CPU of its one minute
+CONNECTIONS_IN_USE = (4.0, 12.0)  # connections a service holds at its mean traffic (Poisson, small integers)
+CONNECTIONS_LOAD = 0.2  # the share of them that follows the traffic (the rest: the pool's long-lived ones)
+DIURNAL_RAMP, DIURNAL_MEMORY = 0.6, 0.1  # GOOD_DIURNAL: traffic +60% and memory +10% across both windows
+CYCLE_AMPLITUDE, CYCLE_ENVELOPE = 0.25, 5400.0  # GOOD_CYCLE: a daily cycle of +-25%, steepest at the deploy
 
 
 def _release_labels(rng: np.random.Generator, count: int) -> list[ReleaseLabel]:
@@ -362,16 +398,20 @@ def _simulate_service(
     client_errors = rng.binomial(requests - errors, 0.01)
     medians = np.array([r.latency_median for r in releases])[release_index]
     sigmas = np.array([r.latency_sigma for r in releases])[release_index]
-    medians = medians * rng.lognormal(0, 0.05, size=times.size) * spikes
-    buckets = _bucket_counts(rng, requests, medians, sigmas)
-    latency_sum = requests * medians * np.exp(sigmas**2 / 2)
+    shape = _shapes(np.random.default_rng([*streams, 4]), times, releases, release_index)
+    medians = medians * rng.lognormal(0, 0.05, size=times.size) * spikes * shape.latency
+    buckets = _bucket_counts(rng, requests, medians, sigmas, shape.tail_share, shape.tail_slowdown)
+    latency_sum = requests * medians * np.exp(sigmas**2 / 2) * (1 + shape.tail_share * (shape.tail_slowdown - 1))
     resources = np.random.default_rng([*streams, 2])
     releases = _with_resources(resources, releases)
-    cpu_seconds = _cpu_seconds(resources, releases, release_index, requests, step)
+    cpu_seconds = _cpu_seconds(resources, releases, release_index, requests, step, shape.cpu)
+    memory = _memory(resources, times, releases, release_index) * shape.memory
+    expected = base_rps * diurnal * _traffic(times, releases, release_index)
     return SimulatedService(
         name, base_rps, tuple(releases), times, release_index,
         requests.astype(np.int64), errors.astype(np.int64), client_errors.astype(np.int64),
-        buckets, latency_sum, cpu_seconds, _memory(resources, times, releases, release_index),
+        buckets, latency_sum, cpu_seconds, np.round(memory),
+        _connections(np.random.default_rng([*streams, 5]), expected / base_rps, shape.connections),
     )
 
 
@@ -380,10 +420,17 @@ def _traffic(times: np.ndarray, releases: list[SimulatedRelease], release_index:
     around GOOD_RAMP deploys (all ones in the default scenario)."""
     share = np.array([r.traffic for r in releases])[release_index]
     for release in releases:
+        at = release.deployed_at.timestamp()
         if release.label is ReleaseLabel.GOOD_RAMP:
-            at = release.deployed_at.timestamp()
             share = share * (1 + RAMP * np.interp(times, [at - 1800, at + 2100, at + 5700], [0.0, 1.0, 0.0]))
+        if release.label is ReleaseLabel.GOOD_DIURNAL:
+            share = share * (1 + DIURNAL_RAMP * _diurnal_ramp(times, at))
     return share
+
+
+def _diurnal_ramp(times: np.ndarray, at: float) -> np.ndarray:
+    """0 before the baseline window, rising linearly to 1 at the end of the judged window, back to 0 an hour later."""
+    return np.interp(times, [at - 1800, at + JUDGED[1], at + JUDGED[1] + 3600], [0.0, 1.0, 0.0])
 
 
 def _spikes(rng: np.random.Generator, times: np.ndarray, releases: list[SimulatedRelease]) -> np.ndarray:
@@ -399,6 +446,79 @@ def _spikes(rng: np.random.Generator, times: np.ndarray, releases: list[Simulate
                 begin = rng.uniform(low, high - length)
                 out[(times > begin) & (times <= begin + length)] *= rng.uniform(*SPIKE_LATENCY)
     return out
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Per scrape, what the shapes of the accuracy scenario do (ones and zeros where none applies)."""
+
+    latency: np.ndarray  # multiplier of the latency median
+    cpu: np.ndarray  # multiplier of each request's CPU cost
+    tail_share: np.ndarray  # share of requests from the slow tail
+    tail_slowdown: np.ndarray  # how much slower those are
+    memory: np.ndarray  # multiplier of resident memory
+    connections: np.ndarray  # multiplier of the connections in use
+
+
+def _shapes(rng: np.random.Generator, times: np.ndarray, releases: list[SimulatedRelease], release_index: np.ndarray) -> Shapes:
+    """The per-scrape multipliers of every shape, each applied while its release serves (GOOD_DIURNAL and
+    GOOD_CYCLE around the deploy, across both windows; BASELINE_SPIKE in the release it replaces)."""
+    ones = np.ones(times.size)
+    latency, cpu, memory, connections = ones.copy(), ones.copy(), ones.copy(), ones.copy()
+    tail_share, tail_slowdown = np.zeros(times.size), ones.copy()
+    for index, release in enumerate(releases):
+        at, serving = release.deployed_at.timestamp(), release_index == index
+        if release.label is ReleaseLabel.EPISODES:
+            slow = serving & _episode_minutes(rng, times, at, release.factor)
+            latency[slow] *= EPISODE_FACTOR
+            cpu[slow] *= EPISODE_FACTOR
+        elif release.label is ReleaseLabel.TAIL_LATENCY:
+            tail_share[serving], tail_slowdown[serving] = release.factor, rng.uniform(*TAIL_SLOWDOWN)
+        elif release.label is ReleaseLabel.LATE_STEP:
+            latency[serving & (times > at + STEP_AT)] *= release.factor
+        elif release.label is ReleaseLabel.BASELINE_SPIKE:
+            minute = at - 60 * int(rng.integers(2, 30))  # one minute inside the 30-minute baseline window
+            cpu[(times > minute) & (times <= minute + 60)] *= SPIKE_CPU
+        elif release.label is ReleaseLabel.CONNECTIONS:
+            connections[serving] *= release.factor
+        elif release.label is ReleaseLabel.GOOD_SPIKE:
+            minute = at + 60 * int(rng.integers(JUDGED[0] // 60, JUDGED[1] // 60))
+            spike = (times > minute) & (times <= minute + 60)
+            latency[spike] *= LONE_SPIKE
+            cpu[spike] *= LONE_SPIKE
+        elif release.label is ReleaseLabel.GOOD_DIURNAL:
+            rise = _diurnal_ramp(times, at)
+            memory *= 1 + DIURNAL_MEMORY * rise
+        elif release.label is ReleaseLabel.GOOD_CYCLE:
+            # sin is steepest at 0 and pi: the deploy sits on the cycle's rising or falling flank. The cycle
+            # fades out hours away (a Gaussian envelope), so the service's other releases barely see it.
+            phase = float(rng.choice([0.0, np.pi]))
+            envelope = np.exp(-0.5 * ((times - at) / CYCLE_ENVELOPE) ** 2)
+            cycle = 1 + CYCLE_AMPLITUDE * np.sin(2 * np.pi * (times - at) / 86400 + phase) * envelope
+            memory *= cycle
+            connections *= cycle
+    return Shapes(latency, cpu, tail_share, tail_slowdown, memory, connections)
+
+
+def _episode_minutes(rng: np.random.Generator, times: np.ndarray, at: float, share: float) -> np.ndarray:
+    """The scrapes inside episode minutes after a deploy at `at`: exactly round(share x 30) of the judged
+    window's 30 minutes, and each other minute with probability `share`."""
+    first, last = int(JUDGED[0] // 60), int(JUDGED[1] // 60)
+    judged = rng.choice(np.arange(first, last), size=max(1, round(share * (last - first))), replace=False)
+    minutes = (times - at - 1) // 60  # the scrape at t closes (t - 30 s, t]: minute m is (at + 60 m, at + 60 (m + 1)]
+    others = rng.random(int(minutes.max() - minutes.min()) + 1 if times.size else 0) < share
+    chosen = np.isin(minutes, judged)
+    outside = (minutes >= 0) & ((minutes < first) | (minutes >= last))
+    chosen |= outside & others[(minutes - minutes.min()).astype(int)]
+    return chosen
+
+
+def _connections(rng: np.random.Generator, load: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
+    """Connections held per scrape: Poisson around the service's level, mostly the pool's long-lived
+    connections, a fifth of it following the load (traffic over its mean), times the shapes' multiplier;
+    small integers with many ties, as a pool's gauge reads."""
+    level = rng.uniform(*CONNECTIONS_IN_USE)
+    return rng.poisson(level * (1 - CONNECTIONS_LOAD + CONNECTIONS_LOAD * load) * multiplier).astype(np.float64)
 
 
 def _plan_releases(
@@ -467,19 +587,21 @@ def _with_resources(rng: np.random.Generator, releases: list[SimulatedRelease]) 
             level, leak, cost = memory * rng.uniform(0.95, 1.05), 0.0, cpu * rng.uniform(0.95, 1.05)
         elif release.label is ReleaseLabel.MEMORY_LEAK:
             leak += release.factor - 1  # on top of any leak of the release it replaces
-        elif release.label is ReleaseLabel.CPU:
+        elif release.label in (ReleaseLabel.CPU, ReleaseLabel.BASELINE_SPIKE):
             cost = previous.cpu_per_request * release.factor
         out.append(dataclasses.replace(release, memory_bytes=level, leak_per_hour=leak, cpu_per_request=cost))
     return out
 
 
 def _cpu_seconds(
-    rng: np.random.Generator, releases: list[SimulatedRelease], release_index: np.ndarray, requests: np.ndarray, step: int
+    rng: np.random.Generator, releases: list[SimulatedRelease], release_index: np.ndarray, requests: np.ndarray,
+    step: int, multiplier: np.ndarray,
 ) -> np.ndarray:
-    """CPU seconds per scrape interval: the service's idle cores plus each request's cost, with noise."""
+    """CPU seconds per scrape interval: the service's idle cores plus each request's cost (times the
+    shapes' multiplier), with noise."""
     idle = rng.uniform(*IDLE_CORES)
     cost = np.array([r.cpu_per_request for r in releases])[release_index]
-    return (idle * step + cost * requests) * rng.lognormal(0, CPU_NOISE, size=requests.size)
+    return (idle * step + cost * requests * multiplier) * rng.lognormal(0, CPU_NOISE, size=requests.size)
 
 
 def _memory(
@@ -494,7 +616,7 @@ def _memory(
     drift = 1 + MEMORY_DRIFT * np.sin(2 * np.pi * times / period + phase)
     warm = 1 - WARM_DEFICIT * np.exp(-age / WARM_SECONDS)
     noise = 1 + rng.normal(0, MEMORY_NOISE, size=times.size)
-    return np.round(level * warm * drift * (1 + leak * age / 3600) * noise)
+    return level * warm * drift * (1 + leak * age / 3600) * noise
 
 
 def _commit(rng: np.random.Generator) -> str:
@@ -502,11 +624,15 @@ def _commit(rng: np.random.Generator) -> str:
 
 
 def _bucket_counts(
-    rng: np.random.Generator, requests: np.ndarray, medians: np.ndarray, sigmas: np.ndarray
+    rng: np.random.Generator, requests: np.ndarray, medians: np.ndarray, sigmas: np.ndarray,
+    tail_share: np.ndarray, tail_slowdown: np.ndarray,
 ) -> np.ndarray:
-    """Non-cumulative histogram counts per scrape: requests spread over buckets by the lognormal CDF."""
+    """Non-cumulative histogram counts per scrape: requests spread over buckets by the lognormal CDF, a
+    `tail_share` of them from the same lognormal `tail_slowdown` times slower."""
     bounds = np.log(np.array(BUCKETS))[None, :]
-    cdf = norm.cdf((bounds - np.log(medians)[:, None]) / sigmas[:, None])
+    fast = norm.cdf((bounds - np.log(medians)[:, None]) / sigmas[:, None])
+    slow = norm.cdf((bounds - np.log(medians * tail_slowdown)[:, None]) / sigmas[:, None])
+    cdf = (1 - tail_share)[:, None] * fast + tail_share[:, None] * slow
     probabilities = np.diff(np.concatenate([np.zeros((len(requests), 1)), cdf, np.ones((len(requests), 1))], axis=1), axis=1)
     probabilities = np.clip(probabilities, 0, None)
     probabilities /= probabilities.sum(axis=1, keepdims=True)

@@ -170,7 +170,9 @@ class LiveService:
         c.requests["200"] += requests - errors - client
         c.requests["404"] += client
         c.requests["500"] += errors
-        c.buckets += model._bucket_counts(rng, np.array([requests]), np.array([median]), np.array([r.latency_sigma]))[0]
+        c.buckets += model._bucket_counts(
+            rng, np.array([requests]), np.array([median]), np.array([r.latency_sigma]), np.zeros(1), np.ones(1)
+        )[0]
         c.latency_sum += requests * median * float(np.exp(r.latency_sigma**2 / 2))
         c.cpu_seconds += (self.idle_cores * simulated + r.cpu_per_request * requests) * float(rng.lognormal(0, model.CPU_NOISE))
         c.memory = self._memory(now, speed)

@@ -26,12 +26,15 @@ from releasehealth.simulator.fleet import BUCKETS, Fleet, SimulatedService
 from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs
 from releasehealth.verdicts import SourceHealth
 
-SUPPORTED = ("requests", "errors", "latency_buckets", "first_seen", "last_seen", "memory", "cpu", "cpu_per_request")
+SUPPORTED = (
+    "requests", "errors", "latency_buckets", "first_seen", "last_seen", "memory", "cpu", "cpu_per_request", "connections",
+)
 LOOKBACK_SECONDS = 300.0  # Prometheus' default --query.lookback-delta: how long a gauge sample stays current
 
 
 class SimulatedMetricSource:
-    """A MetricSource over a simulated Fleet (generic preset templates only)."""
+    """A MetricSource over a simulated Fleet (the generic preset's templates, and the accuracy scenario's
+    connections in use)."""
 
     name = "simulated"
 
@@ -67,8 +70,8 @@ class SimulatedMetricSource:
                 s for column, le in enumerate(bounds)
                 if (s := _increase({**labels, "le": le}, times, cumulative[:, column], steps, query)) is not None
             ]
-        if query.template == "memory":
-            series = _latest(labels, *service.gauge(version), steps)
+        if query.template in ("memory", "connections"):
+            series = _latest(labels, *service.gauge(version, query.template), steps)
         elif query.template in ("cpu", "cpu_per_request"):
             series = _cpu(query, labels, times, counters, steps)
         elif query.template == "requests":

@@ -20,7 +20,7 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert catalogue.policy.window == timedelta(minutes=30)
     assert catalogue.policy.thresholds.pass_score == 95 and catalogue.policy.thresholds.marginal_score == 75
     assert {m.name for m in catalogue.services[0].metrics} == {
-        "error_ratio", "p50_latency", "p95_latency", "p99_latency", "memory", "cpu_per_request"
+        "error_ratio", "p50_latency", "p95_latency", "p99_latency", "tail_latency", "memory", "cpu_per_request"
     }
 
 

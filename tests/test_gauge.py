@@ -44,7 +44,7 @@ def _growing(level: float, per_step: float, n: int = 30) -> list[float]:
 def test_cpu_high_when_the_candidate_runs_half_again_as_hot() -> None:
     verdict = classify_gauge(CPU, _side(_level(2.0)), _side(_level(3.0)), ALPHA)
     assert verdict.classification is Classification.HIGH
-    assert verdict.reason.startswith("cpu HIGH: 3.001 cores vs 2 cores (+50.0%), 99.5% CI of the shift +0.98 cores..+1.02 cores")
+    assert verdict.reason.startswith("cpu HIGH: 3.003 cores vs 2.002 cores (+50.0%), 99.5% CI of the shift +0.98 cores..+1.02 cores")
     assert "beyond tolerance +20% and +0; credible (p=" in verdict.reason and "Hodges-Lehmann +1" in verdict.reason
     assert "mean ratio 1.5, CLES 1.00" in verdict.reason
     assert verdict.p_value < ALPHA and verdict.change == pytest.approx(0.5, abs=0.01)
@@ -73,7 +73,7 @@ def test_a_drop_is_harmless_for_an_increase_gauge() -> None:
 def test_a_decrease_gauge_mirrors_to_low() -> None:
     verdict = classify_gauge(FREE, _side(_level(2.0)), _side(_level(1.0)), ALPHA)
     assert verdict.classification is Classification.LOW
-    assert verdict.reason.startswith("free_memory LOW: 1 cores vs 2 cores (-50.0%)")
+    assert verdict.reason.startswith("free_memory LOW: 1.001 cores vs 2.002 cores (-50.0%)")
     assert classify_gauge(FREE, _side(_level(2.0)), _side(_level(3.0)), ALPHA).classification is Classification.PASS
 
 
@@ -90,7 +90,7 @@ def test_a_leak_is_high_naming_the_slope() -> None:
     # 500 MiB flat vs the same start growing 8 MiB a minute: +46% over the 29-minute window.
     verdict = classify_gauge(MEMORY, _side(_level(500 * MIB)), _side(_growing(500 * MIB, 8 * MIB)), ALPHA)
     assert verdict.classification is Classification.HIGH
-    assert "memory HIGH: 616 MiB vs 500 MiB (+23.2%), rising 8" in verdict.reason
+    assert "memory HIGH: 616 MiB vs 500 MiB (+23.0%), rising 8" in verdict.reason
     assert "MiB/min vs " in verdict.reason and "in the baseline (Theil-Sen 99.5% CI +" in verdict.reason
     assert "+46% over the window" in verdict.reason and verdict.reason.endswith("; a leak")
 

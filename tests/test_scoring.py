@@ -160,9 +160,9 @@ def _verdict(metric: str, classification: Classification, critical: bool = False
     return MetricVerdict(metric=metric, classification=classification, reason=f"{metric} {classification.value}: because", baseline=empty, candidate=empty, critical=critical, group=group)
 
 
-def _recommend(*verdicts: MetricVerdict) -> Action:
+def _recommend(*verdicts: MetricVerdict, weights: dict[str, float] | None = None) -> Action:
     policy = Policy()
-    release = score(list(verdicts), {}, policy.group_weights)
+    release = score(list(verdicts), weights or {}, policy.group_weights)
     return recommend(release, policy, "1.0", "1.1").action
 
 
@@ -302,6 +302,10 @@ def _generic_specs() -> list[MetricSpec]:
     return load_preset("generic").metrics + log_metrics()
 
 
+def _generic_weights() -> dict[str, float]:
+    return {s.name: s.weight for s in _generic_specs()}
+
+
 def _generic_verdicts(*failing: str) -> list[MetricVerdict]:
     """A verdict per metric of the generic preset and the logs group: `failing` HIGH, the rest PASS."""
     import dataclasses
@@ -318,11 +322,11 @@ def _generic_verdicts(*failing: str) -> list[MetricVerdict]:
 def test_a_latency_regression_still_rolls_back_beside_the_saturation_gauges() -> None:
     # The saturation group weighs half: a fourth equally weighted group would lift one failing group to
     # exactly the marginal score (75), and a slowdown would only hold.
-    assert _recommend(*_generic_verdicts("p50_latency", "p95_latency")) is Action.ROLLBACK
+    assert _recommend(*_generic_verdicts("p50_latency", "p95_latency"), weights=_generic_weights()) is Action.ROLLBACK
     # A tail-only slowdown (p95 up, the median not) fails half the latency group: it holds.
-    assert _recommend(*_generic_verdicts("p95_latency")) is Action.HOLD
+    assert _recommend(*_generic_verdicts("p95_latency"), weights=_generic_weights()) is Action.HOLD
     # p99 ships muted: failing alone, it changes nothing.
-    assert _recommend(*_generic_verdicts("p99_latency")) is Action.PROMOTE
+    assert _recommend(*_generic_verdicts("p99_latency"), weights=_generic_weights()) is Action.PROMOTE
 
 
 def test_the_saturation_gauges_are_tested_in_a_family_of_their_own() -> None:
@@ -330,14 +334,15 @@ def test_the_saturation_gauges_are_tested_in_a_family_of_their_own() -> None:
 
     specs, policy = _generic_specs(), Policy()
     assert hold_only(specs, policy) == {"memory", "cpu_per_request"}
-    # The error ratio shares alpha with p50, p95 and the two log metrics only: the gauges cost it nothing.
-    assert metric_alpha(0.01, specs, policy, "error_ratio") == pytest.approx(0.01 / 5)
-    assert metric_alpha(0.01, specs, policy, "memory") == pytest.approx(0.01 / 2)
+    # The error ratio shares alpha with p50, p95, the tail and the two log metrics only: the gauges cost it
+    # nothing; they share a false-HOLD budget of their own.
+    assert metric_alpha(0.01, specs, policy, "error_ratio", policy.hold_alpha) == pytest.approx(0.01 / 6)
+    assert metric_alpha(0.01, specs, policy, "memory", policy.hold_alpha) == pytest.approx(0.05 / 2)
     # Four groups of equal weight: one failing non-critical group scores 75 and only holds, two would
-    # reach 50; so exactly one of latency and saturation is hold-only (the first by name).
-    assert hold_only(specs, Policy(group_weights={})) == {"p50_latency", "p95_latency"}
+    # reach 50; the latency group holds a critical metric (the tail), so saturation is the hold-only one.
+    assert hold_only(specs, Policy(group_weights={})) == {"memory", "cpu_per_request"}
 
 
 @pytest.mark.parametrize("gauge", ["memory", "cpu_per_request"])
 def test_a_counted_gauge_failing_alone_holds_the_release(gauge: str) -> None:
-    assert _recommend(*_generic_verdicts(gauge)) is Action.HOLD
+    assert _recommend(*_generic_verdicts(gauge), weights=_generic_weights()) is Action.HOLD

@@ -140,3 +140,14 @@ def test_a_credible_new_signature_under_min_count_lines_passes() -> None:
 def test_no_log_lines_at_all_is_nodata() -> None:
     verdict = classify_signatures(SIGNATURES, _samples(0), *_sides(0), alpha=ALPHA)
     assert verdict.classification is Classification.NODATA and "are this version's logs shipped" in verdict.reason
+
+
+def test_tarones_rule_gives_alpha_only_to_the_signatures_that_could_fail() -> None:
+    from releasehealth.scoring.signatures import tarone_divisor
+
+    # Eight signatures; only one could ever reach a p-value below alpha / k: alpha is not divided.
+    assert tarone_divisor([1e-6] + [0.47] * 7, 0.002) == 1
+    # Three could: Bonferroni over three.
+    assert tarone_divisor([1e-9, 1e-9, 1e-9, 0.5, 0.5], 0.01) == 3
+    # When every one could, it is Bonferroni over all of them; none at all divides by one.
+    assert tarone_divisor([0.0] * 5, 0.01) == 5 and tarone_divisor([], 0.01) == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from releasehealth.simulator import ReleaseLabel, simulate
+from releasehealth.simulator.fleet import FAULTS as FAULTS_OF_THE_DEMO
 from releasehealth.simulator.openmetrics import write_openmetrics
 
 END = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -229,3 +230,56 @@ def test_good_variants_change_the_workload_alike_in_both_windows() -> None:
                 for window in (before, after):  # a spike at least doubles the typical latency, in each window
                     assert mean_latency[window].max() > 1.8 * np.median(mean_latency[window])
     assert ramps and spikes
+
+
+def test_the_new_shapes_have_their_labelled_form_in_the_data() -> None:
+    from releasehealth.simulator.fleet import EPISODE_FACTOR, JUDGED, LONE_SPIKE, SPIKE_CPU
+
+    fleet = _accuracy()
+    seen = set()
+    for service in fleet.services:
+        mean_latency = service.latency_sum / np.maximum(service.requests, 1)
+        cost = service.cpu_seconds / np.maximum(service.requests, 1)
+        for before, release in zip(service.releases, service.releases[1:], strict=False):
+            at = release.deployed_at.timestamp()
+            judged = (service.times > at + JUDGED[0]) & (service.times <= at + JUDGED[1])
+            baseline = (service.times > at - 1800) & (service.times <= at)
+            if release.label is ReleaseLabel.EPISODES and service.base_rps >= 4:
+                seen.add(release.label)
+                # round(share x 30) minutes of the judged window run slow: two scrapes each.
+                slow = mean_latency[judged] > 0.6 * EPISODE_FACTOR * np.median(mean_latency[judged])
+                assert slow.sum() == 2 * round(release.factor * 30)
+            if release.label is ReleaseLabel.TAIL_LATENCY:
+                seen.add(release.label)
+                # The median bucket does not move; the slowest buckets fill.
+                rows = service.buckets[judged].sum(axis=0), service.buckets[baseline].sum(axis=0)
+                tails = [row[-6:].sum() / row.sum() for row in rows]
+                assert tails[0] > tails[1]
+            if release.label is ReleaseLabel.BASELINE_SPIKE and service.base_rps >= 4:
+                seen.add(release.label)
+                assert cost[baseline].max() > 0.3 * SPIKE_CPU * np.median(cost[baseline])
+                assert release.cpu_per_request == pytest.approx(before.cpu_per_request * release.factor)
+            if release.label is ReleaseLabel.GOOD_SPIKE and service.base_rps >= 4:
+                seen.add(release.label)
+                spikes = mean_latency[judged] > 0.6 * LONE_SPIKE * np.median(mean_latency[judged])
+                assert spikes.sum() == 2  # one minute
+            if release.label is ReleaseLabel.CONNECTIONS:
+                seen.add(release.label)
+                held = [np.median(service.connections[w]) for w in (judged, baseline)]
+                assert held[0] > held[1]
+    assert {ReleaseLabel.EPISODES, ReleaseLabel.TAIL_LATENCY, ReleaseLabel.CONNECTIONS} <= seen
+
+
+def test_connections_are_small_integers_with_ties() -> None:
+    service = _accuracy().services[0]
+    values = service.connections
+    assert np.all(values == np.round(values)) and values.min() >= 0
+    assert np.unique(values).size < values.size / 100  # ties everywhere
+
+
+def test_the_default_fleet_has_none_of_the_accuracy_shapes() -> None:
+    from releasehealth.simulator.fleet import GOOD_LABELS
+
+    labels = {r.label for s in simulate(seed=7, end=END).services for r in s.releases}
+    assert labels <= {ReleaseLabel.INITIAL, ReleaseLabel.GOOD, *FAULTS_OF_THE_DEMO}
+    assert not labels & (set(GOOD_LABELS) - {ReleaseLabel.GOOD})

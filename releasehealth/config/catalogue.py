@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -201,16 +201,20 @@ def with_baseline(policy: Policy, choice: str) -> Policy:
 
 def catalogue_for(
     service_names: Sequence[str], *, policy: Policy | None = None, logs: LogSettings | None = None,
-    teams: dict[str, str] | None = None, path: str = "<demo>",
+    teams: dict[str, str] | None = None, path: str = "<demo>", templates: Mapping[str, str] | None = None,
+    metrics: Sequence[Mapping[str, Any]] = (),
 ) -> Catalogue:
     """A catalogue of generic-preset services (the embedded demo fleet's), reading their logs as `logs`
-    says (none without), each service's team from `teams`."""
+    says (none without), each service's team from `teams`, each with the custom `templates` and `metrics`
+    (as a config file's services[].templates and .metrics say them)."""
     policy = policy or Policy()
     log_specs = log_metrics() if logs else ()
     services = tuple(
         resolve_service(
-            ServiceEntry(name=name, team=(teams or {}).get(name, "")), load_preset("generic"), name,
-            logs=logs, log_specs=log_specs, policy=policy,
+            ServiceEntry.model_validate({
+                "name": name, "team": (teams or {}).get(name, ""), "templates": dict(templates or {}), "metrics": list(metrics),
+            }),
+            load_preset("generic"), name, logs=logs, log_specs=log_specs, policy=policy,
         )[0]
         for name in service_names
     )

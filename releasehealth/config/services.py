@@ -29,6 +29,7 @@ JOINED_VERSION = "version"  # the label a pod join gives every series (kubernete
 ROLES = {
     MetricKind.RATIO: {"numerator", "denominator"},
     MetricKind.HISTOGRAM_QUANTILE: {"buckets"},
+    MetricKind.HISTOGRAM_TAIL: {"buckets"},
     MetricKind.GAUGE: {"value"},
 }
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -151,6 +152,6 @@ def _roles_problems(metric: CustomMetric) -> list[str]:
     if set(metric.queries) != expected:
         got = ", ".join(sorted(metric.queries)) or "none"
         problems.append(f"queries: a {metric.kind.value} metric needs {', '.join(sorted(expected))}, got {got}")
-    if metric.kind is MetricKind.HISTOGRAM_QUANTILE and metric.quantile is None:
-        problems.append("quantile: a histogram_quantile metric needs one (e.g. 0.95)")
+    if metric.kind in (MetricKind.HISTOGRAM_QUANTILE, MetricKind.HISTOGRAM_TAIL) and metric.quantile is None:
+        problems.append(f"quantile: a {metric.kind.value} metric needs one (e.g. 0.95)")
     return problems
