@@ -32,6 +32,7 @@ from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.verdicts import SourceHealth
 
 MAX_MESSAGE = 2000  # characters kept of a message: a 1 MB stack dump must not stall template mining
+MAX_ORIGIN_PART = 200  # characters kept of each part of a statement's origin (logger, function, file, line)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 T = TypeVar("T")
 
@@ -78,19 +79,25 @@ class ElasticsearchLogSource:
         """
         if not keys:
             return {}, ()
-        searches = dsl.log_searches(settings.fields, keys, step, settings.sample_size)
+        searches = dsl.log_searches(settings.fields, keys, step, settings.sample_size, settings.info_sample_size)
         body = self._call(lambda: self._client.msearch(searches=_msearch_lines(searches)).body)
         responses = body.get("responses") if isinstance(body, dict) else None
         if not isinstance(responses, list) or len(responses) != len(searches):
             raise InvalidResponse(self.name, "malformed multi-search response")
         counted = [r for r, s in zip(responses, searches, strict=True) if s.kind == "counts"]
         sampled = [r for r, s in zip(responses, searches, strict=True) if s.kind == "sample"]
+        informed = iter([r for r, s in zip(responses, searches, strict=True) if s.kind == "info_sample"])
         levels, error_types = _parse_counts(self.name, counted, keys, step)
         out = {}
         for key, response in zip(keys, sampled, strict=True):
+            info = next(informed, None) if settings.info_sample_size > 0 and not key.sample_only else None
             sample, population, skipped, truncated = sample_from_response(self.name, response, settings.fields)
+            info_sample, info_population, info_skipped, info_truncated = (
+                sample_from_response(self.name, info, settings.fields) if info is not None else ((), 0, 0, 0)
+            )
             out[key.name] = LogWindowData(
-                levels.get(key.name, {}), error_types.get(key.name, {}), sample, population, skipped, truncated
+                levels.get(key.name, {}), error_types.get(key.name, {}), sample, population,
+                skipped + info_skipped, truncated + info_truncated, info_sample=info_sample, info_sampled_from=info_population,
             )
         return out, (self._query("logs", dsl.show_searches(searches), keys),)
 
@@ -248,7 +255,19 @@ def _line(doc: dict[str, Any], message: str, fields: LogFields) -> LogLine:
         level=dsl.normalise_level(_CONTROL.sub(" ", _text(level))[:40]),
         message=message,
         error_type=_CONTROL.sub(" ", _text(error_type))[:200],
+        origin=origin(doc, fields),
+        service=_CONTROL.sub(" ", _text(_field(doc, fields.service))).strip()[:MAX_ORIGIN_PART],
     )
+
+
+def origin(doc: dict[str, Any], fields: LogFields) -> str:
+    """The statement that wrote a document, "logger#function (file:line)" with whichever parts it has
+    ("" for none): text fields only, control characters removed, each part cut at MAX_ORIGIN_PART."""
+    logger, function, file, line = (
+        _CONTROL.sub(" ", _text(_field(doc, name))).strip()[:MAX_ORIGIN_PART]
+        for name in (fields.logger, fields.origin_function, fields.origin_file, fields.origin_line)
+    )
+    return dsl.statement(logger, function, file, line)
 
 
 def _population(response: dict[str, Any], sampled: int) -> int:

@@ -9,6 +9,8 @@ samples their error and warn lines, and answers deploy events from a list.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +67,7 @@ class MemoryLogSource:
     def fetch(
         self, keys: Sequence[WindowKey], settings: LogSettings, step: timedelta
     ) -> tuple[dict[str, LogWindowData], tuple[Query, ...]]:
-        data = {key.name: self._window(key, settings.sample_size, step) for key in keys}
+        data = {key.name: self._window(key, settings.sample_size, step, settings.info_sample_size) for key in keys}
         return data, (Query(template="logs", text="(in memory)", source=self.name),)
 
     def events(self, services: Sequence[str], start: datetime, end: datetime) -> tuple[list[Deploy], Query | None]:
@@ -75,8 +77,10 @@ class MemoryLogSource:
     def check(self) -> SourceHealth:
         return SourceHealth("elasticsearch", self.name, True, 0.0, "", datetime.now(UTC))
 
-    def _window(self, key: WindowKey, sample_size: int, step: timedelta) -> LogWindowData:
+    def _window(self, key: WindowKey, sample_size: int, step: timedelta, info_sample_size: int = 0) -> LogWindowData:
         start, end = key.window.start.timestamp(), key.window.end.timestamp()
+        if key.callers:
+            return self._callers(key, sample_size)
         lines = [
             logged.line for logged in self.lines
             if logged.service == key.service and (not key.version or logged.version == key.version)
@@ -91,4 +95,24 @@ class MemoryLogSource:
             levels[level] = Series({"level": level}, at.astype(np.float64), counts.astype(np.float64))
         sampled = [line for line in lines if line.level in SAMPLED]
         error_types = Counter(line.error_type for line in lines if line.error_type)
-        return LogWindowData(levels, dict(error_types), tuple(sampled[:sample_size]), len(sampled))
+        info = [line for line in lines if line.level == "info"]
+        return LogWindowData(
+            levels, dict(error_types), tuple(sampled[:sample_size]), len(sampled),
+            info_sample=tuple(info[:info_sample_size]), info_sampled_from=len(info),
+        )
+
+    def _callers(self, key: WindowKey, sample_size: int) -> LogWindowData:
+        """Other services' error and warn lines with every word of the key's service name, as the
+        collector's `match` (operator and) finds them; each line says which service logged it."""
+        start, end = key.window.start.timestamp(), key.window.end.timestamp()
+        words = set(_words(key.service))
+        lines = [
+            dataclasses.replace(logged.line, service=logged.service) for logged in self.lines
+            if logged.service != key.service and logged.line.level in SAMPLED and start <= logged.line.timestamp < end
+            and words <= set(_words(logged.line.message))
+        ]
+        return LogWindowData({}, {}, tuple(lines[:sample_size]), len(lines))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"\W+", text.lower()) if w]

@@ -317,6 +317,8 @@ def signature_diff(evidence: LogEvidence) -> None:
     if not evidence.signatures:
         st.info("No error or warn message was sampled in either window, so there is no signature to compare.")
         return
+    if evidence.blast_radius:
+        st.caption(escape_markdown(evidence.blast_radius))
     st.dataframe(
         tables.signature_table(evidence), hide_index=True, column_config=_signature_columns(evidence.rate_basis),
     )
@@ -333,6 +335,8 @@ def _signature_columns(rate_basis: str) -> dict[str, Any]:
         f"candidate ({unit})": rate,
         "not a risk": st.column_config.CheckboxColumn(help="On the not-a-risk list: never fails a release"),
         "credible": st.column_config.CheckboxColumn(help="p-value below the release's corrected alpha"),
+        "caller": st.column_config.TextColumn(help="Another service's line naming this one: the release's blast radius"),
+        "notes": st.column_config.TextColumn(width="medium"),
     }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from releasehealth.format import NONE, change_text, format_age, format_p_value, format_time, format_value, format_window
-from releasehealth.model import Action, BaselinePolicy, LogWindowData, Policy, SignatureStatus
+from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, LogWindowData, Policy
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
 # Riskiest first: what the on-call engineer must look at before anything else.
@@ -242,7 +242,7 @@ def sources_table(health: Sequence[SourceHealth]) -> pd.DataFrame:
 # ---- logs ----------------------------------------------------------------------------------------
 
 # NEW and INCREASED are what a reviewer must read the messages of; KNOWN and GONE stay in the table.
-FLAGGED = (SignatureStatus.NEW, SignatureStatus.INCREASED)
+FLAGGED = NOTABLE_SIGNATURES
 
 
 def rate_label(basis: str) -> str:
@@ -266,10 +266,24 @@ def signature_table(logs: LogEvidence) -> pd.DataFrame:
             "p-value": format_p_value(s.p_value),
             "not a risk": s.ignored,
             "credible": s.credible,
+            "caller": s.caller,
+            "notes": signature_notes(s),
         }
         for s in logs.signatures
     ]
     return pd.DataFrame(rows)
+
+
+def signature_notes(signature: LogSignature) -> str:
+    """What else is known of a signature: its successor, its history, whose line it is."""
+    notes = []
+    if signature.replaced_by:
+        notes.append(f"replaced by {signature.replaced_by}")
+    if signature.in_history:
+        notes.append("seen in the service's history")
+    if signature.caller:
+        notes.append(f"logged by caller {signature.caller}")
+    return "; ".join(notes)
 
 
 def flagged_signatures(logs: LogEvidence) -> list[LogSignature]:

@@ -1,7 +1,8 @@
 """Elasticsearch query DSL builders (pure dicts).
 
 Untrusted values (service names, versions) only ever go into `term`, `terms` and `range` clauses,
-which match them literally; never into `query_string`, whose syntax they could change. Every query
+which match them literally, and into `match` (callers' lines naming a service), whose query text is
+analysed as words, never parsed; never into `query_string`, whose syntax they could change. Every query
 sticks to what both real Elasticsearch and the test server answer alike: bool/term/terms/range, filters,
 date_histogram, terms, sort on keyword fields.
 """
@@ -23,7 +24,10 @@ LEVEL_SPELLINGS = {
     "error": ("error", "ERROR", "Error", "err", "ERR", "fatal", "FATAL", "Fatal", "critical", "CRITICAL", "crit", "CRIT",
               "severe", "SEVERE", "alert", "ALERT", "emergency", "EMERGENCY"),
     "warn": ("warn", "WARN", "Warn", "warning", "WARNING", "Warning"),
+    "info": ("info", "INFO", "Info", "information", "INFORMATION", "informational", "notice", "NOTICE"),
 }
+SAMPLED_LEVELS = ("error", "warn")  # the sample the error signatures are mined from
+INFO_LEVELS = ("info",)  # sampled apart: far more numerous, they would crowd the errors out of one sample
 _NORMAL = {spelling.lower(): level for level, spellings in LEVEL_SPELLINGS.items() for spelling in spellings}
 _INDEX_FORBIDDEN = re.compile(r'[\\/?"<>| ,#:]')
 MAX_LEVEL_BUCKETS = 20
@@ -36,6 +40,13 @@ def normalise_level(raw: object) -> str:
     if text in _NORMAL:
         return _NORMAL[text]
     return {"information": "info", "informational": "info", "notice": "info", "verbose": "debug"}.get(text, text)
+
+
+def statement(logger: str, function: str, file: str, line: str) -> str:
+    """A log statement's identity as shown: "logger#function (file:line)" with whichever parts are known."""
+    where = f"{file}:{line}" if file and line else file or (f"line {line}" if line else "")
+    head = f"{logger}#{function}" if logger and function else logger or function
+    return f"{head} ({where})" if head and where else head or where
 
 
 def index_for(pattern: str, service: str) -> str:
@@ -56,6 +67,15 @@ class WindowKey:
     version: str
     window: Window
     index: str = "logs-*"  # where this service's logs are (the pattern with {service} filled in)
+    sample_only: bool = False  # only its error and warn sample is needed (a service's history): no counts
+    # The key reads other services' error and warn lines naming `service` (its callers), from `index`
+    # (the pattern read for every service); a callers key is sample_only.
+    callers: bool = False
+
+
+def callers_index(pattern: str) -> str:
+    """Where every service's logs are: the index pattern with {service} as a wildcard."""
+    return pattern.replace("{service}", "*")
 
 
 def _millis(at: datetime) -> int:
@@ -95,21 +115,36 @@ def counts_body(fields: LogFields, keys: Sequence[WindowKey], step: timedelta) -
     }
 
 
-def sample_body(fields: LogFields, key: WindowKey, size: int) -> dict[str, Any]:
-    """Up to `size` error and warn lines of one window, spread over it.
+def sample_body(fields: LogFields, key: WindowKey, size: int, levels: Sequence[str] = SAMPLED_LEVELS) -> dict[str, Any]:
+    """Up to `size` lines of `levels` (error and warn by default) of one window, spread over it.
 
     Sorting by trace id, a random identifier, draws a uniform sample of the window in one search (the
     first `size` lines by time would all come from its first minutes); the total is the population.
     """
-    spellings = [s for level in ("error", "warn") for s in LEVEL_SPELLINGS[level]]
-    query = window_filter(fields, key)
+    spellings = [s for level in levels for s in LEVEL_SPELLINGS[level]]
+    query = callers_filter(fields, key) if key.callers else window_filter(fields, key)
     query["bool"]["filter"].append({"terms": {fields.level: spellings}})
     return {
         "size": size,
         "track_total_hits": True,
         "query": query,
         "sort": [{fields.trace_id: {"order": "asc", "unmapped_type": "keyword", "missing": "_last"}}],
-        "_source": [fields.timestamp, fields.level, fields.message, fields.error_type, fields.error_message],
+        "_source": [
+            fields.timestamp, fields.level, fields.message, fields.error_type, fields.error_message,
+            fields.logger, fields.origin_function, fields.origin_file, fields.origin_line, fields.service,
+        ],
+    }
+
+
+def callers_filter(fields: LogFields, key: WindowKey) -> dict[str, Any]:
+    """Lines of every other service in the window whose message has every word of the service's name
+    ("search-service": "search" and "service"); the collector's caller keeps those naming it exactly."""
+    window = {"range": {fields.timestamp: {"gte": _millis(key.window.start), "lt": _millis(key.window.end)}}}
+    return {
+        "bool": {
+            "filter": [window, {"match": {fields.message: {"query": key.service, "operator": "and"}}}],
+            "must_not": [{"term": {fields.service: key.service}}],
+        }
     }
 
 
@@ -149,15 +184,21 @@ class Search:
     kind: str  # "counts" or "sample"
 
 
-def log_searches(fields: LogFields, keys: Sequence[WindowKey], step: timedelta, sample_size: int) -> list[Search]:
+def log_searches(
+    fields: LogFields, keys: Sequence[WindowKey], step: timedelta, sample_size: int, info_sample_size: int = 0
+) -> list[Search]:
     """The multi-search reading every window's logs: a counting aggregation per index (over that index's
-    windows), then one bounded sample per window, each search reading only its own index."""
+    windows), then one bounded sample of error and warn lines per window and, when info_sample_size > 0,
+    one of info lines (none for a key that is `sample_only`), each search reading only its own index."""
     by_index: dict[str, list[WindowKey]] = {}
     for key in keys:
-        by_index.setdefault(key.index, []).append(key)
+        if not key.sample_only:
+            by_index.setdefault(key.index, []).append(key)
     counts = [Search(index, counts_body(fields, members, step), "counts") for index, members in by_index.items()]
     samples = [Search(key.index, sample_body(fields, key, sample_size), "sample") for key in keys]
-    return counts + samples
+    counted = [key for key in keys if not key.sample_only]
+    infos = [Search(key.index, sample_body(fields, key, info_sample_size, INFO_LEVELS), "info_sample") for key in counted]
+    return counts + samples + (infos if info_sample_size > 0 else [])
 
 
 def show_searches(searches: Sequence[Search]) -> str:

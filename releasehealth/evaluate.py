@@ -107,19 +107,24 @@ def _evaluate_all(
     if any(t.service.logs is not None for t in judgeable):
         _say(progress, "reading the logs")
     logs = fetch_logs(sources.logs, judgeable, policy.step)
-    read = _Read(fetched, {id(t): logs[n] for n, t in enumerate(judgeable) if n in logs}, not_a_risk, sources.metrics.name)
+    read = _Read(
+        fetched, {id(t): logs[n] for n, t in enumerate(judgeable) if n in logs}, not_a_risk, sources.metrics.name,
+        sources.service_names | {t.service.name for t in judgeable},
+    )
     _say(progress, f"judging {len(targets)} release(s)")
     return [_evaluation(t, policy, read, scan, now) for t in targets]
 
 
 class _Read(NamedTuple):
     """What was read for a batch of releases: each template's series, each release's logs (by the target's
-    id), the signatures marked not a risk, and the name of the metric source (part of every fetch's key)."""
+    id), the signatures marked not a risk, the name of the metric source (part of every fetch's key), and
+    the service names log templates keep."""
 
     metrics: dict[FetchKey, Fetched]
     logs: dict[int, LogData]
     not_a_risk: frozenset[str]
     source: str
+    service_names: frozenset[str] = frozenset()  # the catalogue's: never masked in a log template
 
 
 def _target(
@@ -180,7 +185,8 @@ def _evaluation(target: Target, policy: Policy, read: _Read, scan: DeployScan, n
     requests = _requests(target, read.metrics, read.source)
     inputs = [_metric_input(target, spec, read.metrics, read.source) for spec in service.metrics if spec.kind not in LOG_KINDS]
     logs = read.logs.get(id(target))
-    evidence, samples = _log_side(target, logs, requests, read.not_a_risk) if service.logs else (None, None)
+    protected = read.service_names | {service.name}
+    evidence, samples = _log_side(target, logs, requests, read.not_a_risk, protected) if service.logs else (None, None)
     inputs += [_log_input(spec, evidence, samples, requests) for spec in service.metrics if spec.kind in LOG_KINDS]
     release_score, recommendation = judge(inputs, policy, baseline_version, candidate_version, _information(target, policy))
     if evidence is not None and not evidence.error:
@@ -283,6 +289,7 @@ def _requests(target: Target, fetched: dict[FetchKey, Fetched], source: str) -> 
 def _log_side(
     target: Target, logs: LogData | None, requests: tuple[list[Series], list[Series], Fetched] | None,
     not_a_risk: frozenset[str],
+    protected: frozenset[str] = frozenset(),
 ) -> tuple[LogEvidence, LogSamples | None]:
     """Both windows' log data (its signatures come from the judge), and what the signature comparison needs."""
     if logs is None or logs.error or logs.baseline is None or logs.candidate is None:
@@ -296,9 +303,23 @@ def _log_side(
     else:
         exposures = [sum(d.total(level) for level in d.levels) for d in sides]
     basis = "requests" if per_request else "log lines"
-    totals = tuple(SideTotals(len(d.sample), d.sampled_from, e, basis) for d, e in zip(sides, exposures, strict=True))
-    samples = LogSamples(baseline=logs.baseline.sample, candidate=logs.candidate.sample, totals=(totals[0], totals[1]),
-                         not_a_risk=not_a_risk)
+    totals = tuple(
+        SideTotals(len(d.sample), d.sampled_from, e, basis, len(d.info_sample), d.info_sampled_from)
+        for d, e in zip(sides, exposures, strict=True)
+    )
+    callers = (logs.callers[0], logs.callers[1]) if logs.callers[0] and logs.callers[1] else None
+    caller_totals = (
+        (SideTotals(len(callers[0].sample), callers[0].sampled_from, exposures[0], basis),
+         SideTotals(len(callers[1].sample), callers[1].sampled_from, exposures[1], basis))
+        if callers is not None else None
+    )
+    samples = LogSamples(
+        baseline=logs.baseline.sample + logs.baseline.info_sample, candidate=logs.candidate.sample + logs.candidate.info_sample,
+        totals=(totals[0], totals[1]), not_a_risk=not_a_risk, protected=protected,
+        history=logs.history.sample if logs.history is not None else (),
+        callee=(target.service.logs.service if target.service.logs else "") or target.service.name,
+        callers=(callers[0].sample, callers[1].sample) if callers is not None else ((), ()), caller_totals=caller_totals,
+    )
     return LogEvidence(logs.baseline, logs.candidate, (), basis, logs.queries), samples
 
 

@@ -22,7 +22,7 @@ from releasehealth.model import (
     Service,
     Window,
 )
-from releasehealth.queries.elasticsearch import WindowKey, index_for
+from releasehealth.queries.elasticsearch import WindowKey, callers_index, index_for
 from releasehealth.queries.promql import QueryGroup
 from releasehealth.windows import WindowPlan
 
@@ -153,13 +153,17 @@ class LogData(NamedTuple):
     candidate: LogWindowData | None
     queries: tuple[Query, ...]
     error: str
+    history: LogWindowData | None = None  # the service's own lines before the baseline: its vocabulary
+    # Other services' error and warn lines naming this one, in the baseline and the candidate window.
+    callers: tuple[LogWindowData | None, LogWindowData | None] = (None, None)
 
 
 def fetch_logs(source: LogSource | None, targets: Sequence[Target], step: timedelta) -> dict[int, LogData]:
-    """Both windows of every target whose service reads logs, by the target's position in `targets`: one
-    multi-search per group of services sharing log settings."""
+    """Both windows of every target whose service reads logs, and the span of its history before the
+    baseline (settings.history), by the target's position in `targets`: one multi-search per group of
+    services sharing log settings."""
     out: dict[int, LogData] = {}
-    groups: dict[LogSettings, list[tuple[int, WindowKey, WindowKey]]] = {}
+    groups: dict[LogSettings, list[tuple[int, list[WindowKey | None]]]] = {}
     reading = [(position, t) for position, t in enumerate(targets) if t.service.logs is not None]
     for n, (position, target) in enumerate(reading):
         settings, plan, candidate = target.service.logs, target.plan, target.candidate
@@ -179,16 +183,29 @@ def fetch_logs(source: LogSource | None, targets: Sequence[Target], step: timede
         versions = (plan.baseline.version, candidate.version) if target.service.labels.version else ("", "")
         baseline = WindowKey(f"t{n}b", value, versions[0], plan.baseline_window, index)
         candidate_key = WindowKey(f"t{n}c", value, versions[1], plan.candidate_window, index)
-        groups.setdefault(settings, []).append((position, baseline, candidate_key))
+        start = plan.baseline_window.start
+        # Any version: the vocabulary is what the service logged, whichever release logged it.
+        span = Window(start - settings.history, start, plan.baseline_window.step)
+        history = WindowKey(f"t{n}h", value, "", span, index, sample_only=True) if settings.history else None
+        # Callers name a service, not a version: only windows apart in time tell the releases apart.
+        apart = plan.baseline_window.end <= plan.candidate_window.start
+        callers = [
+            WindowKey(f"t{n}{side}", value, "", window, callers_index(settings.index), sample_only=True, callers=True)
+            if settings.callers and apart else None
+            for side, window in (("xb", plan.baseline_window), ("xc", plan.candidate_window))
+        ]
+        groups.setdefault(settings, []).append((position, [baseline, candidate_key, history, *callers]))
     for settings, members in groups.items():
         assert source is not None
-        keys = [key for _, b, c in members for key in (b, c)]
+        keys = [key for _, planned in members for key in planned if key is not None]
         try:
             data, queries = source.fetch(keys, settings, step)
         except SourceError as exc:
             indexes = ", ".join(sorted({key.index for key in keys}))
             error = f"logs could not be read: query 'logs' (a multi-search of {indexes}) failed: {exc}"
-            out.update({n: LogData(None, None, (), error) for n, _, _ in members})
+            out.update({n: LogData(None, None, (), error) for n, _ in members})
             continue
-        out.update({n: LogData(data.get(b.name), data.get(c.name), queries, "") for n, b, c in members})
+        for n, planned in members:
+            b, c, h, xb, xc = (data.get(key.name) if key is not None else None for key in planned)
+            out[n] = LogData(b, c, queries, "", h, (xb, xc))
     return out

@@ -81,9 +81,14 @@ class SignatureStatus(StrEnum):
     """How a log signature (a mined message template) compares between the two windows."""
 
     NEW = "NEW"  # absent from the baseline
+    VANISHED = "VANISHED"  # steady in the baseline, credibly absent from the candidate at its traffic
     INCREASED = "INCREASED"  # present in both, credibly more frequent beyond tolerance
     KNOWN = "KNOWN"  # present in both, no credible rise
     GONE = "GONE"  # present in the baseline only
+
+
+# The statuses whose examples a reader needs to see (in the dashboard, the reports and the CLI).
+NOTABLE_SIGNATURES = (SignatureStatus.NEW, SignatureStatus.INCREASED, SignatureStatus.VANISHED)
 
 
 # ---- configuration value types (validated where the config file enters) --------------------------------
@@ -174,6 +179,10 @@ class MetricSpec:
     # A gauge's leak tolerance: growth per hour, relative to its level, that the candidate may add to the
     # baseline's own trend (None: the level tolerance over the window, as a level shift).
     trend_tolerance: float | None = Field(default=None, ge=0)
+    # Log signatures only: what a statement that vanished does to the release (hold, rollback or show).
+    vanished: Literal["hold", "rollback", "show"] = "hold"
+    # Log signatures only: what error lines of other services naming this one (callers) do to the release.
+    callers: Literal["hold", "rollback", "show"] = "hold"
 
     @model_validator(mode="after")
     def _valid_range(self) -> MetricSpec:
@@ -320,6 +329,12 @@ class LogFields:
     error_type: str = "error.type"
     error_message: str = "error.message"
     trace_id: str = "trace.id"
+    # Statement identity: which logger, function and source line wrote a line (ECS log.*). When present
+    # they are part of a signature, so two statements with the same text stay two.
+    logger: str = "log.logger"
+    origin_function: str = "log.origin.function"
+    origin_file: str = "log.origin.file.name"
+    origin_line: str = "log.origin.file.line"
 
 
 # ---- the resolved catalogue --------------------------------------------------------------------------
@@ -349,6 +364,13 @@ class LogSettings:
     fields: LogFields = LogFields()
     service: str = ""
     sample_size: int = 5000  # error and warn messages pulled per window for template mining
+    info_sample_size: int = 2000  # info messages pulled per window, for statements that vanish (0: none)
+    # How far back before the baseline window the service's own error and warn lines are sampled: a
+    # signature seen there is part of its vocabulary, never NEW (it may be INCREASED). 0: not read.
+    history: timedelta = timedelta(hours=24)
+    # Whether other services' error and warn lines naming this one in each window are sampled too: the
+    # release's blast radius, as its callers see it.
+    callers: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -393,6 +415,8 @@ class LogLine:
     level: str  # normalised: error, warn, info, debug
     message: str
     error_type: str = ""
+    origin: str = ""  # the statement that wrote it (logger, function, file:line), when the document says
+    service: str = ""  # the service that logged it, when the sample reads several (callers)
 
 
 @dataclass(frozen=True, eq=False)
@@ -406,6 +430,8 @@ class LogWindowData:
     skipped: int = 0  # sampled documents without a usable message
     truncated: int = 0  # sampled messages cut to the maximum length
     sampled_count: int | None = None  # lines in the sample when the sample is not kept (a stored evaluation)
+    info_sample: tuple[LogLine, ...] = ()  # info messages, spread over the window, sampled on their own
+    info_sampled_from: int = 0  # info lines in the window: that sample's population
 
     @property
     def sampled(self) -> int:

@@ -19,14 +19,14 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 
 from releasehealth.format import iso_time, signed_percent, significant
-from releasehealth.model import Deploy, Series, SignatureStatus, Window
+from releasehealth.model import NOTABLE_SIGNATURES, Deploy, Series, Window
 from releasehealth.verdicts import Evaluation, LogSignature, MetricVerdict
 
 FINGERPRINT_COVERS = (
     "SHA-256 (first 16 hex digits) of the effective judging policy and this service's metric specs, "
     "as configured when this report was made (not necessarily when the release was evaluated)"
 )
-FLAGGED = (SignatureStatus.NEW, SignatureStatus.INCREASED)  # the statuses whose examples a reader needs to see
+FLAGGED = NOTABLE_SIGNATURES
 MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
@@ -103,7 +103,12 @@ def _score(evaluation: Evaluation) -> float | None:
 
 
 def _flags(signature: LogSignature) -> str:
-    return ("not a risk " if signature.ignored else "") + ("" if signature.credible else "not credible yet")
+    flags = ["not a risk"] if signature.ignored else []
+    flags += [] if signature.credible else ["not credible yet"]
+    flags += [f"caller {signature.caller}"] if signature.caller else []
+    flags += [f"replaced by {signature.replaced_by}"] if signature.replaced_by else []
+    flags += ["seen in the service's history"] if signature.in_history else []
+    return "; ".join(flags)
 
 
 # ---- HTML ------------------------------------------------------------------------------------------
@@ -141,6 +146,7 @@ pre { background: #f5f5f5; padding: .5em; white-space: pre-wrap; word-break: bre
 {% if not logs %}<p>Logs were not read.</p>
 {% elif logs.error %}<p>Logs could not be read: {{ logs.error }}</p>
 {% else %}<p>Rates per 1k {{ "requests" if logs.rate_basis == "requests" else "log lines" }}.</p>
+{% if logs.blast_radius %}<p>{{ logs.blast_radius }}</p>{% endif %}
 <table><tr><th>status</th><th>level</th><th>template</th><th>lines</th><th>rate</th><th>p-value</th><th>flags</th></tr>
 {% for s in logs.signatures %}<tr><td>{{ s.status.value }}</td><td>{{ s.level }}</td><td><code>{{ s.template }}</code></td>
 <td>{{ number(s.baseline_count) }} &rarr; {{ number(s.candidate_count) }}</td><td>{{ number(s.baseline_rate) }} &rarr; {{ number(s.candidate_rate) }}</td>
@@ -224,6 +230,7 @@ def _md_logs(evaluation: Evaluation) -> list[str]:
         return lines + [f"Logs could not be read: {md_escape(logs.error)}"]
     per = "requests" if logs.rate_basis == "requests" else "log lines"
     lines += [f"Rates per 1k {per}.", ""]
+    lines += [md_escape(logs.blast_radius), ""] if logs.blast_radius else []
     rows = [
         (
             s.status.value, s.level, s.template, f"{significant(s.baseline_count)} → {significant(s.candidate_count)}",

@@ -121,6 +121,7 @@ def _log_window(data: LogWindowData | None) -> Document | None:
         "sampled_from": data.sampled_from,
         "skipped": data.skipped,
         "truncated": data.truncated,
+        "info_sampled_from": data.info_sampled_from,
     }
 
 
@@ -139,6 +140,10 @@ def _signature(signature: LogSignature) -> Document:
         "failing": signature.failing,
         "not_a_risk": signature.ignored,
         "examples": list(signature.examples),
+        "replaced_by": signature.replaced_by or None,
+        "in_history": signature.in_history,
+        "caller": signature.caller or None,
+        "origin": signature.origin or None,
     }
 
 
@@ -304,6 +309,7 @@ def _read_log_window(data: Document | None) -> LogWindowData | None:
     return LogWindowData(
         levels, dict(data.get("error_types") or {}), (), int(data.get("sampled_from") or 0), int(data.get("skipped") or 0),
         int(data.get("truncated") or 0), sampled_count=int(data.get("sampled") or 0),
+        info_sampled_from=int(data.get("info_sampled_from") or 0),
     )
 
 
@@ -314,5 +320,7 @@ def _read_signature(data: Document) -> LogSignature:
         candidate_count=_read_number(data["candidate_count"]) or 0.0, baseline_rate=_read_number(data.get("baseline_rate")),
         candidate_rate=_read_number(data.get("candidate_rate")), examples=tuple(data.get("examples") or ()),
         ignored=bool(data.get("not_a_risk")), p_value=_read_number(data.get("p_value")),
-        credible=bool(data.get("credible")), failing=bool(data.get("failing")),
+        credible=bool(data.get("credible")), failing=bool(data.get("failing")), replaced_by=data.get("replaced_by") or "",
+        in_history=bool(data.get("in_history")), origin=data.get("origin") or "",
+        caller=data.get("caller") or "",
     )

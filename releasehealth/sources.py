@@ -18,6 +18,7 @@ class Sources:
     logs: LogSource | None = None
     store: Store | None = None  # the history store: recorded deploys, verdicts (last-good), not-a-risk marks
     not_a_risk: frozenset[str] = frozenset()  # the signatures the configuration marks not a risk
+    service_names: frozenset[str] = frozenset()  # the catalogue's services (and their log service values)
 
     def marked_not_a_risk(self) -> frozenset[str]:
         """The signatures marked not a risk in the configuration and in the history store: both count."""

@@ -4,6 +4,8 @@ the release's score and recommendation, the log evidence, the whole Evaluation; 
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,10 +35,19 @@ class SideTotals:
     population: int  # error and warn lines in the window
     exposure: float  # requests (or log lines) in the window
     per: str = "requests"
+    info_sampled: int = 0  # info lines in their own sample
+    info_population: int = 0  # info lines in the window
 
     @property
     def scale(self) -> float:
+        """Lines in the window per error or warn line in the sample."""
         return self.population / self.sampled if self.sampled else 1.0
+
+    def scale_for(self, level: str) -> float:
+        """Lines in the window per sampled line of `level`: info lines are sampled apart."""
+        if level == "info":
+            return self.info_population / self.info_sampled if self.info_sampled else 1.0
+        return self.scale
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +67,10 @@ class LogSignature:
     p_value: float | None = None  # of the rise (NEW: that the baseline's absence is chance)
     credible: bool = False  # p_value below the corrected alpha
     failing: bool = False  # fails the release (the judge's rule: error level, credible, enough lines, not ignored)
+    replaced_by: str = ""  # a statement that stopped: the new one of its logger and level that took its place
+    in_history: bool = False  # the service logged it before the baseline window: its vocabulary, never NEW
+    origin: str = ""  # the statement that logs it (logger#function (file:line)), when the documents say
+    caller: str = ""  # another service's line naming this one (its blast radius): the service that logged it
 
 
 @dataclass(frozen=True)
@@ -106,10 +121,17 @@ class LogSamples:
     """What the log-signature comparison needs: both windows' sampled messages, what their rates are per,
     and the signatures marked not a risk (in the config and in the history store)."""
 
-    baseline: tuple[LogLine, ...]
+    baseline: tuple[LogLine, ...]  # error and warn lines, then info lines (sampled apart: SideTotals)
     candidate: tuple[LogLine, ...]
     totals: tuple[SideTotals, SideTotals]
     not_a_risk: frozenset[str] = frozenset()
+    protected: frozenset[str] = frozenset()  # words never masked in a template: the catalogue's service names
+    history: tuple[LogLine, ...] = ()  # the service's own error and warn lines before the baseline window
+    # Other services' error and warn lines that name this service (its callers), per window, and what
+    # their rates are per (the same exposure as the service's own; population: lines of the `match`).
+    callee: str = ""  # the name they are searched for
+    callers: tuple[tuple[LogLine, ...], tuple[LogLine, ...]] = ((), ())
+    caller_totals: tuple[SideTotals, SideTotals] | None = None
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -159,6 +181,28 @@ class LogEvidence:
     rate_basis: str = "requests"  # what signature rates are per: "requests" or "log lines"
     queries: tuple[Query, ...] = ()
     error: str = ""
+
+    @property
+    def blast_radius(self) -> str:
+        """What the callers' lines naming the service say, in one sentence ("" when none was read)."""
+        return blast_radius(self.signatures)
+
+
+def blast_radius(signatures: Sequence[LogSignature]) -> str:
+    """The callers' side in one sentence, e.g. "Blast radius: 42 lines of 2 callers (cart-service, gateway) name this service in the candidate
+    window, 1 in the baseline window; 1 signature NEW, 1 INCREASED." or "" without callers' lines."""
+    called = [s for s in signatures if s.caller]
+    if not called:
+        return ""
+    callers = sorted({s.caller for s in called if s.candidate_count})
+    candidate, baseline = sum(s.candidate_count for s in called), sum(s.baseline_count for s in called)
+    rising = Counter(s.status.value for s in called if s.status.value in ("NEW", "INCREASED"))
+    change = "; " + ", ".join(f"{n} signature(s) {status}" for status, n in sorted(rising.items())) if rising else "; no rise"
+    who = f" of {len(callers)} caller(s) ({', '.join(callers)})" if callers else ""
+    return (
+        f"Blast radius: {candidate:.0f} error and warn lines{who} name this service in the candidate window, "
+        f"{baseline:.0f} in the baseline window{change}."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,8 +68,10 @@ def assemble(catalogue: Catalogue, *, metrics: MetricSource, logs: LogSource | N
     settings = catalogue.store
     needed = create_store or catalogue.policy.baseline is BaselinePolicy.LAST_GOOD
     store = open_store(settings, catalogue.path) if settings and (needed or exists(settings.url)) else None
+    names = frozenset(s.name for s in catalogue.services) | frozenset(s.logs.service for s in catalogue.services if s.logs and s.logs.service)
     sources = Sources(
-        metrics=metrics, deploys=MetricDeploySource(metrics), logs=logs, store=store, not_a_risk=catalogue.not_a_risk
+        metrics=metrics, deploys=MetricDeploySource(metrics), logs=logs, store=store, not_a_risk=catalogue.not_a_risk,
+        service_names=names,
     )
     return Wiring(catalogue, sources)
 

@@ -5,6 +5,10 @@ plus WARN and INFO lines at a rate per request. A NEW_EXCEPTION release also log
 type never seen before (the responses still succeed, so the metrics stay healthy); an ERROR_LOG_BURST
 release logs its known timeout error `factor` times as often per request as the release it replaces
 (retries hide it from the 5xx ratio).
+
+Each service also calls the next one in the fleet, and logs a WARN naming it ("Upstream search-service
+answered HTTP 503 ...; failing over") for a share of the callee's 5xx: the callee's blast radius, as its
+callers' logs show it (a warn line: it never fails the caller's own release).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from releasehealth.queries import elasticsearch as dsl
 from releasehealth.simulator.fleet import Fleet, ReleaseLabel, SimulatedService
 
 LEVELS = ("error", "warn", "info")
@@ -25,6 +30,7 @@ LOGGED_5XX_SHARE = 0.25
 WARN_PER_REQUEST = 0.0004
 INFO_PER_REQUEST = 0.0002
 NEW_EXCEPTION_PER_REQUEST = 0.003
+CALLER_SHARE = 0.05  # of the callee's 5xx that its caller logs, naming it (most retry quietly)
 UPSTREAMS = ("inventory.prod.svc", "payments.prod.svc", "pricing.prod.svc", "users.prod.svc", "search.prod.svc")
 TABLES = ("orders", "order_items", "users", "carts", "shipments")
 
@@ -38,6 +44,23 @@ class LogTemplate:
     error_type: str
     text: str
     weight: float = 1.0
+    logger: str = ""  # the statement that logs it: ECS log.logger, log.origin.function, .file.name, .file.line
+    function: str = ""
+    file: str = ""
+    line: int = 0
+
+    @property
+    def origin(self) -> str:
+        return dsl.statement(self.logger, self.function, self.file, str(self.line) if self.line else "")
+
+    def ecs_log(self) -> dict[str, object]:
+        """The document's `log` object: its level and, when known, the statement's origin."""
+        out: dict[str, object] = {"level": self.level}
+        if self.logger:
+            out["logger"] = self.logger
+        if self.function or self.file:
+            out["origin"] = {"function": self.function, "file": {"name": self.file, "line": self.line}}
+        return out
 
 
 ERRORS = (
@@ -59,8 +82,8 @@ WARNINGS = (
     ),
 )
 INFOS = (
-    LogTemplate("request", "info", "", "GET {path} completed in {ms}ms status=200", 3),
-    LogTemplate("flush", "info", "", "Flushed {n} metrics to collector at {ip}:9091 in {dur}s", 1),
+    LogTemplate("request", "info", "", "GET {path} completed in {ms}ms status=200", 3, "http.access", "log", "access.py", 88),
+    LogTemplate("flush", "info", "", "Flushed {n} metrics to collector at {ip}:9091 in {dur}s", 1, "metrics.push", "flush", "push.py", 41),
 )
 NEW_EXCEPTIONS = (
     LogTemplate(
@@ -78,11 +101,17 @@ NEW_EXCEPTIONS = (
     ),
     LogTemplate(
         "typeerror", "error", "TypeError",
-        "TypeError: Cannot read properties of undefined (reading 'address') at /app/dist/checkout.{hex}.js:{line}",
+        # Echoes user input: a new signature whose examples are hostile markup, to be shown inert.
+        "TypeError: Cannot read properties of undefined (reading 'address') of input <script>alert('{n}')</script> "
+        "in field **comment** at /app/dist/checkout.{hex}.js:{line}",
     ),
 )
 BURST = ERRORS[0]
-TEMPLATES = ERRORS + WARNINGS + INFOS + NEW_EXCEPTIONS
+CALLER = LogTemplate(
+    "caller", "warn", "", "Upstream {callee} answered HTTP 503 for {path}; failing over", 1, "http.client", "call",
+    "client.py", 131,
+)
+TEMPLATES = ERRORS + WARNINGS + INFOS + NEW_EXCEPTIONS + (CALLER,)
 TEMPLATE_INDEX = {t.key: i for i, t in enumerate(TEMPLATES)}
 
 
@@ -160,6 +189,12 @@ def _service_logs(fleet: Fleet, position: int, service: SimulatedService) -> Ser
         for template, share in zip(group, weights / weights.sum(), strict=True):
             per_template.append((TEMPLATE_INDEX[template.key], rng.poisson(requests * rate * share)))
     per_template += _fault_lines(rng, service, requests, LOGGED_5XX_SHARE * error_weights[0] / error_weights.sum())
+    callee = fleet.services[(position + 1) % len(fleet.services)]
+    if callee is not service:
+        # A stream of its own, so the service's other lines stay as they were without callers.
+        own = np.random.default_rng([fleet.seed, position, 2])
+        per_template.append((TEMPLATE_INDEX[CALLER.key], own.poisson(callee.errors * CALLER_SHARE)))
+        return _assemble(rng, service, per_template, float(fleet.scrape_interval.total_seconds()), (callee.name, own))
     return _assemble(rng, service, per_template, float(fleet.scrape_interval.total_seconds()))
 
 
@@ -190,11 +225,20 @@ def _fault_lines(
 
 
 def _assemble(
-    rng: np.random.Generator, service: SimulatedService, per_template: list[tuple[int, np.ndarray]], interval: float
+    rng: np.random.Generator, service: SimulatedService, per_template: list[tuple[int, np.ndarray]], interval: float,
+    callee: tuple[str, np.random.Generator] | None = None,
 ) -> ServiceLogs:
+    """The lines of every (template, lines per scrape), spread over each scrape's interval; the caller
+    template's messages name `callee` and draw from its own generator (the others' draws stay as they were)."""
     templates = np.concatenate([np.full(int(c.sum()), t) for t, c in per_template])
     scrape = np.concatenate([np.repeat(np.arange(c.size), c) for _, c in per_template])
-    messages = [m for t, c in per_template for m in _messages(rng, TEMPLATES[t].text, int(c.sum()))]
+    messages = [
+        m for t, c in per_template
+        for m in (
+            _messages(callee[1], CALLER.text.replace("{callee}", callee[0]), int(c.sum()))
+            if callee is not None and TEMPLATES[t] is CALLER else _messages(rng, TEMPLATES[t].text, int(c.sum()))
+        )
+    ]
     # A line of the interval ending at scrape i falls uniformly in (t_i - interval, t_i), to the millisecond.
     times = service.times[scrape] - interval + np.ceil(rng.uniform(0, interval, scrape.size) * 1000) / 1000
     times = np.minimum(times, service.times[scrape] - 0.001)
@@ -214,11 +258,11 @@ def _messages(rng: np.random.Generator, text: str, count: int) -> list[str]:
     """`count` messages of one template, each variable part drawn independently."""
     # Sorted: a set's order follows PYTHONHASHSEED, and the draws must follow the seed alone.
     fields = sorted({name for _, name, _, _ in string.Formatter().parse(text) if name})
-    columns = {name: _values(rng, name, count) for name in fields}
+    columns = {name: _values(rng, name, count, text) for name in fields}
     return [text.format(**{name: column[i] for name, column in columns.items()}) for i in range(count)]
 
 
-def _values(rng: np.random.Generator, name: str, count: int) -> list[str]:
+def _values(rng: np.random.Generator, name: str, count: int, text_key: str = "") -> list[str]:
     def pick(options: tuple) -> list[str]:
         return [str(options[i]) for i in rng.integers(len(options), size=count)]
 
@@ -244,7 +288,9 @@ def _values(rng: np.random.Generator, name: str, count: int) -> list[str]:
         return [f"{x:.{2 if name == 'dur' else 1}f}" for x in rng.uniform(low, high, count).tolist()]
     if name == "hex":
         return [f"{x:08x}" for x in rng.integers(0, 2**32, size=count).tolist()]
-    ranges = {"ms": (200, 30_000), "n": (1, 100_000), "attempt": (1, 4), "line": (20, 900)}
+    if name == "line":  # a statement's source line: one per template, as a stack trace has
+        return [str(20 + sum(map(ord, text_key)) % 880)] * count
+    ranges = {"ms": (200, 30_000), "n": (1, 100_000), "attempt": (1, 4)}
     return ints(*ranges[name])
 
 
@@ -259,7 +305,18 @@ INDEX_MAPPINGS = {
     "properties": {
         "@timestamp": {"type": "date"},
         "service": {"properties": {"name": {"type": "keyword"}, "version": {"type": "keyword"}}},
-        "log": {"properties": {"level": {"type": "keyword"}}},
+        "log": {
+            "properties": {
+                "level": {"type": "keyword"},
+                "logger": {"type": "keyword"},
+                "origin": {
+                    "properties": {
+                        "function": {"type": "keyword"},
+                        "file": {"properties": {"name": {"type": "keyword"}, "line": {"type": "long"}}},
+                    }
+                },
+            }
+        },
         "message": {"type": "text"},
         "error": {"properties": {"type": {"type": "keyword"}, "message": {"type": "text"}}},
         "trace": {"properties": {"id": {"type": "keyword"}}},
@@ -288,7 +345,7 @@ def documents(logs: ServiceLogs, fleet: Fleet) -> Iterator[dict]:
         doc = {
             "@timestamp": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "service": {"name": logs.service, "version": releases[release].version},
-            "log": {"level": t.level},
+            "log": t.ecs_log(),
             "message": message,
             "trace": {"id": trace},
         }

@@ -11,6 +11,8 @@ the query that would run against a real Prometheus.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from releasehealth.model import Deploy, DeploySourceKind, LogFields, LogLine, Lo
 from releasehealth.queries import elasticsearch as dsl
 from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.simulator.fleet import BUCKETS, Fleet, SimulatedService
-from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs
+from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs, ServiceLogs
 from releasehealth.verdicts import SourceHealth
 
 SUPPORTED = (
@@ -168,7 +170,7 @@ class SimulatedLogSource:
         out = {key.name: self._window(key, settings, step) for key in keys}
         services = tuple(sorted({k.service for k in keys}))
         start, end = min(k.window.start for k in keys), max(k.window.end for k in keys)
-        text = dsl.show_searches(dsl.log_searches(settings.fields, keys, step, settings.sample_size))
+        text = dsl.show_searches(dsl.log_searches(settings.fields, keys, step, settings.sample_size, settings.info_sample_size))
         return out, (Query(template="logs", text=text, services=services, source=self.name, start=start, end=end),)
 
     def events(self, services: Sequence[str], start: datetime, end: datetime) -> tuple[list[Deploy], Query | None]:
@@ -189,6 +191,8 @@ class SimulatedLogSource:
         return SourceHealth("elasticsearch", self.name, True, 0.0, "", datetime.now(UTC))
 
     def _window(self, key: WindowKey, settings: LogSettings, step: timedelta) -> LogWindowData:
+        if key.callers:
+            return self._callers(key, settings.sample_size)
         try:
             service = self.logs.service(key.service)
             versions = [r.version for r in self.logs.fleet.service(key.service).releases]
@@ -209,10 +213,42 @@ class SimulatedLogSource:
                 levels[level] = Series({"level": level}, at, counts.astype(np.float64))
         error_types = Counter(t.error_type for t in templates if t.error_type)
         flagged = [i for i, t in zip(chosen.tolist(), templates, strict=True) if t.level in ("error", "warn")]
-        flagged.sort(key=lambda i: service.trace_ids[i])
-        sample = tuple(
-            LogLine(float(service.times[i]), TEMPLATES[service.template[i]].level, service.messages[i],
-                    TEMPLATES[service.template[i]].error_type)
-            for i in flagged[: settings.sample_size]
+        info = [i for i, t in zip(chosen.tolist(), templates, strict=True) if t.level == "info"]
+        return LogWindowData(
+            levels, dict(error_types), self._sample(service, flagged, settings.sample_size), len(flagged),
+            info_sample=self._sample(service, info, settings.info_sample_size), info_sampled_from=len(info),
         )
-        return LogWindowData(levels, dict(error_types), sample, len(flagged))
+
+    def _callers(self, key: WindowKey, size: int) -> LogWindowData:
+        """Other services' error and warn lines in the window with every word of the key's service name,
+        as the collector's `match` (operator and) finds them; each line names the service that logged it."""
+        start, end = key.window.start.timestamp(), key.window.end.timestamp()
+        words = set(_words(key.service))
+        lines: list[LogLine] = []
+        population = 0
+        for service in self.logs.services:
+            if service.service == key.service:
+                continue
+            rows = np.flatnonzero((service.times >= start) & (service.times < end)).tolist()
+            rows = [
+                i for i in rows
+                if TEMPLATES[service.template[i]].level in ("error", "warn") and words <= set(_words(service.messages[i]))
+            ]
+            population += len(rows)
+            lines += [dataclasses.replace(line, service=service.service) for line in self._sample(service, rows, size)]
+        lines.sort(key=lambda line: line.timestamp)
+        return LogWindowData({}, {}, tuple(lines[:size]), population)
+
+    @staticmethod
+    def _sample(service: ServiceLogs, rows: list[int], size: int) -> tuple[LogLine, ...]:
+        """Up to `size` of the rows as lines, in trace-id order (a uniform draw, as Elasticsearch's sort)."""
+        rows = sorted(rows, key=lambda i: service.trace_ids[i])[:size]
+        return tuple(
+            LogLine(float(service.times[i]), TEMPLATES[service.template[i]].level, service.messages[i],
+                    TEMPLATES[service.template[i]].error_type, TEMPLATES[service.template[i]].origin)
+            for i in rows
+        )
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"\W+", text.lower()) if w]

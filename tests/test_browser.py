@@ -24,10 +24,10 @@ from tests import helpers
 
 SEED = 7
 # The demo fleet depends on the time of day its history ends at, not on the date: ending at the same time
-# of day on every run gives the same verdicts on every run. At 22:00 UTC a ROLLBACK release of seed 7 also
-# shows the simulated hostile warn line ("Rejected input <script>alert('…')</script> in field **comment**")
-# as a NEW signature, so its example messages are on the page as text (at midnight it is only KNOWN or
-# GONE, in the signature table, which the browser draws on a canvas).
+# of day on every run gives the same verdicts on every run. At 22:00 UTC a ROLLBACK release of seed 7 logs
+# a new TypeError echoing user input ("... of input <script>alert('…')</script> in field **comment** ..."),
+# a NEW signature, so its example messages are on the page as text (the warn line with the same markup is
+# only KNOWN, in the signature table, which the browser draws on a canvas).
 DEMO_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=2)
 TIMEOUT_MS = 30_000
 # Records any dialog-opening call the page's scripts make (the hostile line calls alert()).
@@ -178,7 +178,7 @@ def test_release_deep_link_shows_the_rollback_banner(page: Page, dashboard: Dash
 def test_hostile_log_line_shows_as_text_and_runs_no_script(
     page: Page, dashboard: DashboardServer, expected: Expected, artifacts: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert expected.hostile, f"no release of the demo fleet ending {DEMO_END} shows the hostile warn line"
+    assert expected.hostile, f"no release of the demo fleet ending {DEMO_END} shows the hostile log line"
     evaluation, signature = expected.hostile
     service, version = evaluation.service, evaluation.candidate.version
     dialogs: list[str] = []

@@ -13,6 +13,7 @@ from releasehealth.errors import QueryRejected, SourceUnavailable
 from releasehealth.model import LogFields, LogSettings, Window
 from releasehealth.queries import elasticsearch as dsl
 from releasehealth.queries.elasticsearch import WindowKey
+from releasehealth.scoring.signatures import compare_callers
 from releasehealth.simulator import Fleet
 from releasehealth.simulator.logs import (
     INDEX_MAPPINGS,
@@ -21,10 +22,11 @@ from releasehealth.simulator.logs import (
     FleetLogs,
     index_name,
 )
+from releasehealth.verdicts import SideTotals
 from testing.servers import ElasticsearchServer, free_port
 
 STEP = timedelta(minutes=1)
-SETTINGS = LogSettings(index="logs-{service}")
+SETTINGS = LogSettings(index="logs-{service}", info_sample_size=0)
 
 
 def _windows(fleet: Fleet, service_index: int, release_index: int) -> tuple[WindowKey, WindowKey]:
@@ -128,7 +130,8 @@ def test_hostile_service_names_match_literally_and_find_nothing(
     keys = [WindowKey(k.name, name, k.version, k.window, "logs-*") for k in _windows(fleet, 0, 1)]
     body = dsl.counts_body(LogFields(), keys, STEP)
     assert "query_string" not in json.dumps(body)
-    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch(keys, SETTINGS, STEP)
+    # Every index at once: noida-db scans each of its ~85,000 documents per search (seconds under load).
+    data, _ = ElasticsearchLogSource(elasticsearch.url, timeout=timedelta(seconds=120)).fetch(keys, SETTINGS, STEP)
     assert all(window.sampled_from == 0 and not window.levels for window in data.values())
 
 
@@ -163,3 +166,79 @@ def test_oversized_binary_and_missing_messages_are_truncated_or_skipped(
     assert window.skipped == 3 and window.truncated == 1
     assert sorted(line.message for line in window.sample) == ["bin   ary \ufffd garbage", "x" * MAX_MESSAGE + "…"]
     assert all("\x00" not in line.message for line in window.sample)
+
+
+def test_statements_and_info_lines_are_read_with_their_origin(fleet: Fleet, elasticsearch: ElasticsearchServer) -> None:
+    client = Elasticsearch(elasticsearch.url)
+    index = "logs-origin-service"
+    client.indices.create(index=index, mappings=INDEX_MAPPINGS)
+    key = _windows(fleet, 0, 1)[1]
+    at = key.window.start + timedelta(minutes=1)
+    base = {"@timestamp": at.isoformat(), "service": {"name": "origin-service", "version": key.version}}
+    origin = {"function": "queryInfo", "file": {"name": "TravelServiceImpl.java", "line": 451}}
+    docs = [
+        {**base, "log": {"level": "INFO", "logger": "ts.TravelServiceImpl", "origin": origin}, "message": "Query trip 7"},
+        {**base, "log": {"level": "info", "logger": "<b>markup</b>"}, "message": "Query trip 8"},
+        {**base, "log": {"level": "ERROR", "logger": ["a", "list"], "origin": {"file": {"line": 3}}}, "message": "boom"},
+        {**base, "log": {"level": "debug"}, "message": "not sampled"},
+    ]
+    lines = "".join(json.dumps({"index": {"_index": index}}) + "\n" + json.dumps(d) + "\n" for d in docs)
+    assert not client.bulk(operations=lines, refresh=True)["errors"]
+    window = WindowKey("o", "origin-service", key.version, key.window, index)
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch([window], LogSettings(info_sample_size=10), STEP)
+    read = data["o"]
+    assert [(line.level, line.message, line.origin) for line in read.sample] == [("error", "boom", "line 3")]
+    assert sorted((line.message, line.origin) for line in read.info_sample) == [
+        ("Query trip 7", "ts.TravelServiceImpl#queryInfo (TravelServiceImpl.java:451)"), ("Query trip 8", "<b>markup</b>"),
+    ]
+    assert read.info_sampled_from == 2 and read.sampled_from == 1
+
+
+def test_callers_lines_naming_the_service_are_read_from_every_other_service(
+    fleet: Fleet, elasticsearch: ElasticsearchServer
+) -> None:
+    client = Elasticsearch(elasticsearch.url)
+    baseline_key, candidate_key = _windows(fleet, 0, 1)
+    docs = []
+    for service, level, message, window in (
+        ("gateway", "ERROR", "No instances available for basket-service", candidate_key.window),
+        ("gateway", "ERROR", "No instances available for basket-service", candidate_key.window),
+        ("checkout", "WARN", "connection refused basket-service:8080 (attempt 2)", candidate_key.window),
+        ("checkout", "ERROR", "Retry the basket service later", candidate_key.window),  # its words, not its name
+        ("checkout", "ERROR", "ts-basket-service is down", candidate_key.window),  # another service's name
+        ("checkout", "INFO", "called basket-service in 12 ms", candidate_key.window),  # not an error
+        ("basket-service", "ERROR", "basket-service failed to start", candidate_key.window),  # its own line
+        ("gateway", "ERROR", "No instances available for basket-service", baseline_key.window),
+    ):
+        at = window.start + timedelta(minutes=2)
+        docs.append((f"callers-{service}", {
+            "@timestamp": at.isoformat(), "service": {"name": service, "version": "1"}, "log": {"level": level},
+            "message": message, "trace": {"id": f"{len(docs):032x}"},
+        }))
+    for index in sorted({index for index, _ in docs}):
+        client.indices.create(index=index, mappings=INDEX_MAPPINGS)
+    lines = "".join(json.dumps({"index": {"_index": index}}) + "\n" + json.dumps(d) + "\n" for index, d in docs)
+    assert not client.bulk(operations=lines, refresh=True)["errors"]
+    keys = [
+        WindowKey(name, "basket-service", "", key.window, "callers-*", sample_only=True, callers=True)
+        for name, key in (("xb", baseline_key), ("xc", candidate_key))
+    ]
+
+    data, _ = ElasticsearchLogSource(elasticsearch.url).fetch(keys, LogSettings(info_sample_size=0, history=timedelta(0)), STEP)
+
+    read = sorted((line.service, line.message) for line in data["xc"].sample)
+    assert read == [
+        ("checkout", "Retry the basket service later"),
+        ("checkout", "connection refused basket-service:8080 (attempt 2)"),
+        ("checkout", "ts-basket-service is down"),
+        ("gateway", "No instances available for basket-service"),
+        ("gateway", "No instances available for basket-service"),
+    ]
+    assert data["xc"].sampled_from == 5 and data["xb"].sampled_from == 1
+    totals = (SideTotals(1, 1, 1000.0), SideTotals(5, 5, 1000.0))
+    signatures = compare_callers(data["xb"].sample, data["xc"].sample, totals, "basket-service", tolerance=1.0, alpha=0.05)
+    # Only the lines naming it exactly count, each kept apart by the caller that logged it.
+    assert sorted((s.caller, s.template, s.baseline_count, s.candidate_count) for s in signatures) == [
+        ("checkout", "[checkout] connection refused basket-service:<*> (attempt <*>)", 0.0, 1.0),
+        ("gateway", "[gateway] No instances available for basket-service", 1.0, 2.0),
+    ]

@@ -19,10 +19,10 @@ from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricS
 from releasehealth.store import Store
 
 runner = CliRunner()
-SERVICE = "search-service"
+SERVICE = "inventory-service"
 HOSTILE = "<script>"
-# At last midnight minus 2 h the seed-7 demo's latest search-service release shows the simulated hostile
-# warn line ("Rejected input <script>alert('…')</script> in field **comment**") as a NEW signature.
+# At last midnight minus 2 h the seed-7 demo's latest inventory-service release logs a new TypeError that
+# echoes user input ("... of input <script>alert('…')</script> in field **comment** at ..."): a NEW signature.
 DEMO_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=2)
 OTHER_DAY = DEMO_END - timedelta(days=3)  # a different demo history: its sources cannot give the same report
 SECTIONS = ("Verdict", "Timeline", "Metric comparisons", "Log signatures", "Queries that ran", "Baseline", "Configuration fingerprint")
@@ -40,7 +40,7 @@ def _cli(store: str, end: datetime, *args: str) -> Any:
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    """A store holding one saved evaluation of search-service's latest release, and its document."""
+    """A store holding one saved evaluation of inventory-service's latest release, and its document."""
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'store.db'}"
     result = _cli(url, DEMO_END, "evaluate", SERVICE, "--save")
     assert result.exit_code in (0, 3, 4), result.output
@@ -86,8 +86,10 @@ def test_html_report_has_every_section_and_the_stored_numbers_from_the_store_alo
     for verdict in document["verdicts"]:
         assert significant(verdict["candidate"]["value"], verdict["unit"]) in html
         assert significant(verdict["baseline"]["value"], verdict["unit"]) in html
-    assert html.count('class="chart"') == sum(1 for v in document["verdicts"] if v["series"]["candidate"])
-    assert html.count("<script") - html.count("&lt;script") >= 2  # plotly.js once, then one per chart
+    charts = sum(1 for v in document["verdicts"] if v["series"]["candidate"])
+    assert html.count('class="chart"') == charts
+    assert html.count("<script") >= 1 + charts  # plotly.js once (its code holds the word too), then one per chart
+    assert "<script>alert(" not in html and "&lt;script&gt;alert(" in html  # the log text, escaped
     # The stored queries' time ranges: from the evaluated day, not from --demo-end's (other) day.
     assert document["queries"][0]["promql"].replace('"', "&#34;") in html
     assert OTHER_DAY.strftime("%Y-%m-%dT%H") not in html
@@ -117,6 +119,10 @@ def test_markdown_report_escapes_untrusted_text_and_fences_examples(
     assert f"```text\n{hostile['examples'][0]}\n```" in md  # the example verbatim, inside a fence
     row = next(line for line in md.splitlines() if line.startswith(f"| {hostile['status']} |") and "script" in line)
     assert "\\<script\\>" in row and "\\*\\*comment\\*\\*" in row and HOSTILE not in row
+    # Its callers' lines naming it (the demo's caller logs a warn per 503 of its callee): the blast radius.
+    callers = [s for s in document["logs"]["signatures"] if s.get("caller")]
+    assert callers and all(f"caller {s['caller']}" in md for s in callers)
+    assert re.search(r"^Blast radius: \d+ error and warn lines of 1 caller\(s\) \(\S+\) name this service", md, re.MULTILINE)
 
 
 def test_markdown_fence_is_longer_than_any_backtick_run() -> None:

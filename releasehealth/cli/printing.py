@@ -6,7 +6,7 @@ from __future__ import annotations
 from releasehealth import config
 from releasehealth.cli.app import out, shown
 from releasehealth.format import format_seconds, per_thousand
-from releasehealth.model import Action, Service, SignatureStatus
+from releasehealth.model import NOTABLE_SIGNATURES, Action, Service
 from releasehealth.verdicts import Evaluation
 
 
@@ -49,7 +49,9 @@ def print_logs(evaluation: Evaluation) -> None:
         return
     per = "1k requests" if logs.rate_basis == "requests" else "1k log lines"
     out.print(f"log signatures (rates per {per}):")
-    notable = [s for s in logs.signatures if s.status in (SignatureStatus.NEW, SignatureStatus.INCREASED)]
+    if logs.blast_radius:
+        out.print(f"  {shown(logs.blast_radius)}")
+    notable = [s for s in logs.signatures if s.status in NOTABLE_SIGNATURES]
     for s in notable:
         rates = f"{per_thousand(s.baseline_rate)} -> {per_thousand(s.candidate_rate)}"
         flags = (" not-a-risk" if s.ignored else "") + ("" if s.credible else " (not credible yet)")

@@ -112,7 +112,7 @@ def _resolve(file: CatalogueFile, path: str) -> Catalogue:
     services, problems = [], []
     for i, entry in enumerate(file.services):
         service, found = resolve_service(
-            entry, load_preset(entry.preset), f"services[{i}]", logs=service_logs(entry, elasticsearch),
+            entry, load_preset(entry.preset), f"services[{i}]", logs=service_logs(entry, elasticsearch, file.logs.history, file.logs.callers != "off"),
             log_specs=log_specs, policy=policy,
         )
         services.append(service)

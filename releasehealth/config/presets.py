@@ -68,6 +68,7 @@ def log_metrics(policy: LogsPolicy | None = None) -> tuple[MetricSpec, ...]:
         MetricSpec(
             name="log_signatures", kind=MetricKind.LOG_SIGNATURES, queries={}, unit="",
             tolerance=Tolerance(relative=policy.increase_tolerance), critical=policy.critical, group="logs",
-            min_count=policy.min_new_count,
+            min_count=policy.min_new_count, vanished=policy.vanished,
+            callers="show" if policy.callers == "off" else policy.callers,
         ),
     )

@@ -133,6 +133,7 @@ class ElasticsearchSettings(_Strict):
     verify_tls: bool = True
     ca_file: ExistingFile | None = None
     sample_size: int = Field(default=5000, ge=10, le=10_000)  # error and warn messages pulled per window for mining
+    info_sample_size: int = Field(default=2000, ge=0, le=10_000)  # info messages, for statements that vanish; 0: none
     deploy_index: str | None = None
     fields: LogFields = LogFields()
 
@@ -147,7 +148,19 @@ class LogsPolicy(_Strict):
 
     enabled: bool = True
     critical: bool = True  # a new or credibly increased error signature rolls back
-    min_new_count: int = Field(default=10, ge=1)
+    # A NEW error signature fails when the baseline's zero is credibly not chance (the power rule); this
+    # floor of lines is an option on top, for teams that want a minimum (1: none).
+    min_new_count: int = Field(default=1, ge=1)
+    # A statement the baseline logged steadily and the candidate never does: hold the release (default),
+    # roll it back, or only show it (a release may remove log lines on purpose).
+    vanished: Literal["hold", "rollback", "show"] = "hold"
+    # The service's own error vocabulary: its error and warn lines in this span before the baseline
+    # window (any version) are sampled in the same multi-search; a signature seen there is never NEW.
+    history: Duration = timedelta(hours=24)
+    # Error lines of other services naming the candidate's service (its callers) in each window: the
+    # release's blast radius, compared like its own; NEW or INCREASED ones hold the release (default),
+    # roll it back, are only shown, or are not read at all (off).
+    callers: Literal["hold", "rollback", "show", "off"] = "hold"
     increase_tolerance: float = Field(default=1.0, ge=0)  # INCREASED needs a credible rise beyond +100%
     error_rate_tolerance: Tolerance = Tolerance(relative=0.5, absolute=0.0005)
     not_a_risk: tuple[str, ...] = ()

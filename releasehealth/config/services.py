@@ -7,6 +7,7 @@ import dataclasses
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from releasehealth.config.schema import (
     CustomMetric,
@@ -86,14 +87,19 @@ def resolve_service(
     return service, problems
 
 
-def service_logs(entry: ServiceEntry, elasticsearch: ElasticsearchSettings | None) -> LogSettings | None:
-    """Where a service's logs are: the source's index and fields, with the service's overrides."""
+def service_logs(
+    entry: ServiceEntry, elasticsearch: ElasticsearchSettings | None, history: timedelta = timedelta(hours=24),
+    callers: bool = True,
+) -> LogSettings | None:
+    """Where a service's logs are: the source's index and fields, with the service's overrides, how far
+    back before the baseline its error vocabulary is read, and whether its callers' lines are read."""
     if elasticsearch is None:
         return None
     fields = dataclasses.replace(elasticsearch.fields, **entry.logs.fields)
     return LogSettings(
         index=entry.logs.index or elasticsearch.index, fields=fields, service=entry.logs.service or "",
-        sample_size=elasticsearch.sample_size,
+        sample_size=elasticsearch.sample_size, info_sample_size=elasticsearch.info_sample_size, history=history,
+        callers=callers,
     )
 
 
