@@ -34,7 +34,7 @@ def compare_samples(spec: MetricSpec, samples: LogSamples | None, alpha: float) 
     if samples.caller_totals is not None:
         signatures += compare_callers(
             *samples.callers, samples.caller_totals, samples.callee, tolerance=spec.tolerance.relative,
-            alpha=alpha * CALLERS_WEIGHT, protected=samples.protected,
+            alpha=alpha * CALLERS_WEIGHT, not_a_risk=samples.not_a_risk, protected=samples.protected,
         )
     return tuple(dataclasses.replace(s, failing=fails(s, spec)) for s in signatures)
 

@@ -112,6 +112,7 @@ def compare_callers(
     *,
     tolerance: float,
     alpha: float,
+    not_a_risk: Collection[str] = (),
     protected: Collection[str] = (),
 ) -> tuple[LogSignature, ...]:
     """The signatures of other services' lines that name `callee` as a whole word (the search matched
@@ -123,7 +124,10 @@ def compare_callers(
         for t, k, lines in zip(totals, kept, (baseline, candidate), strict=True)
     )
     as_origin = [tuple(dataclasses.replace(line, origin=_caller_origin(line)) for line in k) for k in kept]
-    signatures = compare(as_origin[0], as_origin[1], (scaled[0], scaled[1]), tolerance=tolerance, alpha=alpha, protected=protected)
+    signatures = compare(
+        as_origin[0], as_origin[1], (scaled[0], scaled[1]), tolerance=tolerance, alpha=alpha, not_a_risk=not_a_risk,
+        protected=protected,
+    )
     return tuple(dataclasses.replace(s, caller=s.origin.split(" ")[0]) for s in signatures)
 
 

@@ -307,3 +307,11 @@ def test_the_blast_radius_says_who_names_the_service_and_what_rose() -> None:
         "1 in the baseline window; 1 signature(s) INCREASED."
     )
     assert blast_radius(classify_signatures(spec, _samples(40), *_sides(500), alpha=ALPHA).signatures) == ""
+
+
+def test_a_callers_signature_on_the_not_a_risk_list_never_fails() -> None:
+    samples, spec = _called(40, "rollback")
+    marked = dataclasses.replace(samples, not_a_risk=frozenset({"[gateway] No instances available for search-service (<*>)"}))
+    verdict = classify_signatures(spec, marked, *_sides(500), alpha=ALPHA)
+    (caller,) = [s for s in verdict.signatures if s.caller]
+    assert caller.ignored and not caller.failing and verdict.classification is Classification.PASS
