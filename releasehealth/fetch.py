@@ -61,6 +61,9 @@ class Fetched(NamedTuple):
     error: str
     more: tuple[Query, ...] = ()  # further spans of the same template (a far time-shifted baseline)
     partial: str = ""  # the source answered with part of the data: what it says (its metrics are no data)
+    # The series by (service label, version label) names, then by their values: built on first use, so
+    # picking one release's series is a lookup, not a scan of the fleet's answer (None: not kept).
+    by_labels: dict[tuple[str, str], dict[tuple[str, str], list[Series]]] | None = None
 
     @property
     def queries(self) -> tuple[Query, ...]:
@@ -113,7 +116,7 @@ def run(source: MetricSource, template: str, queries: Sequence[Query], bucket_un
         return Fetched(queries[0], [], f"query {template!r} failed: {exc}", tuple(queries[1:]))
     if bucket_unit == "milliseconds":
         series = [_in_seconds(s) for s in series]
-    return Fetched(queries[0], series, "", tuple(queries[1:]))
+    return Fetched(queries[0], series, "", tuple(queries[1:]), by_labels={})
 
 
 def _in_seconds(series: Series) -> Series:
@@ -139,11 +142,16 @@ def cut(service: Service, template: str, result: Fetched, version: str, window: 
 def of_version(service: Service, template: str, result: Fetched, version: str) -> list[Series]:
     """The series of `template` of one version of one service in the whole answer (any time)."""
     labels, derived = service.labels, service.derived.get(template)
-    return [
-        s for s in result.series
-        if s.labels.get(labels.service) == service.name and (not labels.version or s.labels.get(labels.version) == version)
-        and (derived is None or derived.selects(s.labels))
-    ]
+    names = (labels.service, labels.version)
+    by_value = result.by_labels.get(names) if result.by_labels is not None else None
+    if by_value is None:
+        by_value = {}
+        for s in result.series:
+            by_value.setdefault((s.labels.get(labels.service, ""), s.labels.get(labels.version, "") if labels.version else ""), []).append(s)
+        if result.by_labels is not None:
+            result.by_labels[names] = by_value
+    mine = by_value.get((service.name, version if labels.version else ""), [])
+    return [s for s in mine if derived is None or derived.selects(s.labels)]
 
 
 class LogData(NamedTuple):
