@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,12 @@ def test_benchmarks_import_no_test_module() -> None:
     for path in (ROOT / "benchmarks").glob("*.py"):
         imports = _imports(path, f"benchmarks.{path.stem}")
         assert not {i for i in imports if i == "tests" or i.startswith("tests.")}, path.name
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    """`release-health --help` and a typo's usage error must come back at once: the libraries of the
+    commands that judge, serve or store are imported by those commands when they run."""
+    heavy = ("scipy", "elasticsearch", "sqlalchemy", "streamlit", "plotly", "fastapi", "uvicorn", "drain3", "pandas")
+    probe = f"import sys, releasehealth.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,15 +19,14 @@ from rich.markup import escape
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from releasehealth import config, wiring
+from releasehealth import config
 from releasehealth.errors import ConfigError, ReleaseHealthError
 from releasehealth.format import printable, redact_secrets
-from releasehealth.model import (
-    Action,
-)
-from releasehealth.simulator import demo as embedded_demo
-from releasehealth.store import Store
-from releasehealth.wiring import Wiring
+from releasehealth.model import Action
+
+if TYPE_CHECKING:  # the wiring brings the collectors, scipy and SQLAlchemy: only the commands that judge
+    from releasehealth.store import Store
+    from releasehealth.wiring import Wiring
 
 EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
 EXIT_ERROR = 1
@@ -85,8 +84,12 @@ class Context:
         fleet, or the config file's real sources; the history store created when `create_store` (the
         commands that write), otherwise opened when it exists."""
         if self.demo:
+            from releasehealth.simulator import demo as embedded_demo
+
             end = utc_option(self.demo_end, "--demo-end")
             return embedded_demo.build(self.seed, end, store=self.store_url).wire(create_store)
+        from releasehealth import wiring
+
         return wiring.from_file(self.config_path, store_url=self.store_url, create_store=create_store)
 
 

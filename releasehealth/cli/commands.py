@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Column, Table
@@ -17,13 +17,12 @@ from rich.table import Column, Table
 from releasehealth import config
 from releasehealth.cli.app import EXIT_CODES, EXIT_ERROR, OutputFormat, app, err, handle_errors, out, shown, store_of, utc_option
 from releasehealth.cli.printing import print_evaluation, versions_from
-from releasehealth.deploys import deploys_of
 from releasehealth.errors import ConfigError
-from releasehealth.evaluate import evaluate_release
 from releasehealth.format import format_seconds, label_problem
 from releasehealth.model import Deploy, DeploySourceKind
-from releasehealth.serialize import evaluation_from_dict, evaluation_to_dict
-from releasehealth.verdicts import Evaluation
+
+if TYPE_CHECKING:
+    from releasehealth.verdicts import Evaluation
 
 
 @app.command()
@@ -43,6 +42,8 @@ def services(ctx: typer.Context) -> None:
 @handle_errors
 def deploys(ctx: typer.Context, service: str) -> None:
     """List the deploys of SERVICE detected in the lookback, oldest first."""
+    from releasehealth.deploys import deploys_of  # the commands that judge import the core when they run
+
     opened = ctx.obj.open()
     catalogue = opened.catalogue
     table = Table("version", "deployed at (UTC)", "last seen (UTC)", "source")
@@ -68,6 +69,9 @@ def evaluate(
     save: Annotated[bool, typer.Option(help="Also save the evaluation in the history store.")] = False,
 ) -> None:
     """Judge a release of SERVICE against its baseline; the exit code carries the recommendation."""
+    from releasehealth.evaluate import evaluate_release
+    from releasehealth.serialize import evaluation_to_dict
+
     opened = ctx.obj.open(create_store=save)
     catalogue = opened.catalogue
     policy = config.with_baseline(catalogue.policy, baseline) if baseline else catalogue.policy
@@ -163,6 +167,7 @@ def report(
     import re
 
     from releasehealth import report as reporting
+    from releasehealth.serialize import evaluation_from_dict
 
     opened = ctx.obj.open(create_store=True)
     catalogue = opened.catalogue
