@@ -117,15 +117,20 @@ def smooth_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> flo
 def bucket_matrix(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, bounds, counts[step, bucket]) from `le`-labelled bucket series, bounds ascending; a step
     with a NaN, infinite or negative count, or one no traffic explains, is left out (see `invalid_rows`)."""
-    steps, bounds, counts = _raw_buckets(series)
-    keep = _kept(counts, len(steps))
-    return steps[keep], bounds, counts[keep] if counts.size else counts
+    return _matrix(series)[:3]
 
 
 def invalid_rows(series: list[Series]) -> int:
     """How many steps `bucket_matrix` leaves out."""
-    steps, _, counts = _raw_buckets(series)
-    return int((~_kept(counts, len(steps))).sum()) if counts.size else 0
+    return _matrix(series)[3]
+
+
+def _matrix(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """`bucket_matrix` and `invalid_rows` from one pass over the series."""
+    steps, bounds, counts = _raw_buckets(series)
+    keep = _kept(counts, len(steps))
+    invalid = int((~keep).sum()) if counts.size else 0
+    return steps[keep], bounds, counts[keep] if counts.size else counts, invalid
 
 
 def _kept(counts: np.ndarray, steps: int) -> np.ndarray:
@@ -166,10 +171,10 @@ def classify_quantile(
     """Return the verdict on a latency quantile; inputs map "buckets" to the `le`-labelled series. The
     change is credible when p < alpha; the confidence interval shown is at 1 - ci_alpha (default alpha)."""
     q = spec.quantile or 0.95
-    b_steps, b_bounds, b_counts = bucket_matrix(baseline.get("buckets", []))
-    c_steps, c_bounds, c_counts = bucket_matrix(candidate.get("buckets", []))
-    b = _summary(q, b_bounds, b_counts, invalid_rows(baseline.get("buckets", [])))
-    c = _summary(q, c_bounds, c_counts, invalid_rows(candidate.get("buckets", [])))
+    b_steps, b_bounds, b_counts, b_invalid = _matrix(baseline.get("buckets", []))
+    c_steps, c_bounds, c_counts, c_invalid = _matrix(candidate.get("buckets", []))
+    b = _summary(q, b_bounds, b_counts, b_invalid)
+    c = _summary(q, c_bounds, c_counts, c_invalid)
     verdict = VerdictBuilder(
         spec, TEST_NAME, b, c, _per_step(q, b_steps, b_bounds, b_counts), _per_step(q, c_steps, c_bounds, c_counts),
         distribution=_distribution(b_bounds, b_counts, c_bounds, c_counts),
