@@ -46,6 +46,15 @@ SERVICE_NAMES = (
     "tracking-service", "rating-service", "question-service", "seller-service", "ads-service",
     "analytics-service", "feature-flag-service", "config-service", "scheduler-service", "webhook-service",
 )
+MAX_SERVICES = 1000  # benchmarks at fleet scale: past the names above, "user-service-2" and so on
+
+
+def service_name(index: int) -> str:
+    """The name of the fleet's service number `index` (from 0): SERVICE_NAMES, then numbered again."""
+    base = SERVICE_NAMES[index % len(SERVICE_NAMES)]
+    return base if index < len(SERVICE_NAMES) else f"{base}-{index // len(SERVICE_NAMES) + 1}"
+
+
 Z95 = float(norm.ppf(0.95))
 SCENARIOS = ("default", "accuracy")
 MIB = 2.0**20
@@ -269,8 +278,8 @@ def simulate(
     "default" (the demo's four faults, one size each) or "accuracy" (every fault at several sizes, the
     good-release variants, and every third service on low traffic); raises ValueError for another.
     """
-    if not 1 <= services <= len(SERVICE_NAMES):
-        raise ValueError(f"services must be between 1 and {len(SERVICE_NAMES)}")
+    if not 1 <= services <= MAX_SERVICES:
+        raise ValueError(f"services must be between 1 and {MAX_SERVICES}")
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
     end = _floor_minute(end or datetime.now(UTC))
@@ -280,7 +289,7 @@ def simulate(
     plan = planner(np.random.default_rng(seed), count)
     built = tuple(
         _simulate_service(
-            (seed, i), SERVICE_NAMES[i], start, end, scrape_interval,
+            (seed, i), service_name(i), start, end, scrape_interval,
             plan[i * releases_per_service:(i + 1) * releases_per_service], scenario,
         )
         for i in range(services)
