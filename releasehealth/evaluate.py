@@ -26,7 +26,7 @@ from releasehealth.fetch import (
     of_version,
 )
 from releasehealth.format import duration_text
-from releasehealth.model import Action, BaselinePolicy, Deploy, MetricKind, MetricSpec, Policy, Series, Service
+from releasehealth.model import Action, BaselinePolicy, Deploy, MetricKind, MetricSpec, Policy, Series, Service, Window
 from releasehealth.queries import promql
 from releasehealth.scoring import judge
 from releasehealth.sources import Sources
@@ -183,7 +183,8 @@ def _evaluation(target: Target, policy: Policy, read: _Read, scan: DeployScan, n
     if plan.problem or target.candidate is None or plan.baseline is None:
         return unjudged
     requests = _requests(target, read.metrics, read.source)
-    inputs = [_metric_input(target, spec, read.metrics, read.source) for spec in service.metrics if spec.kind not in LOG_KINDS]
+    cuts: _Cuts = {}  # one cut per template, version and window: the latency metrics share their buckets
+    inputs = [_metric_input(target, spec, read.metrics, read.source, cuts) for spec in service.metrics if spec.kind not in LOG_KINDS]
     logs = read.logs.get(id(target))
     protected = read.service_names | {service.name}
     evidence, samples = _log_side(target, logs, requests, read.not_a_risk, protected) if service.logs else (None, None)
@@ -209,7 +210,12 @@ def _information(target: Target, policy: Policy) -> float:
     return min(1.0, window.duration / policy.window) if window else 0.0
 
 
-def _metric_input(target: Target, spec: MetricSpec, fetched: dict[FetchKey, Fetched], source: str) -> MetricInput:
+_Cuts = dict[tuple[str, str, Window], list[Series]]
+
+
+def _metric_input(
+    target: Target, spec: MetricSpec, fetched: dict[FetchKey, Fetched], source: str, cuts: _Cuts | None = None
+) -> MetricInput:
     service, plan = target.service, target.plan
     results = {role: fetched[FetchKey.of(service, template, source)] for role, template in spec.queries.items()}
     errors = list(dict.fromkeys(r.error for r in results.values() if r.error))
@@ -229,8 +235,16 @@ def _metric_input(target: Target, spec: MetricSpec, fetched: dict[FetchKey, Fetc
     if absent:
         return MetricInput(spec=spec, queries=queries, absent=absent)
     sides = ((plan.baseline.version, plan.baseline_window), (target.candidate.version, plan.candidate_window))
+    cuts = {} if cuts is None else cuts
+
+    def window_of(role: str, result: Fetched, version: str, window: Window) -> list[Series]:
+        key = (spec.queries[role], version, window)
+        if key not in cuts:
+            cuts[key] = cut(service, spec.queries[role], result, version, window)
+        return cuts[key]
+
     baseline, candidate = (
-        {role: cut(service, spec.queries[role], r, version, window) for role, r in results.items()} for version, window in sides
+        {role: window_of(role, r, version, window) for role, r in results.items()} for version, window in sides
     )
     window = plan.candidate_window  # the baseline window has the same length
     steps = round(window.duration / window.step)

@@ -9,7 +9,8 @@ everywhere else they are frozen dataclasses like the rest (services, deploys, wi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -481,5 +482,48 @@ class Series:
         start, end = window.start.timestamp(), window.end.timestamp()
         keep = (self.timestamps > start) & (self.timestamps <= end)
         return Series(self.labels, self.timestamps[keep], self.values[keep])
+
+
+class DeferredSeries(Series):
+    """A Series computed on its first read. A latency quantile at every step of both windows is most of a
+    quantile verdict's cost, and only a chart or a stored record reads it: a fleet's overview never does.
+    Pickled or copied, it is the plain Series it computes."""
+
+    _compute: Callable[[], Series] | None
+    _computed: Series | None
+    _lock: threading.Lock
+
+    def __init__(self, compute: Callable[[], Series]) -> None:  # no super().__init__: the fields are properties
+        object.__setattr__(self, "_compute", compute)
+        object.__setattr__(self, "_computed", None)
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def _series(self) -> Series:
+        with self._lock:
+            if self._computed is None:
+                assert self._compute is not None  # dropped only once computed
+                object.__setattr__(self, "_computed", self._compute())
+                object.__setattr__(self, "_compute", None)  # what it read (a bucket matrix) can go
+            assert self._computed is not None
+            return self._computed
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self._series().labels
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self._series().timestamps
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._series().values
+
+    def __reduce__(self) -> tuple[type[Series], tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        series = self._series()
+        return Series, (series.labels, series.timestamps, series.values)
+
+    def __repr__(self) -> str:
+        return repr(self._series())
 
 

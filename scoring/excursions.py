@@ -29,7 +29,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
+
+from releasehealth.scoring.distributions import binomial_sf
 
 NOMINAL_RATE = 1e-4  # the per-step chance that a step of an unchanged release is an excursion
 MIN_EPISODES = 2
@@ -56,7 +58,7 @@ def episodes_p_value(episodes: int, candidate_steps: int, baseline_excursions: i
     if episodes < MIN_EPISODES or candidate_steps <= 0:
         return 1.0
     rate = max(NOMINAL_RATE, baseline_excursions / baseline_steps) if baseline_steps > 0 else 1.0
-    return float(stats.binom.sf(episodes - 1, candidate_steps, min(rate, 1.0)))
+    return binomial_sf(episodes - 1, candidate_steps, min(rate, 1.0))
 
 
 def excursion_steps(numerator: np.ndarray, denominator: np.ndarray, limit: float, dispersion: float, sign: int) -> np.ndarray:

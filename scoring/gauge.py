@@ -63,13 +63,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from releasehealth.format import format_value, p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
+from releasehealth.scoring.distributions import NORMAL
+from releasehealth.scoring.ranks import average_ranks, tie_term
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
     beyond_margin_p_value,
@@ -185,25 +187,46 @@ def level_test(baseline: np.ndarray, candidate: np.ndarray, spec: MetricSpec, ci
     """Mann-Whitney of the candidate against the baseline, one-sided in the harmful direction (the margin
     is the decision's, on the medians: VerdictBuilder.decide), and the Hodges-Lehmann shift with its
     (1 - ci_alpha) CI."""
-    diffs = np.sort(np.subtract.outer(candidate, baseline).ravel())
-    cles = float((np.count_nonzero(diffs > 0) + 0.5 * np.count_nonzero(diffs == 0)) / diffs.size)
-    low, high = _shift_interval(diffs, candidate.size, baseline.size, ci_alpha)
+    u_statistic, ties = _rank_sum(candidate, baseline)
+    n, m = candidate.size, baseline.size
+    cles = u_statistic / (n * m)  # U counts the pairs with c > b, and half of those with c = b
+    shift, low, high = _shift(np.subtract.outer(candidate, baseline).ravel(), n, m, ci_alpha)
     sign = harmful_sign(spec.direction, float(np.median(candidate) - np.median(baseline)))
     p_value = 1.0
     if sign:
-        alternative: Literal["greater", "less"] = "greater" if sign > 0 else "less"
-        p_value = float(stats.mannwhitneyu(candidate, baseline, alternative=alternative, method="asymptotic").pvalue)
+        p_value = _rank_sum_p_value(u_statistic if sign > 0 else n * m - u_statistic, n, m, ties)
         p_value = min(1.0, 2 * p_value) if spec.direction is Direction.EITHER else p_value
-    return Level(p_value, float(np.median(diffs)), low, high, cles)
+    return Level(p_value, shift, low, high, cles)
 
 
-def _shift_interval(diffs: np.ndarray, n: int, m: int, ci_alpha: float) -> tuple[float, float]:
-    """[D_(k), D_(nm+1-k)] of the sorted pairwise differences (1-based), the whole range when k < 1."""
-    z = float(stats.norm.ppf(1 - ci_alpha / 2))
+def _rank_sum(candidate: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+    """(Mann-Whitney's U of the candidate, the tie term sum(t^3 - t) over groups of tied values), from
+    the average ranks of the pooled sample."""
+    ranks, sizes = average_ranks(np.concatenate([candidate, baseline]))
+    u_statistic = float(ranks[: candidate.size].sum()) - candidate.size * (candidate.size + 1) / 2
+    return u_statistic, tie_term(sizes)
+
+
+def _rank_sum_p_value(u_statistic: float, n: int, m: int, ties: float) -> float:
+    """P(U >= u) under H0 by the normal approximation with the tie and continuity corrections, as
+    scipy.stats.mannwhitneyu(method="asymptotic") computes it (without its per-call overhead)."""
+    total = n + m
+    spread = math.sqrt(n * m / 12 * ((total + 1) - ties / (total * (total - 1))))
+    if spread == 0:
+        return 1.0
+    return NORMAL.sf((u_statistic - n * m / 2 - 0.5) / spread)
+
+
+def _shift(differences: np.ndarray, n: int, m: int, ci_alpha: float) -> tuple[float, float, float]:
+    """The Hodges-Lehmann shift, the median of the pairwise differences, and its interval [D_(k),
+    D_(nm+1-k)] (1-based order statistics; the whole range when k < 1)."""
+    size = differences.size
+    z = NORMAL.ppf(1 - ci_alpha / 2)
     k = math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))
-    if k < 1:
-        return float(diffs[0]), float(diffs[-1])
-    return float(diffs[k - 1]), float(diffs[diffs.size - k])
+    low_at, high_at = (k - 1, size - k) if k >= 1 else (0, size - 1)
+    middle = [(size - 1) // 2, size // 2]
+    ordered = np.sort(differences)  # numpy's vectorised sort beats a partition at four ranks
+    return float((ordered[middle[0]] + ordered[middle[1]]) / 2), float(ordered[low_at]), float(ordered[high_at])
 
 
 def trend_test(baseline: Points, candidate: Points, spec: MetricSpec, ci_alpha: float) -> Trend:
@@ -211,20 +234,21 @@ def trend_test(baseline: Points, candidate: Points, spec: MetricSpec, ci_alpha: 
     candidate's slope beyond the tolerated growth, on its own and above the baseline's slope. Levels are
     the candidate's fitted start (not the baseline's: a baseline that leaked for hours has grown)."""
     span = float(candidate.times[-1] - candidate.times[0])
-    b_slope, b_se, _ = _slope(baseline)
-    c_slope, c_se, start = _slope(candidate)
-    shown = stats.theilslopes(candidate.values, candidate.times - candidate.times[0], alpha=1 - ci_alpha)
+    b_slope, b_se, _ = _slope(theil_sen(baseline))
+    c_fit = theil_sen(candidate, 1 - ci_alpha)
+    c_slope, c_se, start = _slope(c_fit)
+    shown_low, shown_high = c_fit.intervals[1]
     extra = c_slope - b_slope
     sign = harmful_sign(spec.direction, extra) if harmful_sign(spec.direction, c_slope) else 0
     p_value = 1.0
     if sign and span > 0:
         allowed = spec.trend_tolerance * abs(start) / 3600 if spec.trend_tolerance is not None else tolerance_margin(spec, start) / span
         p_value = max(  # intersection-union: a leak on its own and beyond the baseline's trend
-            beyond_margin_p_value(sign * c_slope - allowed, c_se, spec.direction, stats.norm()),
-            beyond_margin_p_value(sign * extra - allowed, math.hypot(b_se, c_se), spec.direction, stats.norm()),
+            beyond_margin_p_value(sign * c_slope - allowed, c_se, spec.direction, NORMAL),
+            beyond_margin_p_value(sign * extra - allowed, math.hypot(b_se, c_se), spec.direction, NORMAL),
         )
     growth = extra * span / abs(start) if start else math.inf
-    return Trend(p_value, b_slope, c_slope, float(shown.low_slope), float(shown.high_slope), growth, sign)
+    return Trend(p_value, b_slope, c_slope, shown_low, shown_high, growth, sign)
 
 
 class Excursions(NamedTuple):
@@ -262,12 +286,75 @@ def precedence_p_value(k: int, n_baseline: int, n_candidate: int) -> float:
     ))
 
 
-def _slope(window: Points) -> tuple[float, float, float]:
-    """(Theil-Sen slope, its standard error from the half-width of Sen's 95% CI, fitted value at the
+class TheilSen(NamedTuple):
+    slope: float  # the median of the pairwise slopes
+    intercept: float  # median(values) - slope x median(times from the first step)
+    intervals: tuple[tuple[float, float], ...]  # Sen's CI of the slope at SE_LEVEL, then at each level asked
+
+
+def theil_sen(window: Points, *levels: float) -> TheilSen:
+    """The Theil-Sen fit of a window over the time since its first step, with Sen's (1968) Kendall-based
+    CIs of the slope at SE_LEVEL and at each of `levels`: scipy.stats.theilslopes' estimates (the same
+    order statistics of the same slopes, its tie correction included), with the pairwise slopes computed
+    once and sorted once for all the intervals."""
+    times, values = window.times - window.times[0], window.values
+    first, second = _pairs(times.size)
+    dx = times[second] - times[first]
+    rising = dx > 0
+    slopes = (values[second] - values[first])[rising] / dx[rising]
+    if not slopes.size:
+        nan = (math.nan, math.nan)
+        return TheilSen(math.nan, math.nan, tuple(nan for _ in (SE_LEVEL, *levels)))
+    size = slopes.size
+    middle = [(size - 1) // 2, size // 2]
+    sigma = math.sqrt(_sen_variance(times, values))
+    ranks = [_interval_ranks(size, sigma, level) for level in (SE_LEVEL, *levels)]
+    ordered = np.sort(slopes)  # numpy's vectorised sort beats a partition at six ranks
+    slope = float((ordered[middle[0]] + ordered[middle[1]]) / 2)
+    intercept = float(np.median(values)) - slope * float(np.median(times))
+    return TheilSen(slope, intercept, tuple((float(ordered[low]), float(ordered[high])) for low, high in ranks))
+
+
+_PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _pairs(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (i, j) index pairs with i < j of `size` points (kept: windows have a handful of sizes)."""
+    found = _PAIRS.get(size)
+    if found is None:
+        found = np.triu_indices(size, k=1)
+        if len(_PAIRS) < 64:
+            _PAIRS[size] = found
+    return found
+
+
+def _sen_variance(times: np.ndarray, values: np.ndarray) -> float:
+    """Equation 2.6 of Sen (1968): the variance of Kendall's statistic, corrected for tied times and values."""
+    n = values.size
+
+    def tied(column: np.ndarray) -> float:
+        ordered = np.sort(column)
+        sizes = np.diff(np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True]))))
+        sizes = sizes[sizes > 1].astype(np.float64)
+        return float((sizes * (sizes - 1) * (2 * sizes + 5)).sum())
+
+    return (n * (n - 1) * (2 * n + 5) - tied(times) - tied(values)) / 18
+
+
+def _interval_ranks(size: int, sigma: float, level: float) -> tuple[int, int]:
+    """The 0-based ranks of the sorted slopes bounding Sen's CI at `level` (as scipy.stats.theilslopes)."""
+    z = NORMAL.ppf((1 - level) / 2 if level > 0.5 else level / 2)
+    high = min(int(np.round((size - z * sigma) / 2)), size - 1)
+    low = max(int(np.round((size + z * sigma) / 2)) - 1, 0)
+    return low, high
+
+
+def _slope(fit: TheilSen) -> tuple[float, float, float]:
+    """(Theil-Sen slope, its standard error from the half-width of Sen's SE_LEVEL CI, fitted value at the
     window's first step)."""
-    fit = stats.theilslopes(window.values, window.times - window.times[0], alpha=SE_LEVEL)
-    z = float(stats.norm.ppf(0.5 + SE_LEVEL / 2))
-    return float(fit.slope), float(fit.high_slope - fit.low_slope) / (2 * z), float(fit.intercept)
+    z = NORMAL.ppf(0.5 + SE_LEVEL / 2)
+    low, high = fit.intervals[0]
+    return fit.slope, (high - low) / (2 * z), fit.intercept
 
 
 def _compare(

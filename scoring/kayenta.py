@@ -56,12 +56,13 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
-from scipy import stats
 
 from releasehealth.format import format_absolute, format_value
 from releasehealth.model import Action, Classification, Direction, MetricKind, MetricSpec, Series, Thresholds
-from releasehealth.scoring.latency import bucket_matrix, histogram_quantile
+from releasehealth.scoring.distributions import NORMAL
+from releasehealth.scoring.latency import bucket_matrix, linear_quantiles
 from releasehealth.scoring.logs import compare_samples
+from releasehealth.scoring.ranks import average_ranks, tie_term
 from releasehealth.scoring.series import on_steps, sum_by_time, valid_steps
 from releasehealth.scoring.verdict import relative_change
 from releasehealth.verdicts import GroupScore, MetricInput, MetricVerdict, Recommendation, ReleaseScore, Summary
@@ -182,11 +183,11 @@ def mann_whitney(candidate: np.ndarray, baseline: np.ndarray, confidence: float 
     x, y = _sample(candidate, "candidate"), _sample(baseline, "baseline")
     if np.unique(np.concatenate([x, y])).size == 1:
         raise ValueError("cannot compare samples whose observations are all tied")
-    p_value = float(min(1.0, 2 * stats.norm.sf(abs(_z(x, y, 0.0)))))
+    p_value = min(1.0, 2 * NORMAL.sf(abs(_z(x, y, 0.0))))
     low, high = float(x.min() - y.max()), float(x.max() - y.min())
     if low == high:
         return MannWhitneyResult(p_value, low, low, low)
-    quantile = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    quantile = NORMAL.ppf(1 - (1 - confidence) / 2)
     lower, upper = _shift_root(x, y, quantile, low, high), _shift_root(x, y, -quantile, low, high)
     estimate = zeroin(lambda d: _z(x, y, d), low, high, _z(x, y, low), _z(x, y, high))
     return MannWhitneyResult(p_value, estimate, lower, upper)
@@ -201,11 +202,10 @@ def _sample(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
 
 def _z(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     """Continuity- and tie-corrected normal score of the rank sum of x - shift against y (R's `wdiff`)."""
-    ranks = stats.rankdata(np.concatenate([x - shift, y]))
+    ranks, sizes = average_ranks(np.concatenate([x - shift, y]))
     nx, ny, n = x.size, y.size, x.size + y.size
     dz = ranks[:nx].sum() - nx * (nx + 1) / 2 - nx * ny / 2
-    ties = np.unique(ranks, return_counts=True)[1].astype(np.float64)
-    sigma = math.sqrt(nx * ny / 12 * ((n + 1) - (ties**3 - ties).sum() / (n * (n - 1))))
+    sigma = math.sqrt(nx * ny / 12 * ((n + 1) - tie_term(sizes) / (n * (n - 1))))
     # sigma is 0 only when every observation is tied at this shift: no evidence of a shift either way.
     return float((dz - np.sign(dz) * 0.5) / sigma) if sigma > 0 else 0.0
 
@@ -294,7 +294,7 @@ def mean_ratio(baseline: np.ndarray, candidate: np.ndarray) -> float:
 def cles(baseline: np.ndarray, candidate: np.ndarray) -> float:
     """Common-language effect size P(candidate > baseline) + P(tie)/2 over all pairs = U / (n m)
     (Vargha & Delaney, J. Educ. Behav. Stat. 25(2), 2000), from the ranks as Kayenta's EffectSizes.cles."""
-    ranks = stats.rankdata(np.concatenate([candidate, baseline]))
+    ranks, _ = average_ranks(np.concatenate([candidate, baseline]))
     m, n = candidate.size, baseline.size
     return float((2 * ranks[:m].sum() - m * (m + 1)) / (2 * n * m))
 
@@ -728,5 +728,4 @@ def ratio_steps(side: Mapping[str, list[Series]]) -> tuple[np.ndarray, np.ndarra
 def quantile_steps(side: Mapping[str, list[Series]], q: float) -> tuple[np.ndarray, np.ndarray]:
     """(steps, Prometheus' histogram_quantile(q) of each step's buckets); NaN for a step without requests."""
     steps, bounds, counts = bucket_matrix(side.get("buckets", []))
-    values = [histogram_quantile(q, bounds, row) for row in counts] if counts.size else []
-    return steps, np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return steps, linear_quantiles(q, bounds, counts) if counts.size else np.array([], dtype=np.float64)

@@ -34,6 +34,7 @@ from scipy import stats
 
 from releasehealth.format import p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
+from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.excursions import NOMINAL_RATE, NONE, Excursions, episodes_p_value, excursion_steps, runs
 from releasehealth.scoring.series import on_steps, plausible_steps, sum_by_time, valid_steps
 from releasehealth.scoring.verdict import (
@@ -79,13 +80,13 @@ def classify_ratio(
         pooled = (b_num.sum() + c_num.sum()) / (b.count + c.count)
         se = math.sqrt(phi * pooled * (1 - pooled) * (1 / b.count + 1 / c.count))
     sign = harmful_sign(spec.direction, p_c - p_b)
-    totals = harmful_change_p_value(sign * (p_c - p_b), se, spec.direction, stats.norm()) if sign else 1.0
+    totals = harmful_change_p_value(sign * (p_c - p_b), se, spec.direction, NORMAL) if sign else 1.0
     episodes = excursion_test(spec, (b_num, b_den), (c_num, c_den))
     # Weighted Bonferroni (Holm, Scand. J. Statist. 6, 1979): most of alpha for the window totals, the
     # rest for the excursions, whose p-values are tiny when they are real at all.
     p_value = min(1.0, totals / TOTALS_WEIGHT, episodes.p_value / (1 - TOTALS_WEIGHT))
     ci_alpha = ci_alpha or alpha
-    half = stats.norm.ppf(1 - ci_alpha / 2) * se
+    half = NORMAL.ppf(1 - ci_alpha / 2) * se
     ci = f"{(1 - ci_alpha) * 100:g}% CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
     detail = f"dispersion {phi:.2f}, {episodes.episodes} episode(s) beyond the baseline's rate"
     decided = verdict.decide(min(1.0, totals / TOTALS_WEIGHT), alpha, ci, detail)

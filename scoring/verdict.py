@@ -11,7 +11,8 @@ from releasehealth.verdicts import Distribution, MetricVerdict, Summary
 
 
 class NullDistribution(Protocol):
-    """A frozen scipy distribution (stats.norm(), stats.t(dof)): the tests only read its survival function."""
+    """A null distribution (scoring.distributions.NORMAL, StudentT(dof), or a frozen scipy one): the tests
+    only read its survival function."""
 
     def sf(self, x: float, /) -> float: ...
 

@@ -1,0 +1,28 @@
+"""Average ranks, as scipy.stats.rankdata(method="average"), with the sizes of the groups of ties.
+
+The rank-sum tests rank two pooled windows for every p-value, and Kayenta's shift interval ranks them
+again at every step of its root search: scipy's rankdata costs 0.2 ms a call in argument handling, this
+a few microseconds beyond the sort.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the 1-based rank of each value, tied values sharing the mean of their ranks; the size of each group
+    of equal values, in ascending order of value)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    edges = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True])))
+    sizes = np.diff(edges)
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat((edges[:-1] + edges[1:] + 1) / 2, sizes)  # ranks start + 1 .. end: their mean
+    return ranks, sizes
+
+
+def tie_term(sizes: np.ndarray) -> float:
+    """sum(t^3 - t) over the groups of ties: the tie correction of the rank-sum variance."""
+    t = sizes.astype(np.float64)
+    return float((t**3 - t).sum())
