@@ -6,8 +6,10 @@ with part of the data. A partial answer must not be judged as if it were whole.
 
 Errors are translated here, and only here, into the project's exception tree: unreachable, timed out,
 429 and 5xx become SourceUnavailable (retried with bounded exponential backoff within the configured
-timeout); 4xx becomes QueryRejected (not retried); an answer that is not the API's JSON, or is larger
-than MAX_ANSWER_BYTES, becomes InvalidResponse; an answer with warnings becomes PartialResponse.
+timeout); 4xx becomes QueryRejected (not retried); an answer that is not the API's JSON, or larger than
+the limits (max_answer_mb, read as it streams in; max_points, counted before the answer is decoded), becomes
+InvalidResponse; an answer with warnings becomes PartialResponse. The message of a range query's error says
+its span (the caller names the query).
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ from releasehealth.format import redact_url
 from releasehealth.model import Query, Series
 from releasehealth.verdicts import SourceHealth
 
-MAX_POINTS = 10_000  # Prometheus refuses range queries over 11,000 points per series
-MAX_ANSWER_BYTES = 256 * 2**20  # a bigger answer is refused before it is decoded: memory stays bounded
+MAX_STEPS = 10_000  # Prometheus refuses range queries over 11,000 points per series
+# A bigger answer is refused: memory stays bounded. The bytes as they stream in (64 MB of JSON decode to
+# about 400 MB of Python objects), the points before decoding (a 200-service fleet's largest answer, its
+# latency buckets over one span, holds about 600k). Both are settings of the Prometheus source.
+MAX_ANSWER_MB = 64
+MAX_ANSWER_POINTS = 2_000_000
 CHUNK_BYTES = 2**16
 ERROR_TEXT = 300  # characters of an error answer kept in a message
 
@@ -53,12 +59,15 @@ class PrometheusMetricSource:
         verify_tls: bool = True,
         ca_file: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_answer_mb: int = MAX_ANSWER_MB,
+        max_points: int = MAX_ANSWER_POINTS,
     ) -> None:
         self.name = redact_url(url)  # the name is shown everywhere: never with a password in it
         self._url = url.rstrip("/")
         self._timeout = timeout.total_seconds()
         self._retries = retries
         self._sleep = sleep
+        self._max_bytes, self._max_points = max_answer_mb * 2**20, max_points
         self.queries_run = 0  # counted for benchmarks: every HTTP query, retries included
         # Our own bounded retry loop, so that rejected queries are never retried (requests retries nothing).
         self._session = requests.Session()
@@ -78,7 +87,7 @@ class PrometheusMetricSource:
         step = int(query.step.total_seconds())
         for start, end in _chunks(query.start, query.end, query.step):
             params = {"query": query.text, "start": start.timestamp(), "end": end.timestamp(), "step": step}
-            for series in self._run("/api/v1/query_range", params):
+            for series in self._run("/api/v1/query_range", params, f"range {_span(start, end)}"):
                 merged.setdefault(tuple(sorted(series.labels.items())), []).append(series)
         return [_concatenate(parts) for parts in merged.values()]
 
@@ -90,8 +99,15 @@ class PrometheusMetricSource:
             return SourceHealth("prometheus", self.name, False, None, str(exc), datetime.now(UTC))
         return SourceHealth("prometheus", self.name, True, time.monotonic() - started, "", datetime.now(UTC))
 
-    def _run(self, path: str, params: Mapping[str, Any]) -> list[Series]:
-        """Ask with retries on SourceUnavailable, all within one timeout; convert the answer."""
+    def _run(self, path: str, params: Mapping[str, Any], span: str = "") -> list[Series]:
+        """Ask with retries on SourceUnavailable, all within one timeout; convert the answer. Errors say
+        the `span` of a range query (the caller names the query: fetch.run, deploy detection)."""
+        try:
+            return self._ask(path, params)
+        except SourceError as exc:
+            raise (exc.about(span) if span else exc) from exc
+
+    def _ask(self, path: str, params: Mapping[str, Any]) -> list[Series]:
         deadline = time.monotonic() + self._timeout
         for attempt in range(self._retries + 1):
             try:
@@ -110,6 +126,14 @@ class PrometheusMetricSource:
         status, body = self._get(path, params, deadline)
         if status != 200:
             raise _from_status(self.name, status, body)
+        # Each point after a series' first is "],[" away from the one before: counted in the text, so that
+        # an answer of millions of points is refused before it is decoded into tens of millions of objects.
+        points = body.count("],[")
+        if points > self._max_points:
+            raise InvalidResponse(
+                self.name, f"the answer holds more than {self._max_points:,} points (prometheus.max_points); "
+                "narrow the query or raise the limit",
+            )
         try:
             payload = json.loads(body)
         except ValueError as exc:  # a 200 whose body is not JSON: a proxy's page, a truncated answer
@@ -128,15 +152,18 @@ class PrometheusMetricSource:
         return result
 
     def _get(self, path: str, params: Mapping[str, Any], deadline: float) -> tuple[int, str]:
-        """(HTTP status, body) of one GET, within the deadline, the body at most MAX_ANSWER_BYTES."""
+        """(HTTP status, body) of one GET, within the deadline, the body at most max_answer_mb."""
         remaining = max(deadline - time.monotonic(), 0.1)
         try:
             with self._session.get(self._url + path, params=params, timeout=remaining, stream=True) as response:
                 chunks, size = [], 0
                 for chunk in response.iter_content(CHUNK_BYTES):
                     size += len(chunk)
-                    if size > MAX_ANSWER_BYTES:
-                        raise InvalidResponse(self.name, f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MB")
+                    if size > self._max_bytes:
+                        raise InvalidResponse(
+                            self.name, f"the answer is larger than {self._max_bytes // 2**20} MB "
+                            "(prometheus.max_answer_mb); narrow the query or raise the limit",
+                        )
                     if time.monotonic() > deadline:  # a trickle of bytes must not outlast the timeout
                         raise SourceUnavailable(self.name, f"no whole answer within {self._timeout:.1f}s")
                     chunks.append(chunk)
@@ -202,8 +229,8 @@ def _to_series(item: dict[str, Any], source: str) -> Series:
 
 
 def _chunks(start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, datetime]]:
-    """Split (start, end] so no chunk asks for more than MAX_POINTS steps per series."""
-    span = step * (MAX_POINTS - 1)
+    """Split (start, end] so no chunk asks for more than MAX_STEPS steps per series."""
+    span = step * (MAX_STEPS - 1)
     chunks: list[tuple[datetime, datetime]] = []
     at = start
     while at < end:
@@ -221,6 +248,10 @@ def _concatenate(parts: list[Series]) -> Series:
         np.concatenate([p.timestamps for p in parts]),
         np.concatenate([p.values for p in parts]),
     )
+
+
+def _span(start: datetime, end: datetime) -> str:
+    return f"{start.astimezone(UTC):%Y-%m-%d %H:%M}..{end.astimezone(UTC):%H:%M} UTC"
 
 
 def _unix(at: datetime | None) -> float:

@@ -85,7 +85,8 @@ def _prometheus(settings: PrometheusSettings) -> PrometheusMetricSource:
     headers, auth = prometheus_credentials(settings)
     return PrometheusMetricSource(
         settings.url, timeout=settings.timeout, retries=settings.retries, headers=headers, auth=auth,
-        verify_tls=settings.verify_tls, ca_file=settings.ca_file,
+        verify_tls=settings.verify_tls, ca_file=settings.ca_file, max_answer_mb=settings.max_answer_mb,
+        max_points=settings.max_points,
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import promql_parser
 import pytest
 
-from releasehealth import wiring
+from releasehealth import config, fetch, wiring
 from releasehealth.collectors.deploys import MetricDeploySource
 from releasehealth.collectors.prometheus import PrometheusMetricSource
 from releasehealth.config import Catalogue, load_preset
@@ -240,8 +240,51 @@ def test_a_hung_server_times_out() -> None:
         with pytest.raises(SourceUnavailable, match="no answer within"):
             PrometheusMetricSource(url, timeout=timedelta(seconds=1), retries=3).fetch(_instant(url))
         assert time.monotonic() - started < 3
+        query = _range("requests", ["s"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url)
+        fetched = fetch.run(PrometheusMetricSource(url, timeout=timedelta(seconds=0.5), retries=0), "requests", [query])
+        assert fetched.error.startswith("query 'requests' failed:")  # the query, its span, what happened
+        assert "range 2026-01-01 00:00..01:00 UTC: no answer within" in fetched.error
     finally:
         listener.close()
+
+
+def _matrix_body(series: int, points: int) -> bytes:
+    values = ",".join(f'[{1_700_000_000 + 60 * k},"{k}.5"]' for k in range(points))
+    result = ",".join(f'{{"metric":{{"service":"s{n}"}},"values":[{values}]}}' for n in range(series))
+    return f'{{"status":"success","data":{{"resultType":"matrix","result":[{result}]}}}}'.encode()
+
+
+@pytest.fixture
+def huge_server() -> Iterator[tuple[str, http.server.HTTPServer]]:
+    yield from _serve(200, _matrix_body(series=40, points=2_000))  # 80,000 points, about 2 MB
+
+
+def test_an_answer_larger_than_the_limit_is_refused_naming_the_query_and_its_span(huge_server) -> None:
+    url, _ = huge_server
+    query = _range("requests", ["s"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url)
+    with pytest.raises(InvalidResponse) as caught:
+        PrometheusMetricSource(url, max_answer_mb=1).fetch(query)
+    assert "larger than 1 MB (prometheus.max_answer_mb)" in str(caught.value)
+    assert "2026-01-01 00:00..01:00 UTC" in str(caught.value)
+    fetched = fetch.run(PrometheusMetricSource(url, max_answer_mb=1), "requests", [query])
+    assert fetched.error.startswith("query 'requests' failed:") and "max_answer_mb" in fetched.error
+
+
+def test_an_answer_of_more_points_than_the_limit_is_refused_before_it_is_decoded(huge_server) -> None:
+    url, _ = huge_server
+    query = _range("requests", ["s"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url)
+    with pytest.raises(InvalidResponse, match=r"more than 50,000 points \(prometheus.max_points\)"):
+        PrometheusMetricSource(url, max_points=50_000).fetch(query)
+    assert sum(s.values.size for s in PrometheusMetricSource(url, max_points=100_000).fetch(query)) == 80_000
+
+
+def test_the_answer_limits_are_settings_of_the_prometheus_source(huge_server) -> None:
+    url, _ = huge_server
+    raw = {"sources": {"prometheus": {"url": url, "max_points": 50_000}}, "services": [{"name": "s", "preset": "generic"}]}
+    source = wiring.connect(config.parse(raw)).sources.metrics
+    query = _range("requests", ["s"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url)
+    with pytest.raises(InvalidResponse, match="max_points"):
+        source.fetch(query)
 
 
 def test_credentials_in_the_url_never_appear_in_names_or_errors() -> None:

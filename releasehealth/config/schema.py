@@ -110,6 +110,10 @@ class PrometheusSettings(_Strict):
     url: HttpUrl
     timeout: Duration = timedelta(seconds=10)  # the whole budget of one query, retries included
     retries: int = Field(default=2, ge=0, le=10)
+    # The largest answer read (a bigger one is an error naming the query, never an exhausted memory): its
+    # size as it streams in, and its points, counted before decoding.
+    max_answer_mb: int = Field(default=64, ge=1, le=4096)
+    max_points: int = Field(default=2_000_000, ge=1_000)
     bearer_token_env: str | None = None
     username_env: str | None = None
     password_env: str | None = None
