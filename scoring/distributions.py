@@ -39,6 +39,15 @@ class StudentT:
 NORMAL = Normal()
 
 
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), as stats.binom.cdf(k, n, p)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return float(special.bdtr(k, n, p))
+
+
 def binomial_sf(k: int, n: int, p: float) -> float:
     """P(X > k) for X ~ Binomial(n, p), as stats.binom.sf(k, n, p)."""
     if k < 0:

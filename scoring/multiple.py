@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 
 def holm_adjusted(p_values: Sequence[float]) -> list[float]:
@@ -40,7 +40,7 @@ def spending(alpha: float, fraction: float) -> float:
         return 0.0
     if fraction >= 1:
         return alpha
-    return float(2 - 2 * norm.cdf(norm.ppf(1 - alpha / 2) / fraction**0.5))
+    return float(2 - 2 * ndtr(ndtri(1 - alpha / 2) / fraction**0.5))
 
 
 def check_alpha(alpha: float, fraction: float, interval: float | None) -> float:

@@ -30,7 +30,7 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri
 
 from releasehealth.format import p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
@@ -47,7 +47,7 @@ from releasehealth.scoring.verdict import (
 from releasehealth.verdicts import MetricVerdict, Summary
 
 TEST_NAME = "quasi-binomial two-proportion z-test on window totals, binomial test of episodes"
-CHI2_1_MEDIAN = float(stats.chi2.median(1))  # 0.455
+CHI2_1_MEDIAN = float(ndtri(0.75)) ** 2  # 0.455: the median of chi-square(1), the square of a normal's 75th percentile
 TOTALS_WEIGHT = 0.9  # the share of alpha spent on the window totals; the rest goes to excursions
 
 

@@ -36,9 +36,8 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from scipy import stats
-
 from releasehealth.model import LogLine, SignatureStatus
+from releasehealth.scoring.distributions import binomial_cdf
 from releasehealth.scoring.mining import WILDCARD, Miner
 from releasehealth.verdicts import LogSignature, SideTotals
 
@@ -285,7 +284,7 @@ def rise_p_value(x_b: int, x_c: int, exposure_b: float, exposure_c: float, ratio
     if exposure_b <= 0 or exposure_c <= 0:
         return None
     share = exposure_b / (exposure_b + ratio * exposure_c)
-    return float(stats.binom.cdf(x_b, x_b + x_c, share))
+    return binomial_cdf(x_b, x_b + x_c, share)
 
 
 def _rate(count: float, exposure: float) -> float | None:

@@ -210,3 +210,11 @@ def test_the_command_line_starts_without_the_heavy_libraries() -> None:
     probe = f"import sys, releasehealth.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_judging_a_release_does_not_load_scipy_stats() -> None:
+    """scipy.stats takes most of a second to import and builds docstrings for every distribution: the
+    judge reads its tails from scipy.special (scoring.distributions), so `evaluate` starts without it."""
+    probe = "import sys, releasehealth.evaluate, releasehealth.scoring.kayenta; print('scipy.stats' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"
