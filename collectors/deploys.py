@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Hashable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from releasehealth.collectors.base import MetricSource
 from releasehealth.model import Deploy, DeploySourceKind, Query, Series
@@ -22,6 +24,10 @@ class MetricDeploySource:
 
     def __init__(self, metrics: MetricSource) -> None:
         self.metrics = metrics
+        # The last scan of each group of services (releasehealth.deploys keeps it): a front end that
+        # evaluates again and again (the dashboard, watch mode, the API) reads only what is new since.
+        self.remembered: dict[Hashable, Any] = {}
+        self.lock = threading.Lock()
 
     def detect(self, first_seen: Query, last_seen: Query) -> list[Deploy]:
         """Return every (service, version) seen in the lookback, oldest first per service.

@@ -9,10 +9,12 @@ deploys recorded in the history store win over both for the deploy time and comm
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from releasehealth.collectors.deploys import Detection
 from releasehealth.errors import SourceError
 from releasehealth.format import format_time
 from releasehealth.model import (
@@ -67,14 +69,7 @@ def discover(sources: Sources, services: Sequence[Service], policy: Policy, now:
         groups.setdefault(key, []).append(service)
     for (group, first_template, last_template, no_version), members in groups.items():
         names = [s.name for s in members]
-        first, last = (
-            group.instant(name, template, names, end=now, lookback=policy.lookback, step=policy.step)
-            for name, template in (("first_seen", first_template), ("last_seen", last_template))
-        )
-        try:
-            found = sources.deploys.scan(first, last, no_version)
-        except SourceError as exc:
-            raise exc.about(f"reading the deploys (queries {first.template!r} and {last.template!r})") from exc
+        found, first, last = _detect(sources, group, (first_template, last_template), names, no_version, policy, now)
         for service in members:
             mine = [d for d in found.deploys if d.service == service.name]
             scan.by_service[service.name] = mine
@@ -90,6 +85,72 @@ def discover(sources: Sources, services: Sequence[Service], policy: Policy, now:
     _merge_recorded(sources, services, now - policy.lookback, now, scan)
     _name_what_ran_before(scan, policy.step)
     return scan
+
+
+# A front end that evaluates again and again reads the deploys since its last scan only (and a few steps
+# before it: samples arrive late), and the whole lookback again at least this often: what a shorter read
+# cannot see (a series backfilled, retention dropping the oldest deploys) is at most this old.
+FULL_RESCAN = timedelta(hours=1)
+OVERLAP_STEPS = 5
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    scanned_at: datetime  # the end of the last scan
+    full_at: datetime  # the end of the last scan of the whole lookback
+    detection: Detection
+
+
+def _detect(
+    sources: Sources, group: QueryGroup, templates: tuple[str, str], names: list[str], no_version: str, policy: Policy,
+    now: datetime,
+) -> tuple[Detection, Query, Query]:
+    """The deploys of one group: the whole lookback, or, after a scan of the same group less than
+    FULL_RESCAN ago, only the time since, merged with what that scan found."""
+    key = (group, templates, tuple(names), no_version, policy.lookback, policy.step)
+    deploys = sources.deploys
+    with deploys.lock:
+        known: _Remembered | None = deploys.remembered.get(key)
+    since_known = known is not None and known.scanned_at <= now and now - known.full_at < FULL_RESCAN
+    lookback = policy.lookback
+    if known is not None and since_known:
+        steps = math.ceil((now - known.scanned_at) / policy.step) + OVERLAP_STEPS
+        lookback = min(policy.lookback, steps * policy.step)
+    first, last = (
+        group.instant(name, template, names, end=now, lookback=lookback, step=policy.step)
+        for name, template in zip(("first_seen", "last_seen"), templates, strict=True)
+    )
+    try:
+        found = deploys.scan(first, last, no_version)
+    except SourceError as exc:
+        raise exc.about(f"reading the deploys (queries {first.template!r} and {last.template!r})") from exc
+    if known is not None and since_known and lookback < policy.lookback:
+        found = _merged(known.detection, found, now - policy.lookback)
+    full_at = known.full_at if known is not None and since_known and lookback < policy.lookback else now
+    with deploys.lock:
+        deploys.remembered[key] = _Remembered(now, full_at, found)
+    return found, first, last
+
+
+def _merged(earlier: Detection, recent: Detection, since: datetime) -> Detection:
+    """The deploys of a scan of the whole lookback from an earlier one and a scan of the time since: a
+    version's first sample is the earlier of the two (never before the lookback), its last the later;
+    a version last seen before the lookback is gone, as a whole scan would not see it."""
+    by_version = {(d.service, d.version): d for d in earlier.deploys}
+    for deploy in recent.deploys:
+        was = by_version.get((deploy.service, deploy.version))
+        if was is not None:
+            last_seen = max((t for t in (was.last_seen, deploy.last_seen) if t is not None), default=None)
+            deploy = dataclasses.replace(deploy, started_at=min(was.started_at, deploy.started_at), last_seen=last_seen)
+        by_version[(deploy.service, deploy.version)] = deploy
+    kept = [
+        dataclasses.replace(d, started_at=max(d.started_at, since)) for d in by_version.values() if (d.last_seen or d.started_at) >= since
+    ]
+    unversioned = dict(earlier.unversioned)
+    for service, at in recent.unversioned.items():
+        unversioned[service] = min(at, unversioned.get(service, at))
+    unversioned = {service: max(at, since) for service, at in unversioned.items()}
+    return Detection(sorted(kept, key=lambda d: (d.service, d.started_at, d.version)), unversioned)
 
 
 def _name_what_ran_before(scan: DeployScan, step: timedelta) -> None:
