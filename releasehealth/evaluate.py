@@ -219,7 +219,8 @@ def _metric_input(
     service, plan = target.service, target.plan
     results = {role: fetched[FetchKey.of(service, template, source)] for role, template in spec.queries.items()}
     errors = list(dict.fromkeys(r.error for r in results.values() if r.error))
-    queries = tuple(dict.fromkeys(q for r in results.values() for q in r.queries))
+    # The queries that read this service (a fleet's span may be split between two: fetch.split_span).
+    queries = tuple(dict.fromkeys(q for r in results.values() for q in r.queries if not q.services or service.name in q.services))
     if errors:
         return MetricInput(spec=spec, queries=queries, error="; ".join(errors))
     partial = list(dict.fromkeys(r.partial for r in results.values() if r.partial))
