@@ -15,6 +15,7 @@ its span (the caller names the query).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,7 @@ class PrometheusMetricSource:
         self._sleep = sleep
         self._max_bytes, self._max_points = max_answer_mb * 2**20, max_points
         self.queries_run = 0  # counted for benchmarks: every HTTP query, retries included
+        self._counting = threading.Lock()  # queries run from two threads at once (fetch.FETCH_THREADS)
         # Our own bounded retry loop, so that rejected queries are never retried (requests retries nothing).
         self._session = requests.Session()
         self._session.headers.update(headers or {})
@@ -111,7 +113,8 @@ class PrometheusMetricSource:
         deadline = time.monotonic() + self._timeout
         for attempt in range(self._retries + 1):
             try:
-                self.queries_run += 1
+                with self._counting:
+                    self.queries_run += 1
                 result = self._answer(path, params, deadline)
                 return [_to_series(item, self.name) for item in result]
             except SourceUnavailable:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from releasehealth.collectors.deploys import Detection
+from releasehealth.collectors.deploys import Detection, ScanMemory
 from releasehealth.errors import SourceError
 from releasehealth.format import format_time
 from releasehealth.model import (
@@ -29,6 +29,8 @@ from releasehealth.model import (
 from releasehealth.queries import kubernetes
 from releasehealth.queries.promql import QueryGroup
 from releasehealth.sources import Sources
+
+__all__ = ["ScanMemory", "deploys_of", "discover"]  # ScanMemory: for a front end to keep across wirings
 
 
 @dataclass
@@ -109,8 +111,7 @@ def _detect(
     FULL_RESCAN ago, only the time since, merged with what that scan found."""
     key = (group, templates, tuple(names), no_version, policy.lookback, policy.step)
     deploys = sources.deploys
-    with deploys.lock:
-        known: _Remembered | None = deploys.remembered.get(key)
+    known: _Remembered | None = deploys.memory.get(key)
     since_known = known is not None and known.scanned_at <= now and now - known.full_at < FULL_RESCAN
     lookback = policy.lookback
     if known is not None and since_known:
@@ -127,8 +128,7 @@ def _detect(
     if known is not None and since_known and lookback < policy.lookback:
         found = _merged(known.detection, found, now - policy.lookback)
     full_at = known.full_at if known is not None and since_known and lookback < policy.lookback else now
-    with deploys.lock:
-        deploys.remembered[key] = _Remembered(now, full_at, found)
+    deploys.memory.put(key, _Remembered(now, full_at, found))
     return found, first, last
 
 

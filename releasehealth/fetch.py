@@ -8,6 +8,7 @@ one multi-search per group of services sharing log settings.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -31,6 +32,7 @@ from releasehealth.windows import WindowPlan
 SPAN_GAP = timedelta(hours=6)
 # A span's services are read in two queries when that reads at least this share fewer points (split_span).
 SPLIT_SAVING = 0.2
+FETCH_THREADS = 2  # queries in flight at once: a machine of two cores, Prometheus and us on it
 
 
 class Target(NamedTuple):
@@ -73,23 +75,24 @@ class Fetched(NamedTuple):
 
 
 def fetch_metrics(source: MetricSource, targets: Sequence[Target], step: timedelta) -> dict[FetchKey, Fetched]:
-    """Run each template the targets need once per group, over the span covering all their windows.
-    One at a time: run concurrently on two cores, the 50-service overview got slower (2.1 s, not 1.9 s),
-    Prometheus' evaluation and our decoding competing for the same CPUs."""
+    """Run each template the targets need once per group, over the span covering all their windows, on
+    FETCH_THREADS connections: while one answer is decoded here Prometheus evaluates the next (200 services:
+    the metric queries' raw time 1.2 s one after the other, 0.7 s two at a time)."""
     members: dict[FetchKey, list[Target]] = {}
     for target in targets:
         for template in {name for spec in target.service.metrics for name in spec.queries.values()}:
             members.setdefault(FetchKey.of(target.service, template, source.name), []).append(target)
-    out = {}
+    planned = {}
     for key, group in members.items():
         windows = [w for t in group for w in (t.plan.baseline_window, t.plan.candidate_window) if w is not None]
-        queries = [
+        planned[key] = [
             key.group.range(key.template, key.text, names, start=start, end=end, step=step)
             for cluster_start, cluster_end in spans(windows)
             for names, start, end in split_span(_service_spans(group, cluster_start, cluster_end))
         ]
-        out[key] = run(source, key.template, queries, key.bucket_unit)
-    return out
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+        done = pool.map(lambda key: run(source, key.template, planned[key], key.bucket_unit), planned)
+        return dict(zip(planned, done, strict=True))
 
 
 def _service_spans(group: Sequence[Target], start: datetime, end: datetime) -> dict[str, tuple[datetime, datetime]]:
