@@ -50,6 +50,7 @@ from testing.servers import (
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 PRESET = "generic"
 WARM_TARGET, COLD_TARGET = 1.0, 5.0  # seconds
+RSS_TARGET_MB = 400
 TTL_SECONDS = 60  # dashboard.data.TTL_SECONDS (not imported: importing it outside Streamlit logs warnings)
 TIMEOUT_MS = 300_000
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -247,13 +248,28 @@ def main() -> None:
             with running(dashboard), sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=require("chromium"), args=list(CHROMIUM_ARGS))
                 try:
+                    rss_before = server_rss_mb(dashboard)
                     results = browse(browser, dashboard.url, prometheus, [s.name for s in fleet.services], args.warm)
+                    rss_after = server_rss_mb(dashboard)
                 except Exception:
                     print((folder / "streamlit.log").read_text()[-3000:], file=sys.stderr)
                     raise
                 finally:
                     browser.close()
     report(results, len(config.load_preset(PRESET).templates))
+    met = "yes" if rss_after <= RSS_TARGET_MB else "NO"
+    print(
+        f"dashboard server RSS: {rss_before:.0f} MB started, {rss_after:.0f} MB after the cold load, {args.warm} warm reloads, "
+        f"a new session and a Refresh (target <= {RSS_TARGET_MB} MB after 20 reloads; --warm 20): met {met}"
+    )
+
+
+def server_rss_mb(server: Server) -> float:
+    """The resident memory of the dashboard's server process (Streamlit runs the pages in it)."""
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":
