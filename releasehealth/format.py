@@ -137,8 +137,10 @@ def signed_percent(change: float | None) -> str:
 
 
 def duration_text(delta: timedelta) -> str:
-    """A duration for people: "7 d", "2 h", "30 min"."""
+    """A duration for people: "7 d", "2 h", "30 min", "45 s" (under a minute: "0 min" would say nothing)."""
     minutes = delta.total_seconds() / 60
+    if abs(minutes) < 1:
+        return f"{delta.total_seconds():.0f} s"
     if minutes >= 1440 and minutes % 1440 == 0:
         return f"{minutes / 1440:.0f} d"
     if minutes >= 120:

@@ -27,8 +27,14 @@ from testing.configs import example_config
 from testing.servers import free_port, start_elasticsearch, start_scraping_prometheus
 from tests import helpers
 
-BAD_AFTER = 90  # seconds after the simulator starts
-SHORT_POLICY = {"window": "60s", "warmup": "10s", "step": "5s", "lookback": "15m", "min_window_share": 0.5}
+# The simulator serves SPEED simulated seconds of traffic per real second: windows of a few real seconds
+# hold as many requests as minutes would. Prometheus' time is real, so the windows are short in real time:
+# a baseline of up to 12 s before the deploy, a candidate judged from 6 s after its warm-up, 3-s steps over
+# 1-s scrapes (each step's increase() sees three samples).
+SPEED = 6
+BAD_AFTER = 20  # real seconds after the simulator starts: the deploys are scheduled SPEED times later in its time
+SHORT_POLICY = {"window": "12s", "warmup": "2s", "step": "3s", "lookback": "5m", "min_window_share": 0.5}
+POLL_SECONDS = 2
 
 
 def test_parse_schedule_reads_offsets_labels_and_factors() -> None:
@@ -85,8 +91,8 @@ def simulator(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     command = [
         str(Path(sys.executable).parent / "release-health"), "simulate", "--serve", "--services", "2",
         "--host", "127.0.0.1", "--port", str(port), "--elasticsearch", es.url,
-        "--schedule", f"user-service@{BAD_AFTER}s:error_ratio:5", "--schedule", f"order-service@{BAD_AFTER}s:good",
-        "--prometheus-config", str(tmp_path / "prometheus.yml"), "--scrape-interval", "1s",
+        "--schedule", f"user-service@{BAD_AFTER * SPEED}s:error_ratio:5", "--schedule", f"order-service@{BAD_AFTER * SPEED}s:good",
+        "--speed", str(SPEED), "--prometheus-config", str(tmp_path / "prometheus.yml"), "--scrape-interval", "1s",
     ]
     log = (tmp_path / "simulator.log").open("w")
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its schedule in the log as soon as it starts
@@ -115,11 +121,11 @@ def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(simulator: tu
         wired = wiring.connect(catalogue)
         sources = wired.sources
 
-        time.sleep(max(0.0, started + BAD_AFTER - 25 - time.monotonic()))
+        time.sleep(max(0.0, started + BAD_AFTER - 4 - time.monotonic()))
         before = helpers.evaluate(Wiring(catalogue, sources), "user-service")
         assert before.recommendation.action is not Action.ROLLBACK, before.recommendation.reason
 
-        after = _poll_until_rollback(catalogue, sources, deadline=started + BAD_AFTER + 150)
+        after = _poll_until_rollback(catalogue, sources, deadline=started + BAD_AFTER + 90)  # a limit against a hang
         assert after.recommendation.action is Action.ROLLBACK, after.recommendation.reason
         assert after.recommendation.candidate != before.recommendation.candidate
         assert after.recommendation.baseline == before.recommendation.candidate
@@ -142,7 +148,7 @@ def _poll_until_rollback(catalogue: config.Catalogue, sources: Sources, deadline
         evaluation = helpers.evaluate(Wiring(catalogue, sources), "user-service")
         if evaluation.recommendation.action is Action.ROLLBACK or time.monotonic() > deadline:
             return evaluation
-        time.sleep(5)
+        time.sleep(POLL_SECONDS)
 
 
 def _answers(url: str) -> bool:

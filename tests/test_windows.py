@@ -79,7 +79,7 @@ def test_concurrent_uses_the_same_window_while_both_serve() -> None:
 
 def test_concurrent_without_overlap_says_so() -> None:
     deploys = _deploys(0, 10, last_seen={0: 10})
-    assert "stopped serving 0 min after" in plan(deploys, deploys[1], _policy(BaselinePolicy.CONCURRENT), T0 + 20 * H).problem
+    assert "stopped serving 0 s after" in plan(deploys, deploys[1], _policy(BaselinePolicy.CONCURRENT), T0 + 20 * H).problem
 
 
 def test_last_good_without_a_promoted_release_says_so() -> None:
