@@ -17,7 +17,7 @@ from releasehealth.scoring.ratio import classify_ratio
 from releasehealth.verdicts import MetricInput
 
 ALPHA = 0.005
-EPISODES = "binomial test of excursions)"  # the reason of a verdict decided by excursions, not by the levels
+EPISODES = "binomial test of episodes)"  # the reason of a verdict decided by excursions, not by the levels
 RATIO = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={}, unit="ratio", tolerance=Tolerance(0.2, 0.001), min_count=100)
 SYMMETRIC = MetricSpec(name="error_ratio", kind=MetricKind.RATIO, queries={}, unit="ratio", direction=Direction.EITHER, tolerance=Tolerance(0.0, 0.002), min_count=100)
 P95 = MetricSpec(name="p95", kind=MetricKind.HISTOGRAM_QUANTILE, queries={}, unit="seconds", tolerance=Tolerance(0.2, 0.0), quantile=0.95, min_count=100)
@@ -110,7 +110,10 @@ def test_a_fetch_error_and_empty_inputs_still_give_a_recommendation() -> None:
 
 counts = st.lists(st.integers(min_value=0, max_value=50), min_size=10, max_size=40)
 traffic = st.integers(min_value=200, max_value=5000)
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomised: the same 200 examples on every run, so that a run passes or fails on the code, never on
+# the draw (a guard that named the episodes' test wrongly let a zero-baseline example fail the swapping
+# property one run in many; with it named right, 3,000 random examples find no counterexample there).
+PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY

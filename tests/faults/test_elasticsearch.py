@@ -84,7 +84,7 @@ CASES = [
 def test_a_fault_never_promotes_what_it_hides(
     case: Case, elasticsearch_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], prometheus: PrometheusServer
 ) -> None:
-    check_each(case, elasticsearch_proxy, through(prometheus.url, elasticsearch_proxy.url), releases)
+    check_each(case, elasticsearch_proxy, through(prometheus.url, elasticsearch_proxy.url, "elasticsearch"), releases)
 
 
 def test_elasticsearch_refusing_connections_is_an_error_naming_it(
@@ -93,4 +93,4 @@ def test_elasticsearch_refusing_connections_is_an_error_naming_it(
     url = f"http://127.0.0.1:{free_port()}"
     case = Case("refused", faults.drop, names_the_query=True)
     for release in releases.values():
-        check_outcome(case, release, evaluate(through(prometheus.url, url), release), url)
+        check_outcome(case, release, evaluate(through(prometheus.url, url, "elasticsearch"), release), url)

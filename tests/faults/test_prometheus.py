@@ -92,13 +92,13 @@ CASES = [
 def test_a_fault_never_promotes_what_it_hides(
     case: Case, prometheus_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], elasticsearch: ElasticsearchServer
 ) -> None:
-    check_each(case, prometheus_proxy, through(prometheus_proxy.url, elasticsearch.url), releases)
+    check_each(case, prometheus_proxy, through(prometheus_proxy.url, elasticsearch.url, "prometheus"), releases)
 
 
 def test_the_candidates_series_missing_never_promotes(
     prometheus_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], elasticsearch: ElasticsearchServer
 ) -> None:
-    wired = through(prometheus_proxy.url, elasticsearch.url)
+    wired = through(prometheus_proxy.url, elasticsearch.url, "prometheus")
     for release in releases.values():
         case = Case("candidate missing", candidate_missing(release.version))
         with prometheus_proxy.injecting(case.fault):
@@ -115,6 +115,6 @@ def test_prometheus_refusing_connections_is_an_error_naming_it(
     releases: dict[ReleaseLabel, Release], elasticsearch: ElasticsearchServer
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    outcome = evaluate(through(url, elasticsearch.url), releases[ReleaseLabel.GOOD])
+    outcome = evaluate(through(url, elasticsearch.url, "prometheus"), releases[ReleaseLabel.GOOD])
     assert not isinstance(outcome, Evaluation), outcome
     assert url in str(outcome) and "quer" in str(outcome)
