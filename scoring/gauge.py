@@ -333,10 +333,8 @@ def _sen_variance(times: np.ndarray, values: np.ndarray) -> float:
     n = values.size
 
     def tied(column: np.ndarray) -> float:
-        ordered = np.sort(column)
-        sizes = np.diff(np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True]))))
-        sizes = sizes[sizes > 1].astype(np.float64)
-        return float((sizes * (sizes - 1) * (2 * sizes + 5)).sum())
+        sizes = average_ranks(column)[1].astype(np.float64)  # the sizes of the groups of equal values
+        return float((sizes * (sizes - 1) * (2 * sizes + 5)).sum())  # a group of one adds 0
 
     return (n * (n - 1) * (2 * n + 5) - tied(times) - tied(values)) / 18
 

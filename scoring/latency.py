@@ -39,6 +39,7 @@ from releasehealth.scoring.ratio import classify_ratio
 from releasehealth.scoring.series import (
     blocks,
     by_label,
+    in_order,
     plausible_steps,
     valid_steps,
 )
@@ -259,7 +260,7 @@ def _raw_buckets(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _aligned(series: list[Series]) -> np.ndarray | None:
     """The steps the series all share, in order without repeats; None when they do not."""
     steps = np.asarray(series[0].timestamps, dtype=np.float64)
-    if steps.size > 1 and not bool(np.all(steps[1:] > steps[:-1])):
+    if not in_order(steps):
         return None
     return steps if all(np.array_equal(s.timestamps, steps) for s in series[1:]) else None
 

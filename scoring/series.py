@@ -23,9 +23,14 @@ def sum_by_time(series: Iterable[Series]) -> tuple[np.ndarray, np.ndarray]:
     return timestamps, _summed(index, values, timestamps.size)
 
 
+def in_order(times: np.ndarray) -> bool:
+    """Whether the steps are in order without repeats, as the sources answer them (no sort needed)."""
+    return times.size < 2 or bool(np.all(times[1:] > times[:-1]))
+
+
 def _one_series(series: Series) -> tuple[np.ndarray, np.ndarray]:
     times, values = np.asarray(series.timestamps, dtype=np.float64), np.asarray(series.values, dtype=np.float64)
-    if times.size < 2 or bool(np.all(times[1:] > times[:-1])):  # in order without repeats, as sources answer
+    if in_order(times):
         return times, values
     timestamps, index = np.unique(times, return_inverse=True)
     return timestamps, _summed(index, values, timestamps.size)
