@@ -18,6 +18,7 @@ from releasehealth.simulator import Fleet, simulate
 from releasehealth.simulator.logs import FleetLogs, simulate_logs
 from releasehealth.sources import Sources
 from testing.configs import example_config
+from testing.faults import FaultProxy
 from testing.servers import (
     ElasticsearchServer,
     PrometheusServer,
@@ -79,8 +80,19 @@ def elasticsearch(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def catalogue(prometheus: PrometheusServer, elasticsearch: ElasticsearchServer) -> Catalogue:
-    return config.parse(example_config(prometheus.url, elasticsearch.url), "release-health.yaml")
+def logs_replay(elasticsearch: ElasticsearchServer) -> Iterator[str]:
+    """The URL of the session's noida-db behind a proxy that answers a search it has answered before from
+    memory (testing.faults.FaultProxy with remember): the fleet's logs never change, and the suite judges
+    the same releases many times over, each search a second of noida-db's time. Tests that write to
+    noida-db, or test the collector itself, use `elasticsearch` directly."""
+    proxy = FaultProxy(elasticsearch.url, remember=True)
+    yield proxy.url
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def catalogue(prometheus: PrometheusServer, logs_replay: str) -> Catalogue:
+    return config.parse(example_config(prometheus.url, logs_replay), "release-health.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -95,11 +107,9 @@ def sources(wired: wiring.Wiring) -> Sources:
 
 
 @pytest.fixture(scope="session")
-def config_file(
-    prometheus: PrometheusServer, elasticsearch: ElasticsearchServer, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def config_file(prometheus: PrometheusServer, logs_replay: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("config") / "release-health.yaml"
-    path.write_text(yaml.safe_dump(example_config(prometheus.url, elasticsearch.url)))
+    path.write_text(yaml.safe_dump(example_config(prometheus.url, logs_replay)))
     return path
 
 

@@ -44,14 +44,17 @@ def test_usage_errors_exit_2() -> None:
 def test_exit_codes_follow_the_recommendation_on_the_demo_fleet() -> None:
     _, _, fleet = helpers.demo(end=DEMO_END)
     expected = {label: 3 for label in FAULTS} | {ReleaseLabel.GOOD: 0}  # the default scenario's labels
-    seen = set()
+    # The first release of each kind (each command builds the demo afresh: a second apiece); that every
+    # release of the fleet gets its right verdict is the end-to-end suite's to check.
+    first = {}
     for service in fleet.services:
         for release in service.releases[1:]:
-            result = runner.invoke(app, [*DEMO, "evaluate", service.name, "--version", release.version, "-f", "json"])
-            assert result.exit_code == expected[release.label], result.output
-            assert json.loads(result.output)["candidate"]["version"] == release.version
-            seen.add(release.label)
-    assert seen == set(expected)
+            first.setdefault(release.label, (service.name, release.version))
+    assert set(first) == set(expected)
+    for label, (service, version) in first.items():
+        result = runner.invoke(app, [*DEMO, "evaluate", service, "--version", version, "-f", "json"])
+        assert result.exit_code == expected[label], result.output
+        assert json.loads(result.output)["candidate"]["version"] == version
 
 
 def test_prometheus_down_exits_1_naming_the_url(tmp_path: Path) -> None:

@@ -35,7 +35,13 @@ FAILING_METRIC = {
 }
 
 
-def _judged(fleet: Fleet, catalogue: Catalogue, sources) -> dict[tuple[str, str], tuple[ReleaseLabel, Evaluation]]:
+Judged = dict[tuple[str, str], tuple[ReleaseLabel, Evaluation]]
+
+
+@pytest.fixture(scope="module")
+def judged(fleet: Fleet, catalogue: Catalogue, sources) -> Judged:
+    """Every simulated release judged once through the session's real servers, for the tests that read
+    the outcomes (each run reads every service's logs from noida-db: seconds, not to be paid three times)."""
     outcomes = {}
     for service in fleet.services:
         judged = {e.candidate.version: e for e in helpers.releases(Wiring(catalogue, sources), service.name)}
@@ -44,10 +50,8 @@ def _judged(fleet: Fleet, catalogue: Catalogue, sources) -> dict[tuple[str, str]
     return outcomes
 
 
-def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(
-    fleet: Fleet, catalogue: Catalogue, sources
-) -> None:
-    outcomes = _judged(fleet, catalogue, sources)
+def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(judged: Judged) -> None:
+    outcomes = judged
     assert set(FAILING_METRIC) | {ReleaseLabel.GOOD} == {label for label, _ in outcomes.values()}
     wrong = {
         key: (label.value, e.recommendation.action.value, e.recommendation.reason)
@@ -63,10 +67,10 @@ def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(
             assert FAILING_METRIC[label] in failed, (label, evaluation.recommendation.reason)
 
 
-def test_a_new_exception_is_named_in_the_reason(fleet: Fleet, fleet_logs, catalogue: Catalogue, sources) -> None:
+def test_a_new_exception_is_named_in_the_reason(fleet_logs, judged: Judged) -> None:
     truth = fleet_logs.truth()
     named = 0
-    for (service, version), (label, evaluation) in _judged(fleet, catalogue, sources).items():
+    for (service, version), (label, evaluation) in judged.items():
         if label is ReleaseLabel.NEW_EXCEPTION:
             error_type = truth[f"{service}@{version}"]["error_type"]
             new = [s for s in evaluation.logs.signatures if s.status is SignatureStatus.NEW and s.credible]
@@ -194,8 +198,8 @@ def test_a_missing_log_index_is_named_in_the_verdict(fleet: Fleet, prometheus, e
     assert errors and all(f"index applogs-{fleet.services[0].name} does not exist" in r for r in errors)
 
 
-def test_signatures_marked_failing_are_the_ones_the_verdict_names(fleet: Fleet, catalogue: Catalogue, sources) -> None:
-    for _, evaluation in _judged(fleet, catalogue, sources).values():
+def test_signatures_marked_failing_are_the_ones_the_verdict_names(judged: Judged) -> None:
+    for _, evaluation in judged.values():
         failing = [s for s in evaluation.logs.signatures if s.failing]
         verdict = next(v for v in evaluation.score.verdicts if v.metric == "log_signatures")
         assert bool(failing) == (verdict.classification is Classification.HIGH)

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from elasticsearch import Elasticsearch
 
 from releasehealth import config, wiring
@@ -24,17 +26,18 @@ from releasehealth.sources import Sources
 from releasehealth.verdicts import Evaluation
 from releasehealth.wiring import Wiring
 from testing.configs import example_config
-from testing.servers import free_port, start_elasticsearch, start_scraping_prometheus
+from testing.servers import PrometheusServer, free_port, start_elasticsearch, start_scraping_prometheus
 from tests import helpers
 
 # The simulator serves SPEED simulated seconds of traffic per real second: windows of a few real seconds
 # hold as many requests as minutes would. Prometheus' time is real, so the windows are short in real time:
-# a baseline of up to 12 s before the deploy, a candidate judged from 6 s after its warm-up, 3-s steps over
-# 1-s scrapes (each step's increase() sees three samples).
-SPEED = 6
-BAD_AFTER = 20  # real seconds after the simulator starts: the deploys are scheduled SPEED times later in its time
-SHORT_POLICY = {"window": "12s", "warmup": "2s", "step": "3s", "lookback": "5m", "min_window_share": 0.5}
-POLL_SECONDS = 2
+# a baseline of up to 8 s before the deploy, a candidate judged from 4 s after its warm-up, 2-s steps over
+# 1-s scrapes (each step's increase() sees two or three samples). About 17 s, after the 6 s Prometheus
+# and noida-db take to start.
+SPEED = 10
+BAD_AFTER = 10  # real seconds after the simulator starts: the deploys are scheduled SPEED times later in its time
+SHORT_POLICY = {"window": "8s", "warmup": "1s", "step": "2s", "lookback": "5m", "min_window_share": 0.5}
+POLL_SECONDS = 1
 
 
 def test_parse_schedule_reads_offsets_labels_and_factors() -> None:
@@ -74,24 +77,38 @@ def test_bad_release_multiplies_the_error_ratio_and_deploys_with_counters_at_zer
 
 
 def test_prometheus_config_scrapes_the_target() -> None:
-    import yaml
-
     raw = yaml.safe_load(prometheus_config("sim:9100", "2s"))
     job = raw["scrape_configs"][0]
     assert job["scrape_interval"] == "2s"
     assert job["static_configs"][0]["targets"] == ["sim:9100"]
 
 
+@dataclass(frozen=True)
+class Live:
+    metrics_url: str
+    prometheus: PrometheusServer
+    elasticsearch_url: str
+    started: float  # time.monotonic() when the simulator first served: its deploys are scheduled from then
+    written_config: Path  # the prometheus.yml the simulator wrote
+
+
 @pytest.fixture
-def simulator(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
-    """noida-db and `release-health simulate --serve` (user-service turns bad BAD_AFTER s in), with the
-    prometheus.yml it wrote; yields (metrics URL, that config, the Elasticsearch URL)."""
-    es = start_elasticsearch(tmp_path / "noida")
+def live(tmp_path: Path) -> Iterator[Live]:
+    """noida-db, a real Prometheus already scraping where the simulator will serve, then `release-health
+    simulate --serve` (user-service turns bad BAD_AFTER s in). Prometheus first, the simulator once it has
+    tried a first scrape: Prometheus takes up its targets 5 s after it starts, seconds that would otherwise
+    come out of the baseline's window."""
     port = free_port()
+    scraping = tmp_path / "scrape.yml"
+    scraping.write_text(prometheus_config(f"127.0.0.1:{port}", "1s"), encoding="utf-8")
+    (tmp_path / "prometheus").mkdir()
+    prometheus = start_scraping_prometheus(scraping, tmp_path / "prometheus")
+    es = start_elasticsearch(tmp_path / "noida")
+    _wait_for(lambda: _scraped(prometheus.url), 60, f"Prometheus did not scrape; see {prometheus.folder}")
     command = [
         str(Path(sys.executable).parent / "release-health"), "simulate", "--serve", "--services", "2",
         "--host", "127.0.0.1", "--port", str(port), "--elasticsearch", es.url,
-        "--schedule", f"user-service@{BAD_AFTER * SPEED}s:error_ratio:5", "--schedule", f"order-service@{BAD_AFTER * SPEED}s:good",
+        "--schedule", f"user-service@{BAD_AFTER * SPEED}s:error_ratio:8", "--schedule", f"order-service@{BAD_AFTER * SPEED}s:good",
         "--speed", str(SPEED), "--prometheus-config", str(tmp_path / "prometheus.yml"), "--scrape-interval", "1s",
     ]
     log = (tmp_path / "simulator.log").open("w")
@@ -100,47 +117,42 @@ def simulator(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         _wait_for(lambda: _answers(url), 30, f"the simulator did not serve {url}; see {log.name}")
-        yield url, tmp_path / "prometheus.yml", es.url
+        yield Live(url, prometheus, es.url, time.monotonic(), tmp_path / "prometheus.yml")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
+        prometheus.stop()
         es.stop()
 
 
-def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(simulator: tuple[str, Path, str], tmp_path: Path) -> None:
-    started = time.monotonic()
-    metrics_url, prometheus_yml, es_url = simulator
-    assert 'http_requests_total{code="500",service="user-service"' in requests.get(metrics_url, timeout=5).text
-    folder = tmp_path / "prometheus"
-    folder.mkdir()
-    prometheus = start_scraping_prometheus(prometheus_yml, folder)
-    try:
-        raw = example_config(prometheus.url, es_url)
-        raw["policy"].update(SHORT_POLICY)
-        catalogue = config.parse(raw, "live.yaml")
-        wired = wiring.connect(catalogue)
-        sources = wired.sources
+def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(live: Live) -> None:
+    assert 'http_requests_total{code="500",service="user-service"' in requests.get(live.metrics_url, timeout=5).text
+    written = yaml.safe_load(live.written_config.read_text(encoding="utf-8"))
+    assert written["scrape_configs"][0]["static_configs"][0]["targets"] == [live.metrics_url.split("/")[2]]
+    raw = example_config(live.prometheus.url, live.elasticsearch_url)
+    raw["policy"].update(SHORT_POLICY)
+    catalogue = config.parse(raw, "live.yaml")
+    wired = wiring.connect(catalogue)
+    sources = wired.sources
 
-        time.sleep(max(0.0, started + BAD_AFTER - 4 - time.monotonic()))
-        before = helpers.evaluate(Wiring(catalogue, sources), "user-service")
-        assert before.recommendation.action is not Action.ROLLBACK, before.recommendation.reason
+    time.sleep(max(0.0, live.started + BAD_AFTER - 2 - time.monotonic()))
+    before = helpers.evaluate(Wiring(catalogue, sources), "user-service")
+    assert before.recommendation.action is not Action.ROLLBACK, before.recommendation.reason
 
-        after = _poll_until_rollback(catalogue, sources, deadline=started + BAD_AFTER + 90)  # a limit against a hang
-        assert after.recommendation.action is Action.ROLLBACK, after.recommendation.reason
-        assert after.recommendation.candidate != before.recommendation.candidate
-        assert after.recommendation.baseline == before.recommendation.candidate
-        # The good release deployed at the same instant is judged on the same windows, and passes them.
-        good = helpers.evaluate(Wiring(catalogue, sources), "order-service")
-        assert good.recommendation.action is not Action.ROLLBACK, good.recommendation.reason
-        assert good.recommendation.baseline != good.recommendation.candidate
+    after = _poll_until_rollback(catalogue, sources, deadline=live.started + BAD_AFTER + 90)  # a limit against a hang
+    assert after.recommendation.action is Action.ROLLBACK, after.recommendation.reason
+    assert after.recommendation.candidate != before.recommendation.candidate
+    assert after.recommendation.baseline == before.recommendation.candidate
+    # The good release deployed at the same instant is judged on the same windows, and passes them.
+    good = helpers.evaluate(Wiring(catalogue, sources), "order-service")
+    assert good.recommendation.action is not Action.ROLLBACK, good.recommendation.reason
+    assert good.recommendation.baseline != good.recommendation.candidate
 
-        client = Elasticsearch(es_url)
-        deploys = client.search(index="deploys", query={"term": {"service.name": "user-service"}})["hits"]["hits"]
-        assert [d["_source"]["service"]["version"] for d in deploys] == [after.recommendation.candidate]
-        assert client.count(index="logs-user-service")["count"] > 0
-        client.close()
-    finally:
-        prometheus.stop()
+    client = Elasticsearch(live.elasticsearch_url)
+    deploys = client.search(index="deploys", query={"term": {"service.name": "user-service"}})["hits"]["hits"]
+    assert [d["_source"]["service"]["version"] for d in deploys] == [after.recommendation.candidate]
+    assert client.count(index="logs-user-service")["count"] > 0
+    client.close()
 
 
 def _poll_until_rollback(catalogue: config.Catalogue, sources: Sources, deadline: float) -> Evaluation:
@@ -149,6 +161,12 @@ def _poll_until_rollback(catalogue: config.Catalogue, sources: Sources, deadline
         if evaluation.recommendation.action is Action.ROLLBACK or time.monotonic() > deadline:
             return evaluation
         time.sleep(POLL_SECONDS)
+
+
+def _scraped(prometheus_url: str) -> bool:
+    """Whether Prometheus has tried its target at least once (it answers "down" until the simulator serves)."""
+    targets = requests.get(prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    return bool(targets) and not targets[0]["lastScrape"].startswith("0001-")
 
 
 def _answers(url: str) -> bool:

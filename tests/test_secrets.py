@@ -23,8 +23,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def secret_config(tmp_path: Path, prometheus, elasticsearch, monkeypatch: pytest.MonkeyPatch) -> Path:
-    raw = example_config(prometheus.url, elasticsearch.url, bearer_token_env="PROM_TOKEN")
+def secret_config(tmp_path: Path, prometheus, logs_replay: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    raw = example_config(prometheus.url, logs_replay, bearer_token_env="PROM_TOKEN")
     raw["sources"]["elasticsearch"].update(username_env="ES_USER", password_env="ES_PASSWORD")
     path = tmp_path / "release-health.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -26,6 +26,7 @@ def prometheus_proxy(prometheus: PrometheusServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="session")
 def elasticsearch_proxy(elasticsearch: ElasticsearchServer) -> Iterator[FaultProxy]:
-    server = FaultProxy(elasticsearch.url)
+    """noida-db behind a fault proxy that answers a search it has seen from memory (see FaultProxy)."""
+    server = FaultProxy(elasticsearch.url, remember=True)
     yield server
     server.stop()

@@ -13,7 +13,7 @@ from releasehealth.simulator import ReleaseLabel
 from releasehealth.verdicts import Evaluation
 from testing import faults
 from testing.faults import Fault, FaultProxy
-from testing.servers import ElasticsearchServer, free_port
+from testing.servers import free_port
 from tests.faults.matrix import Case, Release, check_each, check_outcome, evaluate, through
 
 
@@ -90,15 +90,15 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_a_fault_never_promotes_what_it_hides(
-    case: Case, prometheus_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], elasticsearch: ElasticsearchServer
+    case: Case, prometheus_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], logs_replay: str
 ) -> None:
-    check_each(case, prometheus_proxy, through(prometheus_proxy.url, elasticsearch.url, "prometheus"), releases)
+    check_each(case, prometheus_proxy, through(prometheus_proxy.url, logs_replay, "prometheus"), releases)
 
 
 def test_the_candidates_series_missing_never_promotes(
-    prometheus_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], elasticsearch: ElasticsearchServer
+    prometheus_proxy: FaultProxy, releases: dict[ReleaseLabel, Release], logs_replay: str
 ) -> None:
-    wired = through(prometheus_proxy.url, elasticsearch.url, "prometheus")
+    wired = through(prometheus_proxy.url, logs_replay, "prometheus")
     for release in releases.values():
         case = Case("candidate missing", candidate_missing(release.version))
         with prometheus_proxy.injecting(case.fault):
@@ -112,9 +112,9 @@ def candidate_missing(version: str) -> Fault:
 
 
 def test_prometheus_refusing_connections_is_an_error_naming_it(
-    releases: dict[ReleaseLabel, Release], elasticsearch: ElasticsearchServer
+    releases: dict[ReleaseLabel, Release], logs_replay: str
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    outcome = evaluate(through(url, elasticsearch.url, "prometheus"), releases[ReleaseLabel.GOOD])
+    outcome = evaluate(through(url, logs_replay, "prometheus"), releases[ReleaseLabel.GOOD])
     assert not isinstance(outcome, Evaluation), outcome
     assert url in str(outcome) and "quer" in str(outcome)
