@@ -83,7 +83,7 @@ def elasticsearch(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempPathFactor
 def logs_replay(elasticsearch: ElasticsearchServer) -> Iterator[str]:
     """The URL of the session's noida-db behind a proxy that answers a search it has answered before from
     memory (testing.faults.FaultProxy with remember): the fleet's logs never change, and the suite judges
-    the same releases many times over, each search a second of noida-db's time. Tests that write to
+    the same releases many times over, each a second or two of noida-db's time. Tests that write to
     noida-db, or test the collector itself, use `elasticsearch` directly."""
     proxy = FaultProxy(elasticsearch.url, remember=True)
     yield proxy.url
