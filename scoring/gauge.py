@@ -43,7 +43,12 @@ releases (measured: 10% false holds on the accuracy benchmark), so the episodes 
 metrics, the latency tail and the error ratio, where a binomial model of each step is sound.
 
 Trend, for leaks: the Theil-Sen slope of each window (Theil 1950; Sen, JASA 63, 1968), with Sen's
-Kendall-based CI from scipy.stats.theilslopes. A leak is growth the candidate adds beyond the tolerance:
+Kendall-based CI as scipy.stats.theilslopes computes it, fitted to at most TREND_POINTS points: a longer
+window is cut into consecutive blocks of equal length, each taken as the median of its times and of its
+values. The pairwise slopes grow as n^2 (20,000 for a 200-step window, most of the judge's time); the
+block medians keep the estimator's robustness (an outlier step moves its block's median by at most one
+rank) and lose little precision on a trend (a block median is a steadier point than one step), so
+the CI is Sen's on the points the fit sees. A leak is growth the candidate adds beyond the tolerance:
 with `trend_tolerance` (growth per hour relative to the level, e.g. 0.1), the candidate's slope must
 exceed the tolerance both on its own and above the baseline's slope; without it, the slope times the
 window must exceed the level margin m0 of the candidate's fitted starting level. The two conditions are an
@@ -87,6 +92,7 @@ MIN_POINTS = 3  # fewer steps than this in a window is NODATA whatever the spec 
 REMOVE_OUTLIERS = False  # Kayenta's default; IQR fences are a choice for noisy, spiky gauges
 OUTLIER_FACTOR = 3.0
 SE_LEVEL = 0.95  # the slope CI whose half-width gives the slope's standard error
+TREND_POINTS = 50  # the most points a Theil-Sen fit takes: block medians of a longer window
 
 
 class Points(NamedTuple):
@@ -294,10 +300,13 @@ class TheilSen(NamedTuple):
 
 def theil_sen(window: Points, *levels: float) -> TheilSen:
     """The Theil-Sen fit of a window over the time since its first step, with Sen's (1968) Kendall-based
-    CIs of the slope at SE_LEVEL and at each of `levels`: scipy.stats.theilslopes' estimates (the same
-    order statistics of the same slopes, its tie correction included), with the pairwise slopes computed
-    once and sorted once for all the intervals."""
-    times, values = window.times - window.times[0], window.values
+    CIs of the slope at SE_LEVEL and at each of `levels`, on the window's block medians when it has more
+    than TREND_POINTS steps (see the module docstring): scipy.stats.theilslopes' estimates of those
+    points (the same order statistics of the same slopes, its tie correction included), with the
+    pairwise slopes computed once and sorted once for all the intervals. The intercept is the whole
+    window's: median(values) - slope x median(times)."""
+    whole_times, whole_values = window.times - window.times[0], window.values
+    times, values = block_medians(whole_times, TREND_POINTS), block_medians(whole_values, TREND_POINTS)
     first, second = _pairs(times.size)
     dx = times[second] - times[first]
     rising = dx > 0
@@ -311,8 +320,22 @@ def theil_sen(window: Points, *levels: float) -> TheilSen:
     ranks = [_interval_ranks(size, sigma, level) for level in (SE_LEVEL, *levels)]
     ordered = np.sort(slopes)  # numpy's vectorised sort beats a partition at six ranks
     slope = float((ordered[middle[0]] + ordered[middle[1]]) / 2)
-    intercept = float(np.median(values)) - slope * float(np.median(times))
+    intercept = float(np.median(whole_values)) - slope * float(np.median(whole_times))
     return TheilSen(slope, intercept, tuple((float(ordered[low]), float(ordered[high])) for low, high in ranks))
+
+
+def block_medians(column: np.ndarray, most: int) -> np.ndarray:
+    """`column` itself when it has at most `most` entries; else the medians of its consecutive blocks of
+    ceil(size / most) entries, the last block holding what is left (at most `most` medians in all)."""
+    size = column.size
+    length = -(-size // most)
+    if length <= 1:
+        return column
+    whole = size - size % length
+    medians: np.ndarray = np.median(column[:whole].reshape(-1, length), axis=1)
+    if whole == size:
+        return medians
+    return np.append(medians, np.median(column[whole:]))
 
 
 _PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}

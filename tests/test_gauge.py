@@ -207,3 +207,23 @@ def test_a_muted_gauge_says_so_in_its_reason() -> None:
     muted = dataclasses.replace(CPU, muted=True)
     verdict = classify_gauge(muted, _side(_level(2.0)), _side(_level(3.0)), ALPHA)
     assert verdict.classification is Classification.HIGH and verdict.reason.endswith("; muted: shown, not counted")
+
+
+def test_theil_sen_is_scipys_on_a_short_window_and_on_block_medians_of_a_long_one() -> None:
+    from scipy.stats import theilslopes
+
+    from releasehealth.scoring.gauge import TREND_POINTS, Points, block_medians, theil_sen
+
+    rng = np.random.default_rng(3)
+    for steps in (30, TREND_POINTS, 200, 203):
+        times = np.arange(steps, dtype=np.float64) * 60 + 1_700_000_000
+        values = 500 + 0.02 * (times - times[0]) + rng.normal(0, 5, steps)
+        values[rng.integers(0, steps, 3)] += 400  # outlier steps: Theil-Sen's robustness must survive the blocks
+        fit = theil_sen(Points(times, values), 0.99)
+        seen_times, seen_values = block_medians(times - times[0], TREND_POINTS), block_medians(values, TREND_POINTS)
+        assert seen_times.size == steps if steps <= TREND_POINTS else seen_times.size <= TREND_POINTS
+        for level, (low, high) in zip((0.95, 0.99), fit.intervals, strict=True):
+            expected = theilslopes(seen_values, seen_times, alpha=level)
+            assert fit.slope == pytest.approx(expected.slope)
+            assert (low, high) == pytest.approx((expected.low_slope, expected.high_slope))
+        assert low < 0.02 < high, (steps, fit)  # the trend the window was drawn with, outliers and all
