@@ -76,7 +76,7 @@ from scipy import special
 from releasehealth.format import format_value, p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
-from releasehealth.scoring.ranks import average_ranks, tie_term
+from releasehealth.scoring.ranks import average_ranks, median, row_medians, tie_term
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
     beyond_margin_p_value,
@@ -197,7 +197,7 @@ def level_test(baseline: np.ndarray, candidate: np.ndarray, spec: MetricSpec, ci
     n, m = candidate.size, baseline.size
     cles = u_statistic / (n * m)  # U counts the pairs with c > b, and half of those with c = b
     shift, low, high = _shift(np.subtract.outer(candidate, baseline).ravel(), n, m, ci_alpha)
-    sign = harmful_sign(spec.direction, float(np.median(candidate) - np.median(baseline)))
+    sign = harmful_sign(spec.direction, median(candidate) - median(baseline))
     p_value = 1.0
     if sign:
         p_value = _rank_sum_p_value(u_statistic if sign > 0 else n * m - u_statistic, n, m, ties)
@@ -267,7 +267,7 @@ class Excursions(NamedTuple):
 def excursion_test(baseline: np.ndarray, candidate: np.ndarray, spec: MetricSpec) -> Excursions:
     """The candidate's steps beyond the baseline's most extreme one plus the margin, and the precedence
     test's p-value of that many (see the module docstring)."""
-    margin = tolerance_margin(spec, float(np.median(baseline)))
+    margin = tolerance_margin(spec, median(baseline))
     best = Excursions(1.0, 0, math.nan, 0)
     for sign in (1, -1):
         if not harmful_sign(spec.direction, sign):
@@ -320,7 +320,7 @@ def theil_sen(window: Points, *levels: float) -> TheilSen:
     ranks = [_interval_ranks(size, sigma, level) for level in (SE_LEVEL, *levels)]
     ordered = np.sort(slopes)  # numpy's vectorised sort beats a partition at six ranks
     slope = float((ordered[middle[0]] + ordered[middle[1]]) / 2)
-    intercept = float(np.median(whole_values)) - slope * float(np.median(whole_times))
+    intercept = median(whole_values) - slope * median(whole_times)
     return TheilSen(slope, intercept, tuple((float(ordered[low]), float(ordered[high])) for low, high in ranks))
 
 
@@ -332,10 +332,10 @@ def block_medians(column: np.ndarray, most: int) -> np.ndarray:
     if length <= 1:
         return column
     whole = size - size % length
-    medians: np.ndarray = np.median(column[:whole].reshape(-1, length), axis=1)
+    medians = row_medians(column[:whole].reshape(-1, length))
     if whole == size:
         return medians
-    return np.append(medians, np.median(column[whole:]))
+    return np.append(medians, median(column[whole:]))
 
 
 _PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -461,7 +461,7 @@ def _summary(window: Points, invalid: int = 0) -> Summary:
     dropped = f"; {invalid} step(s) outside the valid range left out" if invalid else ""
     if not window.values.size:
         return Summary(None, 0.0, f"no finite values{dropped}")
-    return Summary(float(np.median(window.values)), float(window.values.size), f"median of {window.values.size} steps{dropped}")
+    return Summary(median(window.values), float(window.values.size), f"median of {window.values.size} steps{dropped}")
 
 
 def _rate(per_second: float, unit: str, sign: bool = False) -> str:

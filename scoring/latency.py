@@ -37,7 +37,7 @@ from releasehealth.model import DeferredSeries, MetricSpec, Series
 from releasehealth.scoring.distributions import StudentT
 from releasehealth.scoring.ratio import classify_ratio
 from releasehealth.scoring.series import (
-    blocks,
+    block_starts,
     by_label,
     in_order,
     plausible_steps,
@@ -374,10 +374,10 @@ def _deferred_steps(q: float, steps: np.ndarray, bounds: np.ndarray, counts: np.
 
 def _block_sums(counts: np.ndarray) -> np.ndarray:
     """The bucket counts summed over each of BLOCKS contiguous time blocks (series.blocks)."""
-    parts = blocks(len(counts), BLOCKS)
-    if not parts:
+    starts = block_starts(len(counts), BLOCKS)
+    if not starts.size:
         return np.zeros((0, counts.shape[1]))
-    return np.add.reduceat(counts, [part.start for part in parts], axis=0)
+    return np.add.reduceat(counts, starts, axis=0)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -36,6 +36,7 @@ from releasehealth.format import p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.excursions import NOMINAL_RATE, NONE, Excursions, episodes_p_value, excursion_steps, runs
+from releasehealth.scoring.ranks import median
 from releasehealth.scoring.series import on_steps, plausible_steps, sum_by_time, valid_steps
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
@@ -109,7 +110,7 @@ def excursion_test(spec: MetricSpec, baseline: tuple[np.ndarray, np.ndarray], ca
     # half a request of a median step), as a plain binomial: a baseline with bursts of its own (noisy
     # neighbours) makes the candidate's bursts that much less telling.
     ratios = b_num[b_den > 0] / b_den[b_den > 0]
-    bulk = max(float(np.median(ratios)), 0.5 / float(np.median(b_den[b_den > 0]))) if ratios.size else p_b
+    bulk = max(median(ratios), 0.5 / median(b_den[b_den > 0])) if ratios.size else p_b
     best = NONE
     for sign in (1, -1):
         if not harmful_sign(spec.direction, sign):
@@ -186,7 +187,7 @@ def bulk_dispersion(numerator: np.ndarray, denominator: np.ndarray, p: float) ->
         return 1.0
     expected = denominator[used] * p
     residuals = ((numerator[used] - expected) ** 2) / (expected * (1 - p))
-    return max(1.0, float(np.median(residuals)) / CHI2_1_MEDIAN)
+    return max(1.0, median(residuals) / CHI2_1_MEDIAN)
 
 
 def _dispersion(windows: list[tuple[np.ndarray, np.ndarray, float]]) -> float:
