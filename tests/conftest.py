@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,7 +58,12 @@ def fleet() -> Fleet:
 
 
 @pytest.fixture(scope="session")
-def prometheus(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+def prometheus(
+    fleet: Fleet, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[PrometheusServer]:
+    if any("elasticsearch" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        # noida-db will be needed too: its bulk load (~18 s) runs beside promtool's backfill (~8 s).
+        request.getfixturevalue("elasticsearch_starting")
     folder = tmp_path_factory.mktemp("prometheus")
     server = start_prometheus(backfill(fleet, folder), folder)
     yield server
@@ -70,13 +76,30 @@ def fleet_logs(fleet: Fleet) -> FleetLogs:
 
 
 @pytest.fixture(scope="session")
-def elasticsearch(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchServer]:
-    server = start_elasticsearch(tmp_path_factory.mktemp("noida"))
+def elasticsearch_starting(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[ElasticsearchServer]]:
+    """noida-db starting, and loading the fleet's logs, in a thread of its own; stopped at the end of the
+    session if it started."""
+    folder = tmp_path_factory.mktemp("noida")
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(_loaded_elasticsearch, fleet_logs, folder)
+        yield starting
+        if starting.exception() is None:
+            starting.result().stop()
+
+
+def _loaded_elasticsearch(logs: FleetLogs, folder: Path) -> ElasticsearchServer:
+    server = start_elasticsearch(folder)
     try:
-        load_logs(server.url, fleet_logs)
-        yield server
-    finally:
+        load_logs(server.url, logs)
+    except BaseException:
         server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(elasticsearch_starting: Future[ElasticsearchServer]) -> ElasticsearchServer:
+    return elasticsearch_starting.result()
 
 
 @pytest.fixture(scope="session")

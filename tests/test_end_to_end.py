@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,10 +42,14 @@ Judged = dict[tuple[str, str], tuple[ReleaseLabel, Evaluation]]
 @pytest.fixture(scope="module")
 def judged(fleet: Fleet, catalogue: Catalogue, sources) -> Judged:
     """Every simulated release judged once through the session's real servers, for the tests that read
-    the outcomes (each run reads every service's logs from noida-db: seconds, not to be paid three times)."""
+    the outcomes (each run reads every service's logs from noida-db: seconds, not to be paid three times);
+    two services at a time, as the API and the dashboard share one wiring between requests."""
+    with ThreadPoolExecutor(2) as pool:
+        evaluated = pool.map(lambda s: helpers.releases(Wiring(catalogue, sources), s.name), fleet.services)
+        by_service = dict(zip((s.name for s in fleet.services), evaluated, strict=True))
     outcomes = {}
     for service in fleet.services:
-        judged = {e.candidate.version: e for e in helpers.releases(Wiring(catalogue, sources), service.name)}
+        judged = {e.candidate.version: e for e in by_service[service.name]}
         for release in service.releases[1:]:
             outcomes[(service.name, release.version)] = (release.label, judged[release.version])
     return outcomes
