@@ -612,14 +612,26 @@ def test_banner_renders_untrusted_labels_and_reason_literally() -> None:
     )
 
 
-def test_overview_and_release_on_the_real_prometheus(monkeypatch: pytest.MonkeyPatch, config_file: Path, fleet) -> None:
+def test_overview_and_release_on_the_real_prometheus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prometheus, logs_replay: str, fleet
+) -> None:
+    import yaml
+
+    from testing.configs import example_config
+
+    # Three of the fleet's services, one of them failing: each service's logs cost noida-db a few seconds.
+    failing = next(s for s in fleet.services if s.releases[-1].label.is_regression)
+    chosen = [*(s.name for s in fleet.services if s is not failing)][:2] + [failing.name]
+    raw = example_config(prometheus.url, logs_replay)
+    raw["services"] = [s for s in raw["services"] if s["name"] in chosen]
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     monkeypatch.delenv("RELEASE_HEALTH_DEMO", raising=False)
-    monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(config_file))
+    monkeypatch.setenv("RELEASE_HEALTH_CONFIG", str(path))
     overview = _app().run()
     assert not overview.exception and not overview.error
     listed = list(overview.dataframe[0].value["service"])
-    assert sorted(listed) == sorted(s.name for s in fleet.services)
-    failing = next(s for s in fleet.services if s.releases[-1].label.is_regression)
+    assert sorted(listed) == sorted(chosen)
     release = _open("views/release.py", service=failing.name, version=failing.releases[-1].version)
     assert not release.exception
     assert release.error[0].value.startswith("**ROLLBACK**")
