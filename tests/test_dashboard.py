@@ -621,7 +621,7 @@ def test_overview_and_release_on_the_real_prometheus(
 
     # Three of the fleet's services, one of them failing: each service's logs cost noida-db a few seconds.
     failing = next(s for s in fleet.services if s.releases[-1].label.is_regression)
-    chosen = [*(s.name for s in fleet.services if s is not failing)][:2] + [failing.name]
+    chosen = [s.name for s in fleet.services if s is not failing][:2] + [failing.name]
     raw = example_config(prometheus.url, logs_replay)
     raw["services"] = [s for s in raw["services"] if s["name"] in chosen]
     path = tmp_path / "release-health.yaml"
