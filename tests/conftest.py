@@ -57,17 +57,32 @@ def fleet() -> Fleet:
     return simulate(seed=SEED, end=datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _servers_starting(request: pytest.FixtureRequest, _own_temp_folder: None) -> None:
+    """The real servers the session's tests will need start in the background when the session does:
+    promtool's backfill (~8 s) and noida-db's bulk load (~18 s) run side by side, and beside the tests
+    that need neither, instead of in the set-up of the first test that needs them."""
+    needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    for server in ("elasticsearch", "prometheus"):
+        if server in needed:
+            request.getfixturevalue(f"{server}_starting")
+
+
 @pytest.fixture(scope="session")
-def prometheus(
-    fleet: Fleet, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[PrometheusServer]:
-    if any("elasticsearch" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        # noida-db will be needed too: its bulk load (~18 s) runs beside promtool's backfill (~8 s).
-        request.getfixturevalue("elasticsearch_starting")
+def prometheus_starting(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[PrometheusServer]]:
+    """Prometheus starting on the fleet's backfilled TSDB blocks, in a thread of its own; stopped at the
+    end of the session if it started."""
     folder = tmp_path_factory.mktemp("prometheus")
-    server = start_prometheus(backfill(fleet, folder), folder)
-    yield server
-    server.stop()
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(lambda: start_prometheus(backfill(fleet, folder), folder))
+        yield starting
+        if starting.exception() is None:
+            starting.result().stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(prometheus_starting: Future[PrometheusServer]) -> PrometheusServer:
+    return prometheus_starting.result()
 
 
 @pytest.fixture(scope="session")
