@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 import yaml
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from testing.servers import PostgresServer
 
 SEED = 7
+Stoppable = TypeVar("Stoppable", PrometheusServer, ElasticsearchServer)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,11 +74,7 @@ def prometheus_starting(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) 
     """Prometheus starting on the fleet's backfilled TSDB blocks, in a thread of its own; stopped at the
     end of the session if it started."""
     folder = tmp_path_factory.mktemp("prometheus")
-    with ThreadPoolExecutor(1) as pool:
-        starting = pool.submit(lambda: start_prometheus(backfill(fleet, folder), folder))
-        yield starting
-        if starting.exception() is None:
-            starting.result().stop()
+    yield from _in_background(lambda: start_prometheus(backfill(fleet, folder), folder))
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +92,13 @@ def elasticsearch_starting(fleet_logs: FleetLogs, tmp_path_factory: pytest.TempP
     """noida-db starting, and loading the fleet's logs, in a thread of its own; stopped at the end of the
     session if it started."""
     folder = tmp_path_factory.mktemp("noida")
+    yield from _in_background(lambda: _loaded_elasticsearch(fleet_logs, folder))
+
+
+def _in_background(start: Callable[[], Stoppable]) -> Iterator[Future[Stoppable]]:
+    """A server starting in a thread of its own, as a future; stopped afterwards if it started."""
     with ThreadPoolExecutor(1) as pool:
-        starting = pool.submit(_loaded_elasticsearch, fleet_logs, folder)
+        starting = pool.submit(start)
         yield starting
         if starting.exception() is None:
             starting.result().stop()

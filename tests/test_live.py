@@ -126,7 +126,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
 
 
 def test_live_fleet_turns_rollback_after_the_scheduled_bad_release(live: Live) -> None:
-    assert 'http_requests_total{code="500",service="user-service"' in requests.get(live.metrics_url, timeout=5).text
+    assert 'http_requests_total{code="500",service="user-service"' in requests.get(live.metrics_url, timeout=30).text
     written = yaml.safe_load(live.written_config.read_text(encoding="utf-8"))
     assert written["scrape_configs"][0]["static_configs"][0]["targets"] == [live.metrics_url.split("/")[2]]
     raw = example_config(live.prometheus.url, live.elasticsearch_url)
@@ -165,13 +165,16 @@ def _poll_until_rollback(catalogue: config.Catalogue, sources: Sources, deadline
 
 def _scraped(prometheus_url: str) -> bool:
     """Whether Prometheus has tried its target at least once (it answers "down" until the simulator serves)."""
-    targets = requests.get(prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    try:  # polled by _wait_for: a slow or refused answer is "not yet", and the wait's own limit decides
+        targets = requests.get(prometheus_url + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    except requests.RequestException:
+        return False
     return bool(targets) and not targets[0]["lastScrape"].startswith("0001-")
 
 
 def _answers(url: str) -> bool:
     try:
-        return requests.get(url, timeout=1).status_code == 200
+        return requests.get(url, timeout=5).status_code == 200
     except requests.RequestException:
         return False
 
