@@ -46,6 +46,7 @@ SERVICE_NAMES = (
     "tracking-service", "rating-service", "question-service", "seller-service", "ads-service",
     "analytics-service", "feature-flag-service", "config-service", "scheduler-service", "webhook-service",
 )
+FLEET_SIZE = 8  # services in a simulated fleet unless asked otherwise: the demo's and the tests'
 MAX_SERVICES = 1000  # benchmarks at fleet scale: past the names above, "user-service-2" and so on
 
 
@@ -266,7 +267,7 @@ def simulate(
     seed: int = 7,
     end: datetime | None = None,
     hours: float = 26,
-    services: int = 8,
+    services: int = FLEET_SIZE,
     releases_per_service: int = 3,
     scrape_interval: timedelta = timedelta(seconds=30),
     scenario: str = "default",

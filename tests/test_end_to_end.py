@@ -18,7 +18,7 @@ from releasehealth import config, wiring
 from releasehealth.cli import app
 from releasehealth.config import Catalogue
 from releasehealth.model import Action, Classification, SignatureStatus
-from releasehealth.simulator import Fleet, ReleaseLabel
+from releasehealth.simulator import FLEET_SIZE, Fleet, ReleaseLabel, service_name
 from releasehealth.verdicts import Evaluation
 from releasehealth.wiring import Wiring
 from testing.configs import example_config
@@ -39,25 +39,46 @@ FAILING_METRIC = {
 Judged = dict[tuple[str, str], tuple[ReleaseLabel, Evaluation]]
 
 
+class Judgements:
+    """Each service's releases judged once through the session's real servers, when a test first asks
+    for them: judging reads the service's logs from noida-db (seconds per service), so three tests share
+    the outcomes, and the per-service test pays for one service at a time."""
+
+    def __init__(self, fleet: Fleet, wired: Wiring) -> None:
+        self._fleet = fleet
+        self._wired = wired
+        self._by_service: dict[str, Judged] = {}
+
+    def of(self, service: str) -> Judged:
+        if service not in self._by_service:
+            simulated = next(s for s in self._fleet.services if s.name == service)
+            judged = {e.candidate.version: e for e in helpers.releases(self._wired, service)}
+            self._by_service[service] = {
+                (service, r.version): (r.label, judged[r.version]) for r in simulated.releases[1:]
+            }
+        return self._by_service[service]
+
+    def every(self) -> Judged:
+        """Every release of the fleet; the services not judged yet two at a time, as the API and the
+        dashboard share one wiring between requests."""
+        with ThreadPoolExecutor(2) as pool:
+            judged = list(pool.map(self.of, (s.name for s in self._fleet.services)))
+        return {key: outcome for service in judged for key, outcome in service.items()}
+
+
 @pytest.fixture(scope="module")
-def judged(fleet: Fleet, catalogue: Catalogue, sources) -> Judged:
-    """Every simulated release judged once through the session's real servers, for the tests that read
-    the outcomes (each run reads every service's logs from noida-db: seconds, not to be paid three times);
-    two services at a time, as the API and the dashboard share one wiring between requests."""
-    with ThreadPoolExecutor(2) as pool:
-        evaluated = pool.map(lambda s: helpers.releases(Wiring(catalogue, sources), s.name), fleet.services)
-        by_service = dict(zip((s.name for s in fleet.services), evaluated, strict=True))
-    outcomes = {}
-    for service in fleet.services:
-        judged = {e.candidate.version: e for e in by_service[service.name]}
-        for release in service.releases[1:]:
-            outcomes[(service.name, release.version)] = (release.label, judged[release.version])
-    return outcomes
+def judgements(fleet: Fleet, catalogue: Catalogue, sources) -> Judgements:
+    return Judgements(fleet, Wiring(catalogue, sources))
 
 
-def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(judged: Judged) -> None:
-    outcomes = judged
-    assert set(FAILING_METRIC) | {ReleaseLabel.GOOD} == {label for label, _ in outcomes.values()}
+def test_the_fleet_has_every_fault_and_good_releases(fleet: Fleet) -> None:
+    labels = {r.label for s in fleet.services for r in s.releases[1:]}
+    assert labels == set(FAILING_METRIC) | {ReleaseLabel.GOOD}
+
+
+@pytest.mark.parametrize("service", [service_name(i) for i in range(FLEET_SIZE)])
+def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(service: str, judgements: Judgements) -> None:
+    outcomes = judgements.of(service)
     wrong = {
         key: (label.value, e.recommendation.action.value, e.recommendation.reason)
         for key, (label, e) in outcomes.items()
@@ -72,10 +93,10 @@ def test_every_regression_is_rolled_back_and_no_good_release_is_flagged(judged: 
             assert FAILING_METRIC[label] in failed, (label, evaluation.recommendation.reason)
 
 
-def test_a_new_exception_is_named_in_the_reason(fleet_logs, judged: Judged) -> None:
+def test_a_new_exception_is_named_in_the_reason(fleet_logs, judgements: Judgements) -> None:
     truth = fleet_logs.truth()
     named = 0
-    for (service, version), (label, evaluation) in judged.items():
+    for (service, version), (label, evaluation) in judgements.every().items():
         if label is ReleaseLabel.NEW_EXCEPTION:
             error_type = truth[f"{service}@{version}"]["error_type"]
             new = [s for s in evaluation.logs.signatures if s.status is SignatureStatus.NEW and s.credible]
@@ -203,8 +224,8 @@ def test_a_missing_log_index_is_named_in_the_verdict(fleet: Fleet, prometheus, e
     assert errors and all(f"index applogs-{fleet.services[0].name} does not exist" in r for r in errors)
 
 
-def test_signatures_marked_failing_are_the_ones_the_verdict_names(judged: Judged) -> None:
-    for _, evaluation in judged.values():
+def test_signatures_marked_failing_are_the_ones_the_verdict_names(judgements: Judgements) -> None:
+    for _, evaluation in judgements.every().values():
         failing = [s for s in evaluation.logs.signatures if s.failing]
         verdict = next(v for v in evaluation.score.verdicts if v.metric == "log_signatures")
         assert bool(failing) == (verdict.classification is Classification.HIGH)
