@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from releasehealth.collectors.base import LogSource, MetricSource
 from releasehealth.collectors.deploys import MetricDeploySource
-from releasehealth.collectors.elasticsearch import ElasticsearchLogSource
-from releasehealth.collectors.prometheus import PrometheusMetricSource
 from releasehealth.config import (
     Catalogue,
     ElasticsearchSettings,
@@ -35,6 +34,10 @@ from releasehealth.errors import NotFoundError
 from releasehealth.model import BaselinePolicy
 from releasehealth.sources import Sources
 from releasehealth.store import Store, exists
+
+if TYPE_CHECKING:  # the collectors load their client libraries when a catalogue names a real source
+    from releasehealth.collectors.elasticsearch import ElasticsearchLogSource
+    from releasehealth.collectors.prometheus import PrometheusMetricSource
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def open_store(settings: StoreSettings, where: str) -> Store:
 
 
 def _prometheus(settings: PrometheusSettings) -> PrometheusMetricSource:
+    from releasehealth.collectors.prometheus import PrometheusMetricSource
+
     headers, auth = prometheus_credentials(settings)
     return PrometheusMetricSource(
         settings.url, timeout=settings.timeout, retries=settings.retries, headers=headers, auth=auth,
@@ -91,6 +96,8 @@ def _prometheus(settings: PrometheusSettings) -> PrometheusMetricSource:
 
 
 def _elasticsearch(settings: ElasticsearchSettings) -> ElasticsearchLogSource:
+    from releasehealth.collectors.elasticsearch import ElasticsearchLogSource
+
     api_key, auth = elasticsearch_credentials(settings)
     return ElasticsearchLogSource(
         settings.url, timeout=settings.timeout, retries=settings.retries, api_key=api_key, basic_auth=auth,

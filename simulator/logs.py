@@ -13,8 +13,12 @@ callers' logs show it (a warn line: it never fails the caller's own release).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import string
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,8 +167,31 @@ class FleetLogs:
 
 
 def simulate_logs(fleet: Fleet) -> FleetLogs:
-    """Return the log lines of every service of `fleet` (deterministic from the fleet's seed)."""
-    return FleetLogs(fleet, tuple(_service_logs(fleet, i, s) for i, s in enumerate(fleet.services)))
+    """Return the log lines of every service of `fleet` (deterministic from the fleet's seed).
+
+    The lines of the last few fleets are kept, by the fleet's content: formatting them is a second of
+    Python for the demo's eight services, and the demo fleet is rebuilt with the same seed and end many
+    times in a process (a dashboard rebuilding its demo, the tests). They are shared, so read-only."""
+    key = hashlib.blake2b(pickle.dumps(fleet, protocol=pickle.HIGHEST_PROTOCOL)).digest()
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+        if kept is not None:
+            _KEPT.move_to_end(key)
+            return FleetLogs(fleet, kept)
+    built = tuple(_service_logs(fleet, i, s) for i, s in enumerate(fleet.services))
+    for service in built:
+        for column in (service.times, service.release, service.template):
+            column.flags.writeable = False
+    with _KEPT_LOCK:
+        _KEPT[key] = built
+        while len(_KEPT) > KEPT_FLEETS:
+            _KEPT.popitem(last=False)
+    return FleetLogs(fleet, built)
+
+
+KEPT_FLEETS = 4
+_KEPT: OrderedDict[bytes, tuple[ServiceLogs, ...]] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
 
 
 def _fault_template(service: SimulatedService, release_index: int) -> LogTemplate | None:
