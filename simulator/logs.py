@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import string
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,7 @@ CALLER = LogTemplate(
 )
 TEMPLATES = ERRORS + WARNINGS + INFOS + NEW_EXCEPTIONS + (CALLER,)
 TEMPLATE_INDEX = {t.key: i for i, t in enumerate(TEMPLATES)}
+LEVEL_OF_TEMPLATE = np.array([LEVELS.index(t.level) for t in TEMPLATES])
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,15 +132,39 @@ class ServiceLogs:
     template: np.ndarray  # index into TEMPLATES
     messages: tuple[str, ...]
     trace_ids: tuple[str, ...]
+    _words: dict[int, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
 
-    def level_codes(self) -> np.ndarray:
-        return np.array([LEVELS.index(t.level) for t in TEMPLATES])[self.template]
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """Each line's level, as an index into LEVELS."""
+        return LEVEL_OF_TEMPLATE[self.template]
+
+    @cached_property
+    def trace_rank(self) -> np.ndarray:
+        """Each line's place in the order of trace ids (the order Elasticsearch samples in), ties by line."""
+        order = np.argsort(np.array(self.trace_ids), kind="stable")
+        rank = np.empty(order.size, dtype=np.intp)
+        rank[order] = np.arange(order.size)
+        return rank
+
+    def words_of(self, row: int) -> frozenset[str]:
+        """The words of line `row`'s message as a match query sees them (kept: callers' queries of several
+        services read the same lines)."""
+        found = self._words.get(row)
+        if found is None:
+            found = self._words[row] = frozenset(words(self.messages[row]))
+        return found
 
     def counts(self, release: int, start: float, end: float) -> dict[str, int]:
         """Lines per level of a release with start <= time < end: the ground truth of the collector."""
         mask = (self.release == release) & (self.times >= start) & (self.times < end)
-        levels = self.level_codes()[mask]
+        levels = self.levels[mask]
         return {level: int((levels == i).sum()) for i, level in enumerate(LEVELS)}
+
+
+def words(text: str) -> list[str]:
+    """The words of a text as a match query sees them: lowercase, split at non-word characters."""
+    return [w for w in re.split(r"\W+", text.lower()) if w]
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,6 @@ the query that would run against a real Prometheus.
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from releasehealth.model import Deploy, DeploySourceKind, LogFields, LogLine, Lo
 from releasehealth.queries import elasticsearch as dsl
 from releasehealth.queries.elasticsearch import WindowKey
 from releasehealth.simulator.fleet import BUCKETS, Fleet, SimulatedService
-from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs, ServiceLogs
+from releasehealth.simulator.logs import LEVELS, TEMPLATES, FleetLogs, ServiceLogs, words
 from releasehealth.verdicts import SourceHealth
 
 SUPPORTED = (
@@ -202,53 +201,48 @@ class SimulatedLogSource:
         start, end = key.window.start.timestamp(), key.window.end.timestamp()
         mine = (service.release == release) if release is not None else np.ones(service.times.size, dtype=bool)
         chosen = np.flatnonzero(mine & (service.times >= start) & (service.times < end))
-        templates = [TEMPLATES[t] for t in service.template[chosen].tolist()]
+        levels = service.levels[chosen]
         seconds = step.total_seconds()
         stamps = np.floor(service.times[chosen] / seconds) * seconds + seconds
-        levels = {}
-        for level in LEVELS:
-            mine = np.array([t.level == level for t in templates], dtype=bool)
-            if mine.any():
-                at, counts = np.unique(stamps[mine], return_counts=True)
-                levels[level] = Series({"level": level}, at, counts.astype(np.float64))
-        error_types = Counter(t.error_type for t in templates if t.error_type)
-        flagged = [i for i, t in zip(chosen.tolist(), templates, strict=True) if t.level in ("error", "warn")]
-        info = [i for i, t in zip(chosen.tolist(), templates, strict=True) if t.level == "info"]
+        per_level = {}
+        for code, level in enumerate(LEVELS):
+            if (levels == code).any():
+                at, counts = np.unique(stamps[levels == code], return_counts=True)
+                per_level[level] = Series({"level": level}, at, counts.astype(np.float64))
+        error_types: Counter[str] = Counter()
+        for template, count in zip(*(a.tolist() for a in np.unique(service.template[chosen], return_counts=True)), strict=True):
+            if TEMPLATES[template].error_type:
+                error_types[TEMPLATES[template].error_type] += count
+        flagged, info = chosen[levels <= LEVELS.index("warn")], chosen[levels == LEVELS.index("info")]
         return LogWindowData(
-            levels, dict(error_types), self._sample(service, flagged, settings.sample_size), len(flagged),
-            info_sample=self._sample(service, info, settings.info_sample_size), info_sampled_from=len(info),
+            per_level, dict(error_types), self._sample(service, flagged, settings.sample_size), flagged.size,
+            info_sample=self._sample(service, info, settings.info_sample_size), info_sampled_from=info.size,
         )
 
     def _callers(self, key: WindowKey, size: int) -> LogWindowData:
         """Other services' error and warn lines in the window with every word of the key's service name,
         as the collector's `match` (operator and) finds them; each line names the service that logged it."""
         start, end = key.window.start.timestamp(), key.window.end.timestamp()
-        words = set(_words(key.service))
+        wanted = frozenset(words(key.service))
         lines: list[LogLine] = []
         population = 0
         for service in self.logs.services:
             if service.service == key.service:
                 continue
-            rows = np.flatnonzero((service.times >= start) & (service.times < end)).tolist()
-            rows = [
-                i for i in rows
-                if TEMPLATES[service.template[i]].level in ("error", "warn") and words <= set(_words(service.messages[i]))
-            ]
-            population += len(rows)
+            flagged = np.flatnonzero((service.times >= start) & (service.times < end) & (service.levels <= LEVELS.index("warn")))
+            rows = np.array([row for row in flagged.tolist() if wanted <= service.words_of(row)], dtype=np.intp)
+            population += rows.size
             lines += [dataclasses.replace(line, service=service.service) for line in self._sample(service, rows, size)]
         lines.sort(key=lambda line: line.timestamp)
         return LogWindowData({}, {}, tuple(lines[:size]), population)
 
     @staticmethod
-    def _sample(service: ServiceLogs, rows: list[int], size: int) -> tuple[LogLine, ...]:
-        """Up to `size` of the rows as lines, in trace-id order (a uniform draw, as Elasticsearch's sort)."""
-        rows = sorted(rows, key=lambda i: service.trace_ids[i])[:size]
+    def _sample(service: ServiceLogs, rows: np.ndarray, size: int) -> tuple[LogLine, ...]:
+        """Up to `size` of the rows (ascending) as lines, in trace-id order (a uniform draw, as
+        Elasticsearch's sort)."""
+        picked = rows[np.argsort(service.trace_rank[rows], kind="stable")[:size]]
         return tuple(
-            LogLine(float(service.times[i]), TEMPLATES[service.template[i]].level, service.messages[i],
-                    TEMPLATES[service.template[i]].error_type, TEMPLATES[service.template[i]].origin)
-            for i in rows
+            LogLine(float(service.times[i]), TEMPLATES[t].level, service.messages[i], TEMPLATES[t].error_type, TEMPLATES[t].origin)
+            for i, t in zip(picked.tolist(), service.template[picked].tolist(), strict=True)
         )
 
-
-def _words(text: str) -> list[str]:
-    return [w for w in re.split(r"\W+", text.lower()) if w]
