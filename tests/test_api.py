@@ -76,7 +76,8 @@ class Roles:
 
 
 @pytest.fixture(scope="module")
-def fleet() -> Fleet:
+def demo_fleet() -> Fleet:
+    # Not named `fleet`: that is the session's simulated fleet, which the session's servers are built from.
     catalogue, sources, _ = helpers.demo(seed=SEED, end=END)
     evaluations = helpers.fleet(Wiring(catalogue, sources))
     return Fleet({
@@ -86,10 +87,10 @@ def fleet() -> Fleet:
 
 
 @pytest.fixture(scope="module")
-def roles(fleet: Fleet) -> Roles:
+def roles(demo_fleet: Fleet) -> Roles:
     taken: set[str] = set()
-    rollback, promote, cached = (fleet.pick(action, taken) for action in (Action.ROLLBACK, Action.PROMOTE, Action.PROMOTE))
-    rest = [s for s in fleet.latest if s not in taken]
+    rollback, promote, cached = (demo_fleet.pick(action, taken) for action in (Action.ROLLBACK, Action.PROMOTE, Action.PROMOTE))
+    rest = [s for s in demo_fleet.latest if s not in taken]
     return Roles(rollback, promote, cached, rest[0], rest[1])
 
 
@@ -137,8 +138,8 @@ def release(service: str, version: str, what: str = "verdict") -> str:
 # ---- verdicts ---------------------------------------------------------------------------------------
 
 
-def test_rollback_release_is_rollback_and_its_gate_halts_with_412(live: Live, fleet: Fleet, roles: Roles) -> None:
-    version = fleet.version(roles.rollback)
+def test_rollback_release_is_rollback_and_its_gate_halts_with_412(live: Live, demo_fleet: Fleet, roles: Roles) -> None:
+    version = demo_fleet.version(roles.rollback)
     verdict = live.get(release(roles.rollback, version))
     assert verdict.status_code == 200
     body = verdict.json()
@@ -150,8 +151,8 @@ def test_rollback_release_is_rollback_and_its_gate_halts_with_412(live: Live, fl
     assert gate.json()["action"] == "ROLLBACK"
 
 
-def test_promote_release_passes_the_gate_with_200_by_get_and_by_flagger_post(live: Live, fleet: Fleet, roles: Roles) -> None:
-    version = fleet.version(roles.promote)
+def test_promote_release_passes_the_gate_with_200_by_get_and_by_flagger_post(live: Live, demo_fleet: Fleet, roles: Roles) -> None:
+    version = demo_fleet.version(roles.promote)
     gate = live.get(release(roles.promote, version, "gate"))
     assert gate.status_code == 200
     body = gate.json()
@@ -162,9 +163,9 @@ def test_promote_release_passes_the_gate_with_200_by_get_and_by_flagger_post(liv
 
 
 def test_verdict_within_the_ttl_comes_from_the_cache_and_concurrent_misses_evaluate_once(
-    live: Live, fleet: Fleet, roles: Roles
+    live: Live, demo_fleet: Fleet, roles: Roles
 ) -> None:
-    version = fleet.version(roles.cached)
+    version = demo_fleet.version(roles.cached)
     with ThreadPoolExecutor(8) as pool:
         bodies = list(pool.map(lambda _: live.get(release(roles.cached, version)).json(), range(8)))
     again = live.get(release(roles.cached, version)).json()
@@ -176,19 +177,19 @@ def test_verdict_within_the_ttl_comes_from_the_cache_and_concurrent_misses_evalu
         store.close()
 
 
-def test_services_list_every_service_with_its_team_and_latest_stored_verdict(live: Live, fleet: Fleet, roles: Roles) -> None:
-    version = fleet.version(roles.rollback)
+def test_services_list_every_service_with_its_team_and_latest_stored_verdict(live: Live, demo_fleet: Fleet, roles: Roles) -> None:
+    version = demo_fleet.version(roles.rollback)
     assert live.get(release(roles.rollback, version)).status_code == 200
     listed = {s["name"]: s for s in live.get("/api/v1/services").json()["services"]}
-    assert set(listed) == set(fleet.latest)
+    assert set(listed) == set(demo_fleet.latest)
     assert all(s["team"] for s in listed.values())
     latest = listed[roles.rollback]["latest"]
     assert (latest["version"], latest["action"]) == (version, "ROLLBACK")
     assert 0 <= latest["score"] <= 100
 
 
-def test_reading_an_older_release_never_changes_what_the_fleet_view_reports(live: Live, fleet: Fleet, roles: Roles) -> None:
-    service, newest = roles.rollback, fleet.version(roles.rollback)
+def test_reading_an_older_release_never_changes_what_the_fleet_view_reports(live: Live, demo_fleet: Fleet, roles: Roles) -> None:
+    service, newest = roles.rollback, demo_fleet.version(roles.rollback)
     catalogue, sources, _ = helpers.demo(seed=SEED, end=END)
     older = [d.version for d in helpers.deploys(Wiring(catalogue, sources), service) if d.version != newest][-1]
     assert live.get(release(service, newest)).status_code == 200
@@ -239,17 +240,17 @@ def test_a_chunked_body_over_the_limit_is_cut_off_and_records_nothing(live: Live
         store.close()
 
 
-def test_unknown_service_is_404_naming_the_known_ones(live: Live, fleet: Fleet) -> None:
+def test_unknown_service_is_404_naming_the_known_ones(live: Live, demo_fleet: Fleet) -> None:
     answer = live.get(release("no-such-service", "1.0.0"))
     assert answer.status_code == 404
-    assert sorted(answer.json()["known"]) == sorted(fleet.latest)
+    assert sorted(answer.json()["known"]) == sorted(demo_fleet.latest)
     assert "no-such-service" in answer.json()["detail"]
 
 
-def test_unknown_version_is_404_listing_the_versions_seen(live: Live, fleet: Fleet, roles: Roles) -> None:
+def test_unknown_version_is_404_listing_the_versions_seen(live: Live, demo_fleet: Fleet, roles: Roles) -> None:
     answer = live.get(release(roles.promote, "0.0.0-nope", "gate"))
     assert answer.status_code == 404
-    assert fleet.version(roles.promote) in answer.json()["detail"]
+    assert demo_fleet.version(roles.promote) in answer.json()["detail"]
 
 
 # ---- recording deploys ------------------------------------------------------------------------------
@@ -288,10 +289,10 @@ def test_post_with_a_bad_body_is_422_and_writes_nothing(live: Live, roles: Roles
         store.close()
 
 
-def test_post_for_an_unknown_service_is_404_naming_the_known_ones(live: Live, fleet: Fleet) -> None:
+def test_post_for_an_unknown_service_is_404_naming_the_known_ones(live: Live, demo_fleet: Fleet) -> None:
     answer = live.post("/api/v1/deploys", {"service": "nope", "version": "1"}, token=live.token)
     assert answer.status_code == 404
-    assert sorted(answer.json()["known"]) == sorted(fleet.latest)
+    assert sorted(answer.json()["known"]) == sorted(demo_fleet.latest)
 
 
 def test_good_post_is_201_and_the_deploy_is_in_the_store(live: Live, roles: Roles) -> None:
@@ -346,8 +347,8 @@ def test_a_version_with_a_slash_is_addressed_encoded(live: Live, roles: Roles) -
 # ---- /metrics and /healthz --------------------------------------------------------------------------
 
 
-def test_metrics_is_strict_exposition_text_with_every_action_per_release(live: Live, fleet: Fleet, roles: Roles) -> None:
-    live.get(release(roles.promote, fleet.version(roles.promote)))
+def test_metrics_is_strict_exposition_text_with_every_action_per_release(live: Live, demo_fleet: Fleet, roles: Roles) -> None:
+    live.get(release(roles.promote, demo_fleet.version(roles.promote)))
     answer = live.get("/metrics")
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = parse_exposition(answer.text)
@@ -367,11 +368,11 @@ def test_healthz_names_the_store(live: Live) -> None:
 # ---- the schema, fuzzed -----------------------------------------------------------------------------
 
 
-def test_schemathesis_finds_no_server_error(live: Live, fleet: Fleet, roles: Roles, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_error(live: Live, demo_fleet: Fleet, roles: Roles, tmp_path: Path) -> None:
     # The fuzzed service is bound to a real one half the time, and its version to real ones, so the
     # generated requests also reach the evaluation, not only the 404 for an unknown service.
     config = tmp_path / "schemathesis.toml"
-    versions = [fleet.version(roles.fuzzed), "0.0.0"]
+    versions = [demo_fleet.version(roles.fuzzed), "0.0.0"]
     config.write_text(
         f"[dictionaries.services]\nvalues = {json.dumps([roles.fuzzed])}\n"
         f"[dictionaries.versions]\nvalues = {json.dumps(versions)}\n"
