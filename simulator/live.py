@@ -46,6 +46,7 @@ DEFAULT_SCHEDULE = (
     "order-service@24m:latency:1.5",
 )
 CODES = ("200", "404", "500")  # success, client error, server error
+LIVE_PORT = 19100  # of /metrics: off node_exporter's 9100, which many hosts run
 TICK_SECONDS = 0.25  # real seconds between traffic updates
 LIVE_RPS = (30.0, 80.0)  # requests per simulated second: enough for a one-minute window to be judged
 
@@ -348,7 +349,7 @@ class LiveSimulator:
     """The running simulator: the /metrics server, the traffic thread and the log shipper thread."""
 
     def __init__(
-        self, live: LiveFleet, port: int = 9100, host: str = "0.0.0.0", elasticsearch: str | None = None,
+        self, live: LiveFleet, port: int = LIVE_PORT, host: str = "0.0.0.0", elasticsearch: str | None = None,
         ship_every: float = 2.0, api_key: str | None = None,
     ):
         self.live, self.port, self.host, self.ship_every = live, port, host, ship_every
@@ -410,7 +411,7 @@ def default_schedule(services: int) -> tuple[ScheduledRelease, ...]:
 
 
 def serve(
-    port: int = 9100, host: str = "0.0.0.0", services: int = 3, seed: int = 7, speed: float = 1.0,
+    port: int = LIVE_PORT, host: str = "0.0.0.0", services: int = 3, seed: int = 7, speed: float = 1.0,
     schedule: Sequence[str] = (), elasticsearch: str | None = None, api_key: str | None = None,
     say: Callable[[str], None] = print,
 ) -> None:

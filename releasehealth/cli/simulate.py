@@ -24,7 +24,7 @@ def simulate(
     serve_live: Annotated[
         bool, typer.Option("--serve", help="Run live instead: /metrics for Prometheus, logs to --elasticsearch.")
     ] = False,
-    port: Annotated[int, typer.Option(help="--serve: port of /metrics.", min=1, max=65535)] = 9100,
+    port: Annotated[int, typer.Option(help="--serve: port of /metrics.", min=1, max=65535)] = 19100,  # simulator.live.LIVE_PORT
     host: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "0.0.0.0",
     elasticsearch: Annotated[str | None, typer.Option(help="--serve: Elasticsearch URL to ship the logs to.")] = None,
     api_key_env: Annotated[
