@@ -67,6 +67,7 @@ Gauges usually only hold a release (scoring.judging's hold-only family), which s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -77,6 +78,7 @@ from releasehealth.format import format_value, p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.ranks import average_ranks, median, row_medians, tie_term
+from releasehealth.scoring.series import in_order
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
     beyond_margin_p_value,
@@ -92,6 +94,7 @@ MIN_POINTS = 3  # fewer steps than this in a window is NODATA whatever the spec 
 REMOVE_OUTLIERS = False  # Kayenta's default; IQR fences are a choice for noisy, spiky gauges
 OUTLIER_FACTOR = 3.0
 SE_LEVEL = 0.95  # the slope CI whose half-width gives the slope's standard error
+SE_Z = NORMAL.ppf(0.5 + SE_LEVEL / 2)
 TREND_POINTS = 50  # the most points a Theil-Sen fit takes: block medians of a longer window
 
 
@@ -159,26 +162,44 @@ def _classify(verdict: VerdictBuilder, spec: MetricSpec, b: Points, c: Points, a
             f"too few points to judge: baseline {b.values.size} and candidate {c.values.size} steps, "
             f"at least {needed} needed in each window"
         )
-    if np.array_equal(np.sort(b.values), np.sort(c.values)):
+    if _same_values(b.values, c.values):
         return verdict.make(Classification.PASS, "identical values in both windows", change=0.0, p_value=1.0)
     if np.ptp(b.values) == 0 and np.ptp(c.values) == 0:
         return _constant(verdict, spec, b, c, alpha)
     return _compare(verdict, spec, b, c, alpha, ci_alpha)
 
 
+def _same_values(baseline: np.ndarray, candidate: np.ndarray) -> bool:
+    """Whether the two windows hold the same values, in any order (the extremes tell most pairs apart
+    without sorting them)."""
+    if baseline.size != candidate.size or baseline.min() != candidate.min() or baseline.max() != candidate.max():
+        return False
+    return bool(np.array_equal(np.sort(baseline), np.sort(candidate)))
+
+
 def per_step(series: list[Series], remove_outliers: bool = False) -> Points:
     """The window's value per step: the mean over the series with a finite value at that step."""
+    steps, means = _step_means(series)
+    if remove_outliers and means.size:
+        keep = ~outliers(means)
+        steps, means = steps[keep], means[keep]
+    return Points(steps, means)
+
+
+def _step_means(series: list[Series]) -> tuple[np.ndarray, np.ndarray]:
     if not series:
-        return Points(np.array([]), np.array([]))
+        return np.array([]), np.array([])
+    times = np.asarray(series[0].timestamps, dtype=np.float64)
+    if len(series) == 1 and in_order(times):  # the usual answer: one series, each step once
+        values = np.asarray(series[0].values, dtype=np.float64)
+        finite = np.isfinite(times) & np.isfinite(values)
+        return (times, values) if finite.all() else (times[finite], values[finite])
     times = np.concatenate([np.asarray(s.timestamps, dtype=np.float64) for s in series])
     values = np.concatenate([np.asarray(s.values, dtype=np.float64) for s in series])
     finite = np.isfinite(times) & np.isfinite(values)
     steps, index = np.unique(times[finite], return_inverse=True)
     means = np.bincount(index, weights=values[finite], minlength=steps.size) / np.bincount(index, minlength=steps.size)
-    if remove_outliers and means.size:
-        keep = ~outliers(means)
-        steps, means = steps[keep], means[keep]
-    return Points(steps, means)
+    return steps, means
 
 
 def outliers(values: np.ndarray, factor: float = OUTLIER_FACTOR) -> np.ndarray:
@@ -306,7 +327,7 @@ def theil_sen(window: Points, *levels: float) -> TheilSen:
     pairwise slopes computed once and sorted once for all the intervals. The intercept is the whole
     window's: median(values) - slope x median(times)."""
     whole_times, whole_values = window.times - window.times[0], window.values
-    times, values = block_medians(whole_times, TREND_POINTS), block_medians(whole_values, TREND_POINTS)
+    times, values = block_medians(whole_times, TREND_POINTS, ascending=True), block_medians(whole_values, TREND_POINTS)
     first, second = _pairs(times.size)
     dx = times[second] - times[first]
     rising = dx > 0
@@ -320,22 +341,27 @@ def theil_sen(window: Points, *levels: float) -> TheilSen:
     ranks = [_interval_ranks(size, sigma, level) for level in (SE_LEVEL, *levels)]
     ordered = np.sort(slopes)  # numpy's vectorised sort beats a partition at six ranks
     slope = float((ordered[middle[0]] + ordered[middle[1]]) / 2)
-    intercept = median(whole_values) - slope * median(whole_times)
+    middle_time = (whole_times[(whole_times.size - 1) // 2] + whole_times[whole_times.size // 2]) / 2  # in time order
+    intercept = median(whole_values) - slope * float(middle_time)
     return TheilSen(slope, intercept, tuple((float(ordered[low]), float(ordered[high])) for low, high in ranks))
 
 
-def block_medians(column: np.ndarray, most: int) -> np.ndarray:
+def block_medians(column: np.ndarray, most: int, *, ascending: bool = False) -> np.ndarray:
     """`column` itself when it has at most `most` entries; else the medians of its consecutive blocks of
-    ceil(size / most) entries, the last block holding what is left (at most `most` medians in all)."""
+    ceil(size / most) entries, the last block holding what is left (at most `most` medians in all). An
+    `ascending` column's blocks are in order already: their medians are read off the middle."""
     size = column.size
     length = -(-size // most)
     if length <= 1:
         return column
     whole = size - size % length
-    medians = row_medians(column[:whole].reshape(-1, length))
-    if whole == size:
-        return medians
-    return np.append(medians, median(column[whole:]))
+    blocks = column[:whole].reshape(-1, length)
+    if ascending:
+        medians = (blocks[:, (length - 1) // 2] + blocks[:, length // 2]) / 2
+        rest = column[whole:]
+        return medians if whole == size else np.append(medians, (rest[(rest.size - 1) // 2] + rest[rest.size // 2]) / 2)
+    medians = row_medians(blocks)
+    return medians if whole == size else np.append(medians, median(column[whole:]))
 
 
 _PAIRS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -352,30 +378,41 @@ def _pairs(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sen_variance(times: np.ndarray, values: np.ndarray) -> float:
-    """Equation 2.6 of Sen (1968): the variance of Kendall's statistic, corrected for tied times and values."""
+    """Equation 2.6 of Sen (1968): the variance of Kendall's statistic, corrected for tied times and values
+    (the times are in ascending order)."""
     n = values.size
+    return (n * (n - 1) * (2 * n + 5) - _tied(times) - _tied(np.sort(values))) / 18
 
-    def tied(column: np.ndarray) -> float:
-        sizes = average_ranks(column)[1].astype(np.float64)  # the sizes of the groups of equal values
-        return float((sizes * (sizes - 1) * (2 * sizes + 5)).sum())  # a group of one adds 0
 
-    return (n * (n - 1) * (2 * n + 5) - tied(times) - tied(values)) / 18
+def _tied(ordered: np.ndarray) -> float:
+    """sum t (t - 1) (2t + 5) over the groups of t equal values of an ascending column (a group of one adds 0)."""
+    changes = np.flatnonzero(ordered[1:] != ordered[:-1])
+    if changes.size == ordered.size - 1:  # no two equal: the usual case for times, and for most gauges
+        return 0.0
+    sizes = np.diff(np.concatenate(([0], changes + 1, [ordered.size]))).astype(np.float64)
+    return float((sizes * (sizes - 1) * (2 * sizes + 5)).sum())
 
 
 def _interval_ranks(size: int, sigma: float, level: float) -> tuple[int, int]:
-    """The 0-based ranks of the sorted slopes bounding Sen's CI at `level` (as scipy.stats.theilslopes)."""
-    z = NORMAL.ppf((1 - level) / 2 if level > 0.5 else level / 2)
-    high = min(int(np.round((size - z * sigma) / 2)), size - 1)
-    low = max(int(np.round((size + z * sigma) / 2)) - 1, 0)
+    """The 0-based ranks of the sorted slopes bounding Sen's CI at `level` (as scipy.stats.theilslopes;
+    Python's round, as numpy's, rounds halves to even)."""
+    z = _z(level)
+    high = min(round((size - z * sigma) / 2), size - 1)
+    low = max(round((size + z * sigma) / 2) - 1, 0)
     return low, high
+
+
+@functools.lru_cache(maxsize=16)
+def _z(level: float) -> float:
+    """The normal quantile at the lower end of a two-sided interval at `level` (theilslopes' convention)."""
+    return NORMAL.ppf((1 - level) / 2 if level > 0.5 else level / 2)
 
 
 def _slope(fit: TheilSen) -> tuple[float, float, float]:
     """(Theil-Sen slope, its standard error from the half-width of Sen's SE_LEVEL CI, fitted value at the
     window's first step)."""
-    z = NORMAL.ppf(0.5 + SE_LEVEL / 2)
     low, high = fit.intervals[0]
-    return fit.slope, (high - low) / (2 * z), fit.intercept
+    return fit.slope, (high - low) / (2 * SE_Z), fit.intercept
 
 
 def _compare(
