@@ -26,7 +26,7 @@ from releasehealth.fetch import (
     fetch_metrics,
     of_version,
 )
-from releasehealth.format import duration_text
+from releasehealth.format import duration_text, unknown_version_text
 from releasehealth.model import Action, BaselinePolicy, Deploy, MetricKind, MetricSpec, Policy, Series, Service, Window
 from releasehealth.queries import promql
 from releasehealth.scoring import judge
@@ -56,10 +56,7 @@ def evaluate_release(
     scan = discover(sources, [service], policy, now)
     deploys = scan.by_service[service.name]
     if version is not None and version not in {d.version for d in deploys}:
-        known = ", ".join(d.version for d in deploys) or "none"
-        raise NotFoundError(
-            f"{service.name} has no version {version!r} in the last {duration_text(policy.lookback)} (seen: {known})"
-        )
+        raise NotFoundError(unknown_version_text(service.name, version, [d.version for d in deploys], policy.lookback))
     return _evaluate_all(sources, policy, [(service, deploys, version)], scan, now, progress)[0]
 
 

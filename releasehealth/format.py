@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-from releasehealth.model import Tolerance, Window
+from releasehealth.model import Query, Tolerance, Window
 
 NONE = "–"  # a value that is not there, in tables
 # C0 and C1 control characters, and the bidirectional marks, overrides and isolates that make text display
@@ -181,3 +184,56 @@ def format_seconds(at: datetime | None) -> str:
 def iso_time(at: datetime | None) -> str:
     """A time as ISO 8601, as the stored document keeps it ('-' for none)."""
     return at.isoformat() if at else "-"
+
+
+def query_line(query: Query) -> str:
+    """A query on one line: PromQL as it ran; an Elasticsearch request as its request line and what it
+    searches (how many searches, which indices, for which services, over which time), its bodies left
+    out (the CLI shows them with --verbose)."""
+    request, _, bodies = query.text.partition("\n")
+    if not bodies:
+        return query.text
+    documents = [line for line in bodies.split("\n") if line.strip()]
+    indices: list[str] = []
+    if request.endswith("_msearch"):  # header and body lines in turn; a header names its index
+        searches = len(documents) // 2
+        for header in documents[::2]:
+            index = _index_of(header)
+            if index and index not in indices:
+                indices.append(index)
+    else:
+        searches = len(documents)
+    what = [plural(searches, "search", "searches")]
+    if indices:
+        what.append("of " + ", ".join(indices))
+    if query.services:
+        what.append("for " + ", ".join(query.services))
+    if query.start and query.end:
+        what.append(f"{format_seconds(query.start)}..{format_seconds(query.end)} UTC")
+    return f"{request} ({', '.join(what)})"
+
+
+def _index_of(header: str) -> str | None:
+    try:
+        document = json.loads(header)
+    except ValueError:
+        return None
+    index = document.get("index") if isinstance(document, dict) else None
+    return ",".join(map(str, index)) if isinstance(index, list) else str(index) if index else None
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """A count with its noun: "1 line", "2 lines", "3 searches"."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the known name closest to a mistyped one, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_version_text(service: str, version: str, seen: list[str], lookback: timedelta) -> str:
+    """What every front end says of a version the service was not seen running."""
+    known = ", ".join(seen) or "none"
+    return f"{service} has no version {version!r} in the last {duration_text(lookback)}{did_you_mean(version, seen)} (seen: {known})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +29,16 @@ def test_unknown_service_is_a_clear_error_exit_1() -> None:
     assert result.exit_code == 1
     assert "unknown service 'no-such-service'" in result.output
     assert "user-service" in result.output  # the known ones are listed
+    typo = runner.invoke(app, ["--demo", "evaluate", "serch-service"])
+    assert "unknown service 'serch-service' in <demo> (did you mean 'search-service'?)" in typo.output
 
 
 def test_unknown_version_is_a_clear_error_exit_1() -> None:
     result = runner.invoke(app, ["--demo", "evaluate", "user-service", "--version", "9.9.9"])
     assert result.exit_code == 1
-    assert "no version '9.9.9'" in result.output
+    assert "user-service has no version '9.9.9' in the last 7 d (seen: " in result.output
+    typo = runner.invoke(app, ["--demo", "evaluate", "user-service", "--version", "3.12.1.0"])
+    assert "(did you mean '3.12.1'?)" in typo.output
 
 
 def test_usage_errors_exit_2() -> None:
@@ -81,7 +86,7 @@ def test_an_invalid_config_lists_every_problem_with_its_path(tmp_path: Path) -> 
         f"{path}: sources.prometheus.url: must start with http:// or https://",
         f"{path}: sources.prometheus.timeout: invalid duration '5x'",
         f"{path}: policy.thresholds: marginal (80.0) must not exceed pass (70.0)",
-        f"{path}: services[0].preset: unknown preset 'generik' (known: generic, istio, linkerd",
+        f"{path}: services[0].preset: unknown preset 'generik' (did you mean 'generic'?) (known: generic, istio, linkerd",
         f"{path}: services[1].labels.service: 'bad-label' is not a valid Prometheus label name",
     ):
         assert expected in result.output, result.output
@@ -132,3 +137,26 @@ def test_evaluate_prints_and_exports_the_log_findings() -> None:
     assert first["status"] == "NEW" and first["credible"] and first["examples"]
     assert document["logs"]["candidate"]["sampled_from"] >= document["logs"]["candidate"]["sampled"] > 0
     assert document["candidate"]["commit"]
+
+
+def test_evaluate_shows_each_query_on_one_line_and_the_bodies_with_verbose() -> None:
+    short = runner.invoke(app, [*DEMO, "evaluate", "search-service"])
+    queries = short.output.split("queries (Elasticsearch bodies with --verbose):\n")[1].splitlines()
+    logs = next(q for q in queries if q.lstrip().startswith("[logs]"))
+    assert "GET _msearch (" in logs and "for search-service" in logs and '"query"' not in short.output
+    assert len(short.output.splitlines()) <= 60  # issue 19: an evaluation fits a terminal's scrollback at a glance
+    verbose = runner.invoke(app, [*DEMO, "evaluate", "search-service", "--verbose"])
+    assert verbose.exit_code == short.exit_code
+    assert '"query"' in verbose.output and "--verbose" not in verbose.output
+
+
+def test_the_hint_of_a_report_never_evaluated_is_a_command_that_works_when_copied(tmp_path: Path) -> None:
+    store = ["--store", f"sqlite:///{tmp_path / 'team store.db'}"]  # a space: the hint must quote it
+    first = runner.invoke(app, [*DEMO, *store, "report", "search-service", "--format", "md"])
+    assert first.exit_code == 1
+    hint = first.output.split("run `")[1].split("`")[0]
+    words = shlex.split(hint)
+    assert words[0] == "release-health" and {"--demo", "--demo-end", "--store", "--save"} <= set(words)
+    assert runner.invoke(app, words[1:]).exit_code in (0, 2, 3)  # evaluated and saved: promote, hold or rollback
+    second = runner.invoke(app, [*DEMO, *store, "report", "search-service", "--format", "md"])
+    assert second.exit_code == 0 and "search-service" in second.output

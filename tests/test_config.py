@@ -49,7 +49,7 @@ def test_every_problem_is_reported_at_once_with_file_and_path() -> None:
         "team.yaml: sources.prometheus.tokn: unknown field",
         "team.yaml: policy.window: invalid duration 'soon'",
         "team.yaml: services[0].name:",
-        "team.yaml: services[1].preset: unknown preset 'istio-typo'",
+        "team.yaml: services[1].preset: unknown preset 'istio-typo' (did you mean 'istio'?)",
     ):
         assert fragment in text
 
@@ -140,3 +140,21 @@ def test_muted_metrics_and_check_interval_are_read_and_typos_rejected() -> None:
     raw["services"][1]["muted"] = ["p59_latency"]
     with pytest.raises(ConfigError, match=r"services\[1\]\.muted: unknown metric 'p59_latency'"):
         config.parse(raw)
+
+
+def test_a_misspelt_field_gets_the_closest_known_one_at_its_own_place() -> None:
+    raw = {
+        "sources": {"prometheus": {"url": "http://localhost:9090", "timeot": "5s"}},
+        "polcy": {"window": "30m"},
+        "services": [{"name": "a", "lables": {"service": "svc"}, "logs": {"indx": "logs-{service}"}}],
+    }
+    with pytest.raises(ConfigError) as caught:
+        config.parse(raw, "team.yaml")
+    text = str(caught.value)
+    for fragment in (
+        "sources.prometheus.timeot: unknown field (did you mean 'timeout'?)",
+        "polcy: unknown field (did you mean 'policy'?)",
+        "services[0].lables: unknown field (did you mean 'labels'?)",
+        "services[0].logs.indx: unknown field (did you mean 'index'?)",
+    ):
+        assert fragment in text

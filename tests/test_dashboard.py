@@ -475,7 +475,7 @@ def test_an_unknown_service_in_the_url_says_so_with_a_way_back(demo_env: None, p
 
 def test_an_unknown_version_in_the_url_says_so_with_a_way_back(demo_env: None) -> None:
     at = _open("views/release.py", service="user-service", version="9.9.9")
-    _says_not_found_with_a_way_back(at, "user-service has no version '9.9.9' in the last 7 days, 0:00:00 (seen: ")
+    _says_not_found_with_a_way_back(at, "user-service has no version '9.9.9' in the last 7 d (seen: ")
 
 
 def test_an_unknown_baseline_in_the_url_says_so_with_a_way_back(demo_env: None) -> None:

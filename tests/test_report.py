@@ -138,7 +138,8 @@ def test_report_of_a_release_never_evaluated_says_how_to_evaluate_it(stored: tup
     assert result.exit_code == 1
     message = " ".join(result.output.split())
     assert f"no stored evaluation of {SERVICE} 0.0.0-never" in message
-    assert f"run `release-health evaluate {SERVICE} --version 0.0.0-never --save` (or the gate) first" in message
+    assert f"evaluate {SERVICE} --version 0.0.0-never --save` (or the gate) first" in message
+    assert f"run `release-health --demo --demo-end {DEMO_END.replace(tzinfo=None).isoformat()} --store {url} evaluate" in message
 
 
 def test_html_report_in_chromium_shows_hostile_log_line_as_text_and_charts_offline(

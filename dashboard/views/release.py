@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from releasehealth.dashboard import components, data
+from releasehealth.format import unknown_version_text
 
 st.title("Release")
 catalogue = components.unwrap(data.catalogue())
@@ -25,10 +26,7 @@ versions = [d.version for d in reversed(deploys)]
 with middle:
     version = components.select_param("Version", "version", versions, default_first=True, clears=("baseline",))
 if version is not None and version not in versions:
-    components.not_found(
-        f"{service} has no version {version!r} in the last {catalogue.policy.lookback} "
-        f"(seen: {', '.join(versions) or 'none'})."
-    )
+    components.not_found(unknown_version_text(service, version, versions, catalogue.policy.lookback) + ".")
 with right:
     baseline = components.baseline_select(catalogue, deploys, version)
 status, progress = components.evaluating(f"{service} {version or '(latest)'}")

@@ -36,7 +36,7 @@ from releasehealth.deploys import deploys_of
 from releasehealth.errors import ConfigError, NotFoundError, ReleaseHealthError, SourceError
 from releasehealth.evaluate import evaluate_release
 from releasehealth.exposition import EXPOSITION, exposition
-from releasehealth.format import duration_text
+from releasehealth.format import unknown_version_text
 from releasehealth.gate import gated_policy
 from releasehealth.model import Deploy, DeploySourceKind
 from releasehealth.store import StoredEvaluation, StoreError
@@ -110,9 +110,7 @@ def create_app(wired: Wiring, environ: Mapping[str, str] | None = None) -> FastA
 
     def judge(service: str, version: str, gated: bool) -> Answer:
         if not versions.known(service, version):
-            lookback = duration_text(catalogue.policy.lookback)
-            seen = ", ".join(versions.seen(service)) or "none"
-            raise NotFoundError(f"{service} has no version {version!r} in the last {lookback} (seen: {seen})")
+            raise NotFoundError(unknown_version_text(service, version, list(versions.seen(service)), catalogue.policy.lookback))
         policy = gate_policy if gated else catalogue.policy
         evaluation = evaluate_release(sources, catalogue.service(service), policy, version)
         store.save_evaluation(evaluation)

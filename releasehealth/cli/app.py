@@ -6,6 +6,7 @@ Exit codes (for pipelines): 0 PROMOTE, 1 error, 2 usage, 3 ROLLBACK, 4 HOLD or I
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the wiring brings the collectors, scipy and SQLAlchemy: onl
 EXIT_CODES = {Action.PROMOTE: 0, Action.ROLLBACK: 3, Action.HOLD: 4, Action.INCONCLUSIVE: 4}
 EXIT_ERROR = 1
 MAX_SEED = 2**32 - 1  # what numpy's generators take
+DEFAULT_SEED = 7
 
 class _Group(TyperGroup):
     """The command group, whose usage errors ("unexpected extra argument (...)", "no such command")
@@ -78,6 +80,22 @@ class Context:
     seed: int
     demo_end: datetime | None = None
     store_url: str | None = None  # --store: overrides the config's store.url
+
+    def command(self, *words: str) -> str:
+        """A release-health command line to copy: `words` with the global options this one ran with (the demo
+        and its seed and end, or the config file; the store), quoted for a POSIX shell."""
+        options: list[str] = []
+        if self.demo:
+            options.append("--demo")
+            if self.seed != DEFAULT_SEED:
+                options += ["--seed", str(self.seed)]
+            if self.demo_end is not None:
+                options += ["--demo-end", self.demo_end.isoformat()]
+        elif self.config_path != config.DEFAULT_PATH:
+            options += ["--config", self.config_path]
+        if self.store_url:
+            options += ["--store", self.store_url]
+        return shlex.join(["release-health", *options, *words])
 
     def open(self, create_store: bool = False) -> Wiring:
         """The catalogue and its sources, through the one wiring every front end uses: the embedded demo
@@ -145,7 +163,7 @@ def main_options(
         str, typer.Option("--config", "-c", envvar="RELEASE_HEALTH_CONFIG", help="The YAML catalogue.")
     ] = config.DEFAULT_PATH,
     demo: Annotated[bool, typer.Option("--demo", help="Use the embedded simulated fleet instead of the config.")] = False,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the demo fleet.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the demo fleet.")] = DEFAULT_SEED,
     demo_end: Annotated[
         datetime | None, typer.Option(help="End the demo fleet's history at this UTC time (default: now), to reproduce it.")
     ] = None,

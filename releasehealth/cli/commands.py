@@ -67,6 +67,9 @@ def evaluate(
         typer.Option(help="previous, concurrent, time-shifted[:1d|:7d], pinned:VERSION or last-good (default: the config's)."),
     ] = None,
     save: Annotated[bool, typer.Option(help="Also save the evaluation in the history store.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show each Elasticsearch request whole, not summed up on one line.")
+    ] = False,
 ) -> None:
     """Judge a release of SERVICE against its baseline; the exit code carries the recommendation."""
     from releasehealth.evaluate import evaluate_release
@@ -82,7 +85,7 @@ def evaluate(
     if output is OutputFormat.JSON:
         out.print_json(json.dumps(evaluation_to_dict(evaluation)))
     else:
-        print_evaluation(evaluation, catalogue)
+        print_evaluation(evaluation, catalogue, verbose=verbose)
     raise typer.Exit(EXIT_CODES[evaluation.recommendation.action])
 
 
@@ -156,7 +159,8 @@ class ReportFormat(StrEnum):
 @handle_errors
 def report(
     ctx: typer.Context,
-    service: Annotated[str, typer.Option(help="The service.")],
+    service_argument: Annotated[str | None, typer.Argument(metavar="SERVICE", help="The service.", show_default=False)] = None,
+    service: Annotated[str | None, typer.Option("--service", help="The service (as the argument).", show_default=False)] = None,
     version: Annotated[str | None, typer.Option(help="The release (default: the newest evaluated).")] = None,
     output: Annotated[ReportFormat, typer.Option("--format", "-f", help="html or md.")] = ReportFormat.HTML,
     out_file: Annotated[
@@ -169,13 +173,17 @@ def report(
     from releasehealth import report as reporting
     from releasehealth.serialize import evaluation_from_dict
 
+    if (service_argument is None) == (service is None):
+        raise typer.BadParameter("name the service once: `report SERVICE` (or --service SERVICE)", param_hint="SERVICE")
+    service = service if service_argument is None else service_argument
+    assert service is not None  # exactly one of the two is set
     opened = ctx.obj.open(create_store=True)
     catalogue = opened.catalogue
     metrics = catalogue.service(service).metrics
     stored = store_of(opened).latest(service, version)
     if stored is None:
         release = f"{service} {version}" if version else service
-        how = f"release-health evaluate {service}" + (f" --version {version}" if version else "") + " --save"
+        how = ctx.obj.command("evaluate", service, *(["--version", version] if version else []), "--save")
         err.print(f"[bold red]error:[/] no stored evaluation of {shown(release)}: run `{shown(how)}` (or the gate) first")
         raise typer.Exit(EXIT_ERROR)
     fingerprint = reporting.config_fingerprint(catalogue.policy, metrics)

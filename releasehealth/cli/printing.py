@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from releasehealth import config
 from releasehealth.cli.app import out, shown
-from releasehealth.format import format_seconds, per_thousand
+from releasehealth.format import format_seconds, per_thousand, query_line
 from releasehealth.model import NOTABLE_SIGNATURES, Action, Service
 from releasehealth.verdicts import Evaluation
 
 
-def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> None:
+def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue, *, verbose: bool = False) -> None:
+    """The evaluation for the terminal; each query on one line unless `verbose` (whole Elasticsearch bodies)."""
     r = evaluation.recommendation
     colour = {Action.PROMOTE: "green", Action.ROLLBACK: "red"}.get(r.action, "yellow")
     out.print(
@@ -34,9 +35,9 @@ def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue) -> Non
         out.print(f"[yellow]note:[/] {shown(note)}")
     if r.action is Action.ROLLBACK:
         out.print(f"rollback: {shown(catalogue.rollback(evaluation.service, r.candidate, r.baseline))}")
-    out.print("queries:")
+    out.print("queries:" if verbose else "queries (Elasticsearch bodies with --verbose):")
     for q in evaluation.queries:
-        out.print(f"  {shown(f'[{q.template}]')} {shown(q.text)}")
+        out.print(f"  {shown(f'[{q.template}]')} {shown(q.text if verbose else query_line(q))}")
 
 
 def print_logs(evaluation: Evaluation) -> None:

@@ -26,6 +26,7 @@ from releasehealth.config.schema import (
 )
 from releasehealth.config.services import resolve_service, service_logs
 from releasehealth.errors import ConfigError, NotFoundError
+from releasehealth.format import did_you_mean
 from releasehealth.model import (
     DEFAULT_GROUP_WEIGHTS,
     BaselinePolicy,
@@ -60,8 +61,8 @@ class Catalogue:
         for service in self.services:
             if service.name == name:
                 return service
-        known = ", ".join(s.name for s in self.services)
-        raise NotFoundError(f"unknown service {name!r} in {self.path} (known: {known})")
+        names = [s.name for s in self.services]
+        raise NotFoundError(f"unknown service {name!r} in {self.path}{did_you_mean(name, names)} (known: {', '.join(names)})")
 
     def rollback(self, service: str, version: str, baseline: str) -> str:
         """The configured rollback command with {service}, {version} and {baseline} filled in, each
@@ -100,7 +101,7 @@ def parse(raw: Any, path: str = "<memory>") -> Catalogue:
     try:
         file = CatalogueFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(path, [describe_error(error) for error in exc.errors()]) from exc
+        raise ConfigError(path, [describe_error(error, CatalogueFile) for error in exc.errors()]) from exc
     return _resolve(file, path)
 
 

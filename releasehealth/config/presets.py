@@ -17,6 +17,7 @@ from releasehealth.config.schema import (
 )
 from releasehealth.config.templates import derived_problems, template_problems
 from releasehealth.errors import ConfigError, NotFoundError
+from releasehealth.format import did_you_mean
 from releasehealth.model import MetricKind, MetricSpec, Tolerance
 
 __all__ = ["load_preset", "log_metrics", "preset_names"]
@@ -27,13 +28,13 @@ def load_preset(name: str) -> Preset:
     """Return the named preset, its metrics including those it takes from another (metrics_from); raise
     NotFoundError or ConfigError."""
     if name not in preset_names():
-        raise NotFoundError(f"unknown preset {name!r} (known: {', '.join(sorted(preset_names()))})")
+        raise NotFoundError(f"unknown preset {name!r}{did_you_mean(name, preset_names())} (known: {', '.join(sorted(preset_names()))})")
     where = f"queries/presets/{name}.yaml"
     text = (resources.files(PRESETS_PACKAGE) / f"{name}.yaml").read_text(encoding="utf-8")
     try:
         preset = Preset.model_validate(yaml.safe_load(text))
     except ValidationError as exc:
-        raise ConfigError(where, [describe_error(e) for e in exc.errors()]) from exc
+        raise ConfigError(where, [describe_error(e, Preset) for e in exc.errors()]) from exc
     problems = template_problems(preset.templates) + derived_problems(preset.derived, preset.templates)
     problems += [f"bucket_units.{t}: unknown template {t!r}" for t in preset.bucket_units if t not in preset.templates]
     problems += [
@@ -46,7 +47,10 @@ def load_preset(name: str) -> Preset:
     if preset.metrics_from == name:
         problems.append("metrics_from: a preset cannot take its metrics from itself")
     elif preset.metrics_from is not None and preset.metrics_from not in preset_names():
-        problems.append(f"metrics_from: unknown preset {preset.metrics_from!r} (known: {', '.join(sorted(preset_names()))})")
+        names = sorted(preset_names())
+        problems.append(
+            f"metrics_from: unknown preset {preset.metrics_from!r}{did_you_mean(preset.metrics_from, names)} (known: {', '.join(names)})"
+        )
     elif preset.metrics_from is not None:
         inherited = load_preset(preset.metrics_from).metrics
     if problems:

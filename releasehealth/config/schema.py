@@ -11,17 +11,18 @@ import dataclasses
 import os
 import re
 import string
+import typing
 from datetime import timedelta
 from functools import cache
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass as config_type
 from pydantic_core import ErrorDetails
 
-from releasehealth.format import redact_url
+from releasehealth.format import did_you_mean, redact_url
 from releasehealth.model import (
     LABEL_NAME,
     STRICT,
@@ -231,7 +232,7 @@ class ServiceEntry(_Strict):
     @classmethod
     def _known_preset(cls, name: str) -> str:
         if name not in preset_names():
-            raise ValueError(f"unknown preset {name!r} (known: {', '.join(sorted(preset_names()))})")
+            raise ValueError(f"unknown preset {name!r}{did_you_mean(name, preset_names())} (known: {', '.join(sorted(preset_names()))})")
         return name
 
 
@@ -315,12 +316,44 @@ class Preset(_Strict):
         return LabelNames(self.labels.service or "service", version)
 
 
-def describe_error(error: ErrorDetails) -> str:
-    """One validation error as "path.to[0].field: message", the path as the file writes it."""
+def describe_error(error: ErrorDetails, model: type | None = None) -> str:
+    """One validation error as "path.to[0].field: message", the path as the file writes it; an unknown
+    field of `model` (the validated root) with the known field closest to it."""
     location = ""
     for part in error["loc"]:
         location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        message = "unknown field"
+        *parent, name = error["loc"] or ("",)
+        message = "unknown field" + (did_you_mean(str(name), _field_names(model, parent)) if model else "")
     return f"{location or '(top level)'}: {message}"
+
+
+def _field_names(model: Any, path: list[int | str]) -> list[str]:
+    """The field names (and aliases) of the model at `path` under `model`; [] where the path leaves the
+    models (a mapping of user names, a list of scalars)."""
+    for part in path:
+        if isinstance(part, int):  # an item of a list: its type was taken with the list's field
+            continue
+        field = _fields(model).get(str(part))
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    return [alias for name, field in _fields(model).items() for alias in (name, field.alias) if alias]
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    """A pydantic model's or pydantic dataclass's fields by name, aliases too ({} for anything else)."""
+    fields = getattr(model, "model_fields", None) or getattr(model, "__pydantic_fields__", None) or {}
+    return {**fields, **{f.alias: f for f in fields.values() if getattr(f, "alias", None)}}
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model a field holds, through Optional, unions, lists, tuples and mappings' values; None if none."""
+    if _fields(annotation):
+        return annotation
+    for argument in reversed(typing.get_args(annotation)):  # a mapping's value type comes last
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
