@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from releasehealth.dashboard import components, data
 
-st.set_page_config(page_title="release-health", page_icon=":material/monitor_heart:", layout="wide")
+# A local file, and pages without icons: Streamlit makes a page's Material icon (or emoji) the tab's icon,
+# fetched from fonts.gstatic.com, and the dashboard must work, and stay silent, without leaving the machine.
+FAVICON = str(Path(__file__).with_name("favicon.png"))
+
+st.set_page_config(page_title="release-health", page_icon=FAVICON, layout="wide")
 page = st.navigation(
     [
-        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("views/service.py", title="Service", icon=":material/timeline:"),
-        st.Page("views/release.py", title="Release", icon=":material/difference:"),
-        st.Page("views/sources.py", title="Sources", icon=":material/dns:"),
+        st.Page("views/overview.py", title="Overview", default=True),
+        st.Page("views/service.py", title="Service"),
+        st.Page("views/release.py", title="Release"),
+        st.Page("views/sources.py", title="Sources"),
     ]
 )
+st.set_page_config(page_title=f"{page.title} · release-health")  # the tab says which page it is
 components.sidebar(data.describe(), data.refresh)
 if page.url_path != "sources":  # the Sources page shows the same, in detail
     components.source_banner(data.source_health())

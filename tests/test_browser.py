@@ -198,3 +198,24 @@ def test_hostile_log_line_shows_as_text_and_runs_no_script(
     assert page.evaluate(PARSED_HOSTILE_MARKUP) == {"scripts": 0, "bold": 0}
     code.first.scroll_into_view_if_needed()  # Streamlit scrolls its main block, not the document
     _screenshot(page, artifacts, f"browser-hostile-log-{service}-{version}", capsys)
+
+
+def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_deploy(
+    page: Page, dashboard: DashboardServer, expected: Expected
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    service, version = expected.rollbacks[0]
+    for path, title in (
+        ("/", "Overview"), (f"/release?service={service}&version={version}", "Release"),
+        (f"/service?service={service}", "Service"), ("/sources", "Sources"),
+    ):
+        page.goto(dashboard.url + path)
+        _wait_rendered(page)
+        expect(page).to_have_title(f"{title} · release-health", timeout=TIMEOUT_MS)
+        # client.toolbarMode "viewer": a page for release decisions has no Deploy button or developer menu.
+        assert page.get_by_role("button", name="Deploy").count() == 0, path
+    elsewhere = sorted({u for u in requested if not u.startswith((dashboard.url + "/", "data:", "blob:"))})
+    assert elsewhere == []  # the favicon and every font included: the dashboard works offline
+    icons = page.locator('link[rel~="icon"]').evaluate_all("(links) => links.map((l) => l.href)")
+    assert icons and all(href.startswith(dashboard.url + "/") for href in icons)

@@ -86,6 +86,8 @@ def _serve(environment: dict[str, str], port: int) -> None:
     argv = [
         sys.executable, "-c", STREAMLIT_WITH_WARM_IMPORTS, "run", app_path,
         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        # A page for release decisions: no Deploy button, no developer menu (viewers get Print and Settings).
+        "--client.toolbarMode", "viewer",
     ]
     err.print(f"serving the dashboard on http://localhost:{port}")
     os.execve(sys.executable, argv, {**os.environ, **environment})
