@@ -19,10 +19,11 @@ page = st.navigation(
         st.Page("views/service.py", title="Service"),
         st.Page("views/release.py", title="Release"),
         st.Page("views/sources.py", title="Sources"),
-    ]
+    ],
+    position="top",  # no sidebar: the width goes to the tables (at 1280 px a sidebar took a quarter of it)
 )
 st.set_page_config(page_title=f"{page.title} · release-health")  # the tab says which page it is
-components.sidebar(data.describe(), data.refresh)
+components.header(data.describe(), data.refresh)
 if page.url_path != "sources":  # the Sources page shows the same, in detail
     components.source_banner(data.source_health())
 page.run()

@@ -32,15 +32,27 @@ OVERVIEW_PAGE = "views/overview.py"
 # of them also disarms Streamlit's extensions (:color[...] directives, $math$) and GFM autolinks.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 
+DEPLOYED = st.column_config.DatetimeColumn("deployed (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
+# Narrow enough for the reason to show at 1280 px; each metric's change is in the table below it.
 OVERVIEW_COLUMNS = {
-    "deployed": st.column_config.DatetimeColumn("deployed (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
-    "score": st.column_config.ProgressColumn("score", min_value=0, max_value=100, format="%.0f"),
+    "service": st.column_config.TextColumn("service", pinned=True),
+    "version": st.column_config.TextColumn("version", width="small"),
+    "age": st.column_config.TextColumn("age", width="small", help="Since the release was deployed"),
+    "action": st.column_config.TextColumn("action", width="small"),
+    "score": st.column_config.NumberColumn("score", format="%.0f", width="small", help="0-100, coloured as its action"),
+    # One colour for every row (Streamlit colours a chart column as a whole): the action says the verdict.
     "error ratio trend": st.column_config.LineChartColumn(
-        "error ratio trend", help="Error ratio per step (%), the baseline window then the candidate window"
+        "error ratio", width="small", color="gray", help="Error ratio per step (%), the baseline window then the candidate window"
+    ),
+    "failing log signatures": st.column_config.TextColumn(
+        "failing logs", width="small", help="Log signatures that fail the release (new or credibly rising errors)"
     ),
     "reason": st.column_config.TextColumn("reason", width="large"),
 }
-HISTORY_COLUMNS = {"score": OVERVIEW_COLUMNS["score"], "reason": OVERVIEW_COLUMNS["reason"]}
+HISTORY_COLUMNS = {
+    "score": st.column_config.ProgressColumn("score", min_value=0, max_value=100, format="%.0f"),
+    "reason": OVERVIEW_COLUMNS["reason"],
+}
 # Counts are estimates scaled up from the sample, so decimals would claim a precision they do not have.
 LOG_COUNT = st.column_config.NumberColumn(format="%.0f", help="Lines in the window, estimated from the sample")
 
@@ -86,10 +98,11 @@ def source_banner(loaded: Loaded[list[SourceHealth]]) -> None:
         )
 
 
-def sidebar(description: str, on_refresh: Callable[[], None]) -> None:
-    with st.sidebar:
-        st.caption(escape_markdown(description))
-        st.button("Refresh", icon=":material/refresh:", on_click=on_refresh, help="Ask the sources again now")
+def header(description: str, on_refresh: Callable[[], None]) -> None:
+    """Above every page: where the data comes from, and a button to ask the sources again now."""
+    where, refresh = st.columns([6, 1], vertical_alignment="center")
+    where.caption(escape_markdown(description))
+    refresh.button("Refresh", icon=":material/refresh:", on_click=on_refresh, help="Ask the sources again now")
 
 
 # ---- overview ------------------------------------------------------------------------------------
@@ -120,11 +133,16 @@ def fleet_table(evaluations: Sequence[Evaluation], team_of: dict[str, str] | Non
         return
     table = tables.overview_table(ordered, datetime.now(UTC), team_of)
     event = st.dataframe(
-        table, hide_index=True, column_config=OVERVIEW_COLUMNS, on_select="rerun", selection_mode="single-row",
-        key="fleet_table",
+        tables.styled_overview(table), hide_index=True, column_config=OVERVIEW_COLUMNS, on_select="rerun",
+        selection_mode="single-row", key="fleet_table",
     )
     for row in event.selection.rows:
         _switch_to_release(ordered[row])
+    with st.expander("Each metric: baseline → candidate and the change"):
+        st.dataframe(
+            tables.metric_changes_table(ordered), hide_index=True,
+            column_config={"service": OVERVIEW_COLUMNS["service"], "deployed": DEPLOYED},
+        )
 
 
 def release_picker(evaluations: Sequence[Evaluation]) -> None:

@@ -73,33 +73,63 @@ def filter_evaluations(
 
 
 def overview_table(evaluations: Sequence[Evaluation], now: datetime, team_of: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per service, riskiest first, with each metric's baseline → candidate and change."""
+    """One row per service, riskiest first: what on-call reads first, narrow enough to show whole at 1280
+    px with its reason (each metric's change is in `metric_changes_table`)."""
     rows = [_overview_row(e, now, (team_of or {}).get(e.service, "")) for e in by_risk(evaluations)]
-    table = pd.DataFrame(rows, columns=_overview_columns(rows))
-    metric_columns = [c for c in table.columns if c not in _FIXED_COLUMNS]
+    return pd.DataFrame(rows, columns=OVERVIEW_FIELDS)
+
+
+# The log column sits by the score: a new error signature is what on-call looks for first in the logs.
+OVERVIEW_FIELDS = (
+    "service", "version", "team", "age", "action", "score", "error ratio trend", "failing log signatures", "reason",
+)
+# What each action looks like wherever it is shown: red, amber, grey and green, with text that stays legible.
+ACTION_COLOURS = {
+    Action.ROLLBACK: ("#c62828", "#ffffff"),
+    Action.HOLD: ("#f9a825", "#1a1a1a"),
+    Action.INCONCLUSIVE: ("#757575", "#ffffff"),
+    Action.PROMOTE: ("#2e7d32", "#ffffff"),
+}
+
+
+def action_style(action: str) -> str:
+    """The CSS of a cell holding an action (or a score, coloured by its release's action): a badge."""
+    colours = next((c for a, c in ACTION_COLOURS.items() if a.value == action), None)
+    if colours is None:
+        return ""
+    background, text = colours
+    return f"background-color: {background}; color: {text}; font-weight: 600"
+
+
+def styled_overview(table: pd.DataFrame) -> Any:
+    """The overview table with each action a coloured badge and each score coloured as its action."""
+    score_styles = pd.DataFrame("", index=table.index, columns=table.columns)
+    score_styles["action"] = [action_style(a) for a in table["action"]]
+    score_styles["score"] = score_styles["action"]
+    return table.style.apply(lambda _: score_styles, axis=None)
+
+
+def metric_changes_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
+    """Per service, riskiest first: when it was deployed and each metric's baseline → candidate and change."""
+    rows = []
+    for evaluation in by_risk(evaluations):
+        candidate = evaluation.candidate
+        row: dict[str, Any] = {"service": evaluation.service, "deployed": candidate.started_at if candidate else None}
+        for verdict in verdicts(evaluation):
+            row.update(_metric_cells(verdict))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    metric_columns = [c for c in table.columns if c not in ("service", "deployed")]
     table[metric_columns] = table[metric_columns].fillna("")
     return table
 
 
-# The log column sits by the score: a new error signature is what on-call looks for first in the logs.
-_FIXED_COLUMNS = (
-    "service", "version", "team", "deployed", "age", "action", "score", "error ratio trend", "failing log signatures",
-    "reason",
-)
-
-
-def _overview_columns(rows: list[dict[str, Any]]) -> list[str]:
-    metric_columns = dict.fromkeys(k for row in rows for k in row if k not in _FIXED_COLUMNS)
-    return [*_FIXED_COLUMNS[:-1], *metric_columns, _FIXED_COLUMNS[-1]]
-
-
 def _overview_row(evaluation: Evaluation, now: datetime, team: str) -> dict[str, Any]:
     candidate = evaluation.candidate
-    row: dict[str, Any] = {
+    return {
         "service": evaluation.service,
         "version": candidate.version if candidate else NONE,
         "team": team or NONE,
-        "deployed": candidate.started_at if candidate else None,
         "age": format_age(now - candidate.started_at) if candidate else NONE,
         "action": evaluation.recommendation.action.value,
         "score": _score(evaluation),
@@ -107,9 +137,6 @@ def _overview_row(evaluation: Evaluation, now: datetime, team: str) -> dict[str,
         "failing log signatures": failing_signature_count(evaluation),
         "reason": evaluation.recommendation.reason,
     }
-    for verdict in verdicts(evaluation):
-        row.update(_metric_cells(verdict))
-    return row
 
 
 def sparkline(evaluation: Evaluation) -> list[float]:

@@ -219,3 +219,25 @@ def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_de
     assert elsewhere == []  # the favicon and every font included: the dashboard works offline
     icons = page.locator('link[rel~="icon"]').evaluate_all("(links) => links.map((l) => l.href)")
     assert icons and all(href.startswith(dashboard.url + "/") for href in icons)
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_overviews_key_columns_are_on_screen_without_scrolling(
+    browser: Browser, dashboard: DashboardServer, expected: Expected, width: int, artifacts: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        _open_overview(page, dashboard, expected)
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        box = grid.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width
+        # The grid draws on a canvas inside a scroller: wider columns than the grid would scroll sideways.
+        scroller = grid.locator(".dvn-scroller").first
+        widths = scroller.evaluate("(s) => [s.scrollWidth, s.clientWidth]")
+        assert widths[0] <= widths[1] + 1, f"the overview scrolls sideways at {width} px: {widths}"
+        _screenshot(page, artifacts, f"browser-overview-{width}px", capsys)
+    finally:
+        context.close()

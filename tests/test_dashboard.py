@@ -171,7 +171,10 @@ def test_overview_lists_every_demo_service_riskiest_first(demo_env: None) -> Non
     counts = {m.label: int(m.value) for m in at.metric}
     assert counts[Action.ROLLBACK.value] >= 1
     assert sum(counts.values()) == DEMO_SERVICES
-    assert {"error_ratio", "error_ratio change", "p95_latency", "p95_latency change"} <= set(table.columns)
+    # Each metric's change in a table of its own: the overview stays narrow enough to show its reasons.
+    changes = _table_with(at, "error_ratio change")
+    assert {"error_ratio", "error_ratio change", "p95_latency", "p95_latency change"} <= set(changes.columns)
+    assert list(changes["service"]) == list(table["service"])
 
 
 def test_overview_counts_the_failing_log_signatures(demo_env: None) -> None:
@@ -739,3 +742,14 @@ def test_baseline_choices_start_with_the_configured_one() -> None:
     options = tables.baseline_options("time-shifted:7d", ["1.0", "1.1", "1.2"], "1.2")
     assert options[:2] == ["time-shifted:7d", "previous"] and options.count("time-shifted:7d") == 1
     assert options[-2:] == ["pinned:1.0", "pinned:1.1"]
+
+
+def test_actions_are_coloured_badges_and_scores_take_their_actions_colour() -> None:
+    table = pd.DataFrame({"service": ["a", "b", "c", "d"], "action": ["ROLLBACK", "HOLD", "INCONCLUSIVE", "PROMOTE"],
+                          "score": [57.0, 80.0, None, 100.0]})
+    styles = tables.styled_overview(table)._compute().ctx  # (row, column) -> [(property, value), ...]
+    action, score = list(table.columns).index("action"), list(table.columns).index("score")
+    backgrounds = [dict(styles[(row, action)])["background-color"] for row in range(4)]
+    assert backgrounds == ["#c62828", "#f9a825", "#757575", "#2e7d32"]  # red, amber, grey, green
+    assert all(styles[(row, score)] == styles[(row, action)] for row in range(4))
+    assert (0, list(table.columns).index("service")) not in styles
