@@ -11,8 +11,9 @@ from plotly.subplots import make_subplots
 from releasehealth.model import Classification, LogWindowData, Series, Window
 from releasehealth.verdicts import LogEvidence, MetricVerdict, Timeline
 
-# Scale to the unit people read: a ratio in percent, seconds in milliseconds.
-SCALES = {"ratio": (100.0, "%"), "seconds": (1000.0, "ms")}
+# Scale to the unit people read, as the tables write it: a ratio in percent, seconds in milliseconds, bytes
+# in MiB (plotly's own ticks would say 0.94B where the table says 885 MiB).
+SCALES = {"ratio": (100.0, "%"), "seconds": (1000.0, "ms"), "bytes": (1 / 2**20, "MiB")}
 BASELINE_COLOUR = "#7f7f7f"
 CANDIDATE_COLOURS = {Classification.HIGH: "#d62728", Classification.LOW: "#d62728"}
 CANDIDATE_COLOUR = "#1f77b4"

@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from releasehealth.format import NONE, change_text, format_age, format_p_value, format_time, format_value, format_window
+from releasehealth.format import (
+    NONE,
+    change_text,
+    format_age,
+    format_p_value,
+    format_time,
+    format_value,
+    format_window,
+    plural,
+    value_text,
+)
 from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, LogWindowData, Policy
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
@@ -192,8 +202,9 @@ def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
     return {
         "metric": verdict.metric,
         "classification": verdict.classification.value,
-        "baseline": format_value(verdict.baseline.value, verdict.unit),
-        "candidate": format_value(verdict.candidate.value, verdict.unit),
+        # A metric without a value of its own (log_signatures: its findings are listed below) shows "-".
+        "baseline": value_text(verdict.baseline.value, verdict.unit),
+        "candidate": value_text(verdict.candidate.value, verdict.unit),
         "change": change_text(verdict.change),
         "test": verdict.test,
         "p-value": format_p_value(verdict.p_value),
@@ -319,7 +330,7 @@ def flagged_signatures(logs: LogEvidence) -> list[LogSignature]:
 
 def example_caption(signature: LogSignature) -> str:
     """What a flagged signature's code block shows, with the counts; no log text (that stays in the block)."""
-    counts = f"{signature.candidate_count:.0f} lines in the candidate, {signature.baseline_count:.0f} in the baseline"
+    counts = f"{plural(round(signature.candidate_count), 'line')} in the candidate, {signature.baseline_count:.0f} in the baseline"
     return f"{signature.status.value} {signature.level} signature: {counts}. Its template, then example messages:"
 
 

@@ -109,6 +109,11 @@ def tolerance_text(tolerance: Tolerance, unit: str) -> str:
     return f"+{tolerance.relative * 100:g}% and +{format_absolute(tolerance.absolute, unit)}"
 
 
+def confidence_text(ci_alpha: float) -> str:
+    """A confidence level to four significant digits: 99.83% (after Bonferroni a level is 99.8333...%)."""
+    return f"{(1 - ci_alpha) * 100:.4g}%"
+
+
 def p_text(p_value: float) -> str:
     return f"p={p_value:.2g}"
 
@@ -120,14 +125,6 @@ def format_p_value(p_value: float | None) -> str:
 def per_thousand(rate: float | None) -> str:
     """A rate per 1,000 requests (or log lines), as the CLI prints signature rates."""
     return "-" if rate is None else f"{rate:.2f}"
-
-
-def significant(value: float | None, unit: str = "") -> str:
-    """A number as a report shows it: 6 significant digits, '-' for none, inf kept; the unit appended."""
-    if value is None:
-        return "-"
-    text = f"{value:.6g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
-    return f"{text} {unit}".strip() if unit else text
 
 
 def signed_percent(change: float | None) -> str:
@@ -179,6 +176,21 @@ def format_window(window: Window | None) -> str:
 def format_seconds(at: datetime | None) -> str:
     """A time to the second, without its zone (the CLI says UTC in its headings): 2026-12-07 14:05:09."""
     return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def time_text(at: datetime | None) -> str:
+    """A time to the second in UTC, saying so: 2026-12-07 14:05:09 UTC ('-' for none)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "-"
+
+
+def value_text(value: float | None, unit: str = "") -> str:
+    """A measured value in its unit as every front end shows it ('-' for none): 93 ms, 885 MiB, 0.63%."""
+    return "-" if value is None else format_value(value, unit)
+
+
+def count_text(count: float | None) -> str:
+    """A count of requests or lines, whole ('-' for none): estimates scaled from a sample claim no decimals."""
+    return "-" if count is None or not math.isfinite(count) else f"{count:.0f}"
 
 
 def iso_time(at: datetime | None) -> str:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import jinja2
 import plotly.graph_objects as go
 from markupsafe import Markup
 
-from releasehealth.format import iso_time, signed_percent, significant
+from releasehealth.format import count_text, duration_text, format_p_value, per_thousand, signed_percent, time_text, value_text
 from releasehealth.model import NOTABLE_SIGNATURES, Deploy, Series, Window
 from releasehealth.verdicts import Evaluation, LogSignature, MetricVerdict
 
@@ -39,7 +39,7 @@ def config_fingerprint(*parts: object) -> str:
 
 
 def timeline(evaluation: Evaluation) -> list[tuple[str, str]]:
-    """(ISO time, event) of the release's moments, in time order."""
+    """(time to the second, event) of the release's moments, in time order."""
     events: list[tuple[datetime, str]] = []
     roles: tuple[tuple[str, Deploy | None, Window | None], ...] = (
         ("baseline", evaluation.baseline, evaluation.baseline_window),
@@ -53,7 +53,7 @@ def timeline(evaluation: Evaluation) -> list[tuple[str, str]]:
     if evaluation.candidate is not None and evaluation.candidate.last_seen is not None:
         events.append((evaluation.candidate.last_seen, "candidate last seen"))
     events.append((evaluation.evaluated_at, "evaluated"))
-    return [(at.isoformat(), event) for at, event in sorted(events, key=lambda event: event[0].timestamp())]
+    return [(time_text(at), event) for at, event in sorted(events, key=lambda event: event[0].timestamp())]
 
 
 def _minutes(series: Series | None, window: Window | None) -> tuple[list[float], list[float]]:
@@ -102,6 +102,14 @@ def _score(evaluation: Evaluation) -> float | None:
     return evaluation.score.score if evaluation.score else None
 
 
+def _score_text(score: float | None) -> str:
+    return "-" if score is None else f"{score:.0f}"
+
+
+def _step_text(step: timedelta | None) -> str:
+    return f", step {duration_text(step)}" if step else ""
+
+
 def _flags(signature: LogSignature) -> str:
     flags = ["not a risk"] if signature.ignored else []
     flags += [] if signature.credible else ["not credible yet"]
@@ -125,7 +133,7 @@ pre { background: #f5f5f5; padding: .5em; white-space: pre-wrap; word-break: bre
 <h1>{{ e.service }} {{ candidate.version }}</h1>
 <section id="verdict"><h2>Verdict</h2>
 <p class="{{ e.recommendation.action.value }}"><strong>{{ e.recommendation.action.value }}</strong>
-(score {{ number(score) }}, baseline {{ baseline.version or "-" }})</p>
+(score {{ score_text(score) }}, baseline {{ baseline.version or "-" }})</p>
 <p>Reason: {{ e.recommendation.reason }}</p>
 {% for note in e.notes %}<p>Note: {{ note }}</p>{% endfor %}
 </section>
@@ -135,9 +143,9 @@ pre { background: #f5f5f5; padding: .5em; white-space: pre-wrap; word-break: bre
 <section id="metrics"><h2>Metric comparisons</h2>
 <table><tr><th>metric</th><th>group</th><th>verdict</th><th>baseline</th><th>candidate</th><th>change</th><th>p-value</th><th>test</th></tr>
 {% for v in verdicts %}<tr><td>{{ v.metric }}{% if v.critical %} (critical){% endif %}</td><td>{{ v.group }}</td>
-<td>{{ v.classification.value }}</td><td>{{ number(v.baseline.value, v.unit) }}<br>{{ v.baseline.detail }}</td>
-<td>{{ number(v.candidate.value, v.unit) }}<br>{{ v.candidate.detail }}</td><td>{{ percent(v.change) }}</td>
-<td>{{ number(v.p_value) }}</td><td>{{ v.test }}</td></tr>{% endfor %}
+<td>{{ v.classification.value }}</td><td>{{ value(v.baseline.value, v.unit) }}<br>{{ v.baseline.detail }}</td>
+<td>{{ value(v.candidate.value, v.unit) }}<br>{{ v.candidate.detail }}</td><td>{{ percent(v.change) }}</td>
+<td>{{ p(v.p_value) }}</td><td>{{ v.test }}</td></tr>{% endfor %}
 </table>
 {% for v in verdicts %}<h3>{{ v.metric }}: {{ v.classification.value }}</h3><p>{{ v.reason }}</p>
 {% if v.metric in charts %}<div class="chart">{{ charts[v.metric] }}</div>{% else %}<p>No series stored.</p>{% endif %}
@@ -149,19 +157,19 @@ pre { background: #f5f5f5; padding: .5em; white-space: pre-wrap; word-break: bre
 {% if logs.blast_radius %}<p>{{ logs.blast_radius }}</p>{% endif %}
 <table><tr><th>status</th><th>level</th><th>template</th><th>lines</th><th>rate</th><th>p-value</th><th>flags</th></tr>
 {% for s in logs.signatures %}<tr><td>{{ s.status.value }}</td><td>{{ s.level }}</td><td><code>{{ s.template }}</code></td>
-<td>{{ number(s.baseline_count) }} &rarr; {{ number(s.candidate_count) }}</td><td>{{ number(s.baseline_rate) }} &rarr; {{ number(s.candidate_rate) }}</td>
-<td>{{ number(s.p_value) }}</td><td>{{ flags(s) }}</td></tr>{% endfor %}
+<td>{{ count(s.baseline_count) }} &rarr; {{ count(s.candidate_count) }}</td><td>{{ rate(s.baseline_rate) }} &rarr; {{ rate(s.candidate_rate) }}</td>
+<td>{{ p(s.p_value) }}</td><td>{{ flags(s) }}</td></tr>{% endfor %}
 </table>
 {% for s in logs.signatures if s.status in flagged and s.examples %}<h3>{{ s.status.value }}: <code>{{ s.template }}</code></h3>
 {% for example in s.examples %}<pre class="example">{{ example }}</pre>{% endfor %}{% endfor %}
 {% endif %}</section>
 <section id="queries"><h2>Queries that ran</h2>
-{% for q in e.queries %}<p>{{ q.template }} ({{ q.source }}, {{ iso(q.start) }} .. {{ iso(q.end) }}{% if q.step %}, step {{ q.step.total_seconds() }} s{% endif %})</p>
+{% for q in e.queries %}<p>{{ q.template }} ({{ q.source }}, {{ at(q.start) }} .. {{ at(q.end) }}{{ step(q.step) }})</p>
 <pre class="query">{{ q.text }}</pre>{% endfor %}</section>
 <section id="baseline"><h2>Baseline</h2>
 <p>Policy {{ e.policy.value }}: {{ e.baseline_description }}</p>
-<p>Baseline {{ baseline.version or "-" }} deployed {{ iso(baseline.started_at) }} (commit {{ baseline.commit or "-" }});
-candidate {{ candidate.version or "-" }} deployed {{ iso(candidate.started_at) }} (commit {{ candidate.commit or "-" }}).</p>
+<p>Baseline {{ baseline.version or "-" }} deployed {{ at(baseline.started_at) }} (commit {{ baseline.commit or "-" }});
+candidate {{ candidate.version or "-" }} deployed {{ at(candidate.started_at) }} (commit {{ candidate.commit or "-" }}).</p>
 </section>
 <section id="fingerprint"><h2>Configuration fingerprint</h2>
 <p><code>{{ fingerprint }}</code>: {{ covers }}.</p></section>
@@ -177,7 +185,8 @@ def render_html(evaluation: Evaluation, config_fingerprint: str) -> str:
     return _html.render(
         e=evaluation, candidate=evaluation.candidate or _NO_DEPLOY, baseline=evaluation.baseline or _NO_DEPLOY,
         score=_score(evaluation), verdicts=_verdicts(evaluation), logs=evaluation.logs, timeline=timeline(evaluation),
-        charts=_charts(evaluation), number=significant, percent=signed_percent, iso=iso_time, flags=_flags,
+        charts=_charts(evaluation), value=value_text, count=count_text, rate=per_thousand, p=format_p_value,
+        score_text=_score_text, percent=signed_percent, at=time_text, step=_step_text, flags=_flags,
         flagged=FLAGGED, fingerprint=config_fingerprint, covers=FINGERPRINT_COVERS,
     )
 
@@ -208,9 +217,9 @@ def _md_metrics(evaluation: Evaluation) -> list[str]:
     rows = [
         (
             v.metric + (" (critical)" if v.critical else ""), v.group, v.classification.value,
-            f"{significant(v.baseline.value, v.unit)} ({v.baseline.detail})",
-            f"{significant(v.candidate.value, v.unit)} ({v.candidate.detail})",
-            signed_percent(v.change), significant(v.p_value), v.test,
+            f"{value_text(v.baseline.value, v.unit)} ({v.baseline.detail})",
+            f"{value_text(v.candidate.value, v.unit)} ({v.candidate.detail})",
+            signed_percent(v.change), format_p_value(v.p_value), v.test,
         )
         for v in _verdicts(evaluation)
     ]
@@ -233,8 +242,8 @@ def _md_logs(evaluation: Evaluation) -> list[str]:
     lines += [md_escape(logs.blast_radius), ""] if logs.blast_radius else []
     rows = [
         (
-            s.status.value, s.level, s.template, f"{significant(s.baseline_count)} → {significant(s.candidate_count)}",
-            f"{significant(s.baseline_rate)} → {significant(s.candidate_rate)}", significant(s.p_value), _flags(s),
+            s.status.value, s.level, s.template, f"{count_text(s.baseline_count)} → {count_text(s.candidate_count)}",
+            f"{per_thousand(s.baseline_rate)} → {per_thousand(s.candidate_rate)}", format_p_value(s.p_value), _flags(s),
         )
         for s in logs.signatures
     ]
@@ -249,8 +258,7 @@ def _md_logs(evaluation: Evaluation) -> list[str]:
 def _md_queries(evaluation: Evaluation) -> list[str]:
     lines = ["## Queries that ran"]
     for q in evaluation.queries:
-        step = f", step {q.step.total_seconds()} s" if q.step else ""
-        lines += ["", f"{md_escape(q.template)} ({md_escape(q.source)}, {iso_time(q.start)} .. {iso_time(q.end)}{step})", ""]
+        lines += ["", f"{md_escape(q.template)} ({md_escape(q.source)}, {time_text(q.start)} .. {time_text(q.end)}{_step_text(q.step)})", ""]
         lines.append(fenced(q.text))
     return lines
 
@@ -262,7 +270,7 @@ def render_markdown(evaluation: Evaluation, config_fingerprint: str) -> str:
     lines = [
         f"# {md_escape(evaluation.service)} {md_escape(evaluation.candidate.version if evaluation.candidate else None)}",
         "", "## Verdict", "",
-        f"**{r.action.value}** (score {significant(_score(evaluation))}, baseline {md_escape(baseline)})",
+        f"**{r.action.value}** (score {_score_text(_score(evaluation))}, baseline {md_escape(baseline)})",
         "", f"Reason: {md_escape(r.reason)}",
     ]
     lines += [f"\nNote: {md_escape(note)}" for note in evaluation.notes]
@@ -276,7 +284,7 @@ def render_markdown(evaluation: Evaluation, config_fingerprint: str) -> str:
 def _md_baseline(evaluation: Evaluation) -> list[str]:
     policy = f"Policy {md_escape(evaluation.policy.value)}: {md_escape(evaluation.baseline_description)}"
     releases = "; ".join(
-        f"{role} {md_escape(deploy.version if deploy else '-')} deployed {iso_time(deploy.started_at if deploy else None)}"
+        f"{role} {md_escape(deploy.version if deploy else '-')} deployed {time_text(deploy.started_at if deploy else None)}"
         f" (commit {md_escape((deploy.commit if deploy else '') or '-')})"
         for role, deploy in (("baseline", evaluation.baseline), ("candidate", evaluation.candidate))
     )

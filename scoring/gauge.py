@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-from releasehealth.format import format_value, p_text, tolerance_text
+from releasehealth.format import confidence_text, format_value, p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.ranks import average_ranks, median, row_medians, tie_term
@@ -424,7 +424,7 @@ def _compare(
     p_value = min(1.0, TESTS * min(level.p_value, trend.p_value, excursions.p_value))
     if trend.harmful and TESTS * trend.p_value < alpha:
         return _leak(verdict, spec, trend, p_value, ci_alpha)
-    unit, confidence = spec.unit, f"{(1 - ci_alpha) * 100:g}%"
+    unit, confidence = spec.unit, confidence_text(ci_alpha)
     interval = (
         f"{confidence} CI of the shift {format_value(level.low, unit, True)}..{format_value(level.high, unit, True)} "
         f"(Hodges-Lehmann {format_value(level.shift, unit, True)})"
@@ -464,7 +464,7 @@ def _leak(verdict: VerdictBuilder, spec: MetricSpec, trend: Trend, p_value: floa
     moving = "rising" if trend.candidate > trend.baseline else "falling"
     why = (
         f"{moving} {_rate(trend.candidate, unit)} vs {_rate(trend.baseline, unit)} in the baseline "
-        f"(Theil-Sen {(1 - ci_alpha) * 100:g}% CI {_rate(trend.low, unit, sign=True)}..{_rate(trend.high, unit, sign=True)}), "
+        f"(Theil-Sen {confidence_text(ci_alpha)} CI {_rate(trend.low, unit, sign=True)}..{_rate(trend.high, unit, sign=True)}), "
         f"{trend.growth * 100:+.0f}% over the window, credibly beyond tolerance {_trend_tolerance(spec)} "
         f"({p_text(p_value)}, Theil-Sen trend test); {'a leak' if trend.harmful > 0 else 'a steady decline'}"
     )

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtri
 
-from releasehealth.format import format_value
+from releasehealth.format import confidence_text, format_value
 from releasehealth.model import DeferredSeries, MetricSpec, Series
 from releasehealth.scoring.distributions import StudentT
 from releasehealth.scoring.ratio import classify_ratio
@@ -316,7 +316,7 @@ def classify_quantile(
         p_late = 1.0  # the second half's own rise must matter too, not only the whole window's
 
     p_value = min(1.0, 2 * min(p_whole, p_late))
-    interval = f"{(1 - ci_alpha) * 100:g}% CI {(low - 1) * 100:+.0f}..{(high - 1) * 100:+.0f}%"
+    interval = f"{confidence_text(ci_alpha)} CI {(low - 1) * 100:+.0f}..{(high - 1) * 100:+.0f}%"
     detail = f"{len(b_blocks)}+{len(c_blocks)} blocks"
     if p_late < p_whole:
         interval += f", its second half {(late_low - 1) * 100:+.0f}..{(late_high - 1) * 100:+.0f}%"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from releasehealth.format import plural
 from releasehealth.model import Classification, MetricSpec, Series, SignatureStatus
 from releasehealth.scoring.series import sum_by_time
 from releasehealth.scoring.signatures import compare, compare_callers
@@ -112,18 +113,18 @@ def fails(signature: LogSignature, spec: MetricSpec) -> bool:
 def _describe(s: LogSignature) -> str:
     kind = f" ({s.error_type})" if s.error_type else ""
     if s.caller:
-        before = f"{s.baseline_count:.0f} lines in the baseline window" if s.baseline_count else "none in the baseline window"
+        before = f"{plural(round(s.baseline_count), 'line')} in the baseline window" if s.baseline_count else "none in the baseline window"
         change = "NEW" if s.status is SignatureStatus.NEW else s.status.value
         p_value = f", p={s.p_value:.2g}" if s.p_value is not None else ""
-        return f'{change} in caller {s.caller}: "{s.template}"{kind}: {s.candidate_count:.0f} lines naming this service, {before}{p_value}'
+        return f'{change} in caller {s.caller}: "{s.template}"{kind}: {plural(round(s.candidate_count), "line")} naming this service, {before}{p_value}'
     rate = f", {s.candidate_rate:.2f} per 1k" if s.candidate_rate is not None else ""
     p_value = f", p={s.p_value:.2g}" if s.p_value is not None else ""
     if s.status is SignatureStatus.NEW:
-        return f'NEW error signature "{s.template}"{kind}: {s.candidate_count:.0f} lines{rate}, absent from the baseline{p_value}'
+        return f'NEW error signature "{s.template}"{kind}: {plural(round(s.candidate_count), "line")}{rate}, absent from the baseline{p_value}'
     if s.status is SignatureStatus.VANISHED:
-        was = f"{s.baseline_rate:.2f} per 1k" if s.baseline_rate is not None else f"{s.baseline_count:.0f} lines"
-        return f'VANISHED {s.level} statement "{s.template}": {s.baseline_count:.0f} lines ({was}) in the baseline, none since{p_value}'
-    before = f"{s.baseline_rate:.2f} per 1k" if s.baseline_rate is not None else f"{s.baseline_count:.0f} lines"
+        was = f"{s.baseline_rate:.2f} per 1k" if s.baseline_rate is not None else plural(round(s.baseline_count), "line")
+        return f'VANISHED {s.level} statement "{s.template}": {plural(round(s.baseline_count), "line")} ({was}) in the baseline, none since{p_value}'
+    before = f"{s.baseline_rate:.2f} per 1k" if s.baseline_rate is not None else plural(round(s.baseline_count), "line")
     before += " (known from the service's history)" if s.in_history and not s.baseline_count else ""
     return f'INCREASED error signature "{s.template}"{kind}: {s.candidate_count:.0f} lines{rate}, was {before}{p_value}'
 

@@ -32,7 +32,7 @@ import math
 import numpy as np
 from scipy.special import ndtri
 
-from releasehealth.format import p_text, tolerance_text
+from releasehealth.format import confidence_text, p_text, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.excursions import NOMINAL_RATE, NONE, Excursions, episodes_p_value, excursion_steps, runs
@@ -88,7 +88,7 @@ def classify_ratio(
     p_value = min(1.0, totals / TOTALS_WEIGHT, episodes.p_value / (1 - TOTALS_WEIGHT))
     ci_alpha = ci_alpha or alpha
     half = NORMAL.ppf(1 - ci_alpha / 2) * se
-    ci = f"{(1 - ci_alpha) * 100:g}% CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
+    ci = f"{confidence_text(ci_alpha)} CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
     detail = f"dispersion {phi:.2f}, {episodes.episodes} episode(s) beyond the baseline's rate"
     decided = verdict.decide(min(1.0, totals / TOTALS_WEIGHT), alpha, ci, detail)
     if decided.classification is Classification.PASS and episodes.p_value / (1 - TOTALS_WEIGHT) < alpha:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from releasehealth import report
 from releasehealth.cli import app
-from releasehealth.format import significant
+from releasehealth.format import value_text
 from releasehealth.serialize import evaluation_from_dict
 from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
 from releasehealth.store import Store
@@ -84,15 +84,27 @@ def test_html_report_has_every_section_and_the_stored_numbers_from_the_store_alo
         assert f"<h2>{section}" in html
     assert f"<strong>{document['recommendation']['action']}</strong>" in html
     for verdict in document["verdicts"]:
-        assert significant(verdict["candidate"]["value"], verdict["unit"]) in html
-        assert significant(verdict["baseline"]["value"], verdict["unit"]) in html
+        assert value_text(verdict["candidate"]["value"], verdict["unit"]) in html
+        assert value_text(verdict["baseline"]["value"], verdict["unit"]) in html
     charts = sum(1 for v in document["verdicts"] if v["series"]["candidate"])
     assert html.count('class="chart"') == charts
     assert html.count("<script") >= 1 + charts  # plotly.js once (its code holds the word too), then one per chart
     assert "<script>alert(" not in html and "&lt;script&gt;alert(" in html  # the log text, escaped
     # The stored queries' time ranges: from the evaluated day, not from --demo-end's (other) day.
     assert document["queries"][0]["promql"].replace('"', "&#34;") in html
-    assert OTHER_DAY.strftime("%Y-%m-%dT%H") not in html
+    assert OTHER_DAY.strftime("%Y-%m-%d %H") not in html
+    # Numbers as people read them, from the one formatter: no raw floats, no 9.24856e+08 bytes, no ISO times
+    # or microseconds (p-values keep their exponents: p=2.7e-55 is how a p-value reads).
+    text = re.sub(r"<script.*?</script>|<pre.*?</pre>|<[^>]+>", " ", html, flags=re.DOTALL)
+    assert _raw_numbers(text) == []
+
+
+def _raw_numbers(text: str) -> list[str]:
+    """Numbers with a decimal point and more than 5 significant digits, exponents of large numbers, times
+    in ISO form or with fractions of a second."""
+    raw = [n for n in re.findall(r"\d+\.\d+", text) if len(n.replace(".", "").lstrip("0")) > 5]
+    raw += re.findall(r"\d(?:\.\d+)?e\+\d+|\d{4}-\d\d-\d\dT\d\d:\d\d|\d\d:\d\d:\d\d\.\d+", text)
+    return raw
 
 
 def test_html_report_loads_nothing_from_the_network(stored: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
@@ -114,7 +126,7 @@ def test_markdown_report_escapes_untrusted_text_and_fences_examples(
     for section in SECTIONS:
         assert re.search(rf"^## {section}", md, re.MULTILINE)
     for verdict in document["verdicts"]:
-        assert significant(verdict["candidate"]["value"], verdict["unit"]) in md
+        assert value_text(verdict["candidate"]["value"], verdict["unit"]) in md
     hostile = _hostile_signature(document)
     assert f"```text\n{hostile['examples'][0]}\n```" in md  # the example verbatim, inside a fence
     row = next(line for line in md.splitlines() if line.startswith(f"| {hostile['status']} |") and "script" in line)

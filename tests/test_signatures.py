@@ -288,7 +288,7 @@ def test_callers_errors_naming_the_release_hold_it_by_default_as_configured(sett
     assert caller.template == "[gateway] No instances available for search-service (<*>)"
     assert verdict.classification is label and verdict.critical is critical
     if label is Classification.HIGH:
-        assert 'INCREASED in caller gateway: "[gateway] No instances available for search-service (<*>)": 40 lines naming this service, 1 lines in the baseline window' in verdict.reason
+        assert 'INCREASED in caller gateway: "[gateway] No instances available for search-service (<*>)": 40 lines naming this service, 1 line in the baseline window' in verdict.reason
     assert ("holds, never rolls back" in verdict.reason) is (setting == "hold")
 
 
