@@ -197,7 +197,9 @@ def _release(
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the service's last day…")
 def _timeline(current: Settings, service: str) -> Loaded[Timeline]:
-    return _run(current, lambda w: service_timeline(w.sources, w.catalogue.service(service), w.catalogue.policy))
+    # A demo pinned to an end (--demo-end) has no history after it: its last day is the day before that end.
+    end = _end(current.demo_end) if current.demo and current.demo_end else None
+    return _run(current, lambda w: service_timeline(w.sources, w.catalogue.service(service), w.catalogue.policy, end))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

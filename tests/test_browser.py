@@ -201,8 +201,10 @@ def test_hostile_log_line_shows_as_text_and_runs_no_script(
 
 
 def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_deploy(
-    page: Page, dashboard: DashboardServer, expected: Expected
+    page: Page, dashboard: DashboardServer, expected: Expected, artifacts: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Also the README's screenshots, at 1280 px: `./dev screenshots` runs this test into docs/screenshots."""
+    page.set_viewport_size({"width": 1280, "height": 900})
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     service, version = expected.rollbacks[0]
@@ -215,6 +217,7 @@ def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_de
         expect(page).to_have_title(f"{title} · release-health", timeout=TIMEOUT_MS)
         # client.toolbarMode "viewer": a page for release decisions has no Deploy button or developer menu.
         assert page.get_by_role("button", name="Deploy").count() == 0, path
+        _screenshot(page, artifacts, title.lower(), capsys)
     elsewhere = sorted({u for u in requested if not u.startswith((dashboard.url + "/", "data:", "blob:"))})
     assert elsewhere == []  # the favicon and every font included: the dashboard works offline
     icons = page.locator('link[rel~="icon"]').evaluate_all("(links) => links.map((l) => l.href)")

@@ -1,4 +1,5 @@
-"""The import rules of DESIGN §2, checked by parsing every module of the product (and the benchmarks)."""
+"""The import rules between the layers (the pure core, scoring and queries; the collectors; the front ends), checked
+by parsing every module of the product (and the benchmarks)."""
 
 from __future__ import annotations
 
