@@ -310,7 +310,10 @@ def metric_charts(evaluation: Evaluation) -> None:
 def verdicts(evaluation: Evaluation) -> None:
     table = tables.verdict_table(evaluation)
     if not table.empty:
-        st.dataframe(table, hide_index=True, column_config={"reason": st.column_config.TextColumn(width="large")})
+        st.dataframe(
+            tables.styled_verdicts(table), hide_index=True,
+            column_config={"metric": st.column_config.TextColumn(pinned=True), "reason": st.column_config.TextColumn(width="large")},
+        )
 
 
 def logs(evaluation: Evaluation) -> None:

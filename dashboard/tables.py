@@ -21,7 +21,7 @@ from releasehealth.format import (
     plural,
     value_text,
 )
-from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, LogWindowData, Policy
+from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, Classification, LogWindowData, Policy
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
 # Riskiest first: what the on-call engineer must look at before anything else.
@@ -199,6 +199,7 @@ def verdict_table(evaluation: Evaluation) -> pd.DataFrame:
 
 
 def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
+    # What decides first, so that it is on screen at 1280 px; the test and the windows' details after it.
     return {
         "metric": verdict.metric,
         "classification": verdict.classification.value,
@@ -206,13 +207,29 @@ def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
         "baseline": value_text(verdict.baseline.value, verdict.unit),
         "candidate": value_text(verdict.candidate.value, verdict.unit),
         "change": change_text(verdict.change),
-        "test": verdict.test,
+        "reason": verdict.reason,
         "p-value": format_p_value(verdict.p_value),
         "critical": verdict.critical,
-        "reason": verdict.reason,
+        "test": verdict.test,
         "baseline detail": verdict.baseline.detail,
         "candidate detail": verdict.candidate.detail,
     }
+
+
+# A metric's classification as the action it leads to looks: failing red, passing green, unknown grey.
+CLASSIFICATION_ACTIONS = {
+    Classification.HIGH: Action.ROLLBACK, Classification.LOW: Action.ROLLBACK, Classification.PASS: Action.PROMOTE,
+    Classification.NODATA: Action.INCONCLUSIVE, Classification.ERROR: Action.INCONCLUSIVE,
+}
+
+
+def styled_verdicts(table: pd.DataFrame) -> Any:
+    """The metric table with each classification a badge in the colour of the action it points to."""
+    styles = pd.DataFrame("", index=table.index, columns=table.columns)
+    styles["classification"] = [
+        action_style(CLASSIFICATION_ACTIONS[c].value) if c in CLASSIFICATION_ACTIONS else "" for c in table["classification"]
+    ]
+    return table.style.apply(lambda _: styles, axis=None)
 
 
 def score_history(evaluations: Sequence[Evaluation]) -> tuple[list[str], list[float | None], list[str]]:
