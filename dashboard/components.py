@@ -18,7 +18,7 @@ from releasehealth import report
 from releasehealth.config import Catalogue
 from releasehealth.dashboard import charts, tables
 from releasehealth.dashboard.data import TTL_SECONDS, Loaded
-from releasehealth.format import format_age, format_time
+from releasehealth.format import format_age, format_time, plural
 from releasehealth.model import Action, Deploy, Query, Window
 from releasehealth.serialize import evaluation_to_dict
 from releasehealth.verdicts import Evaluation, LogEvidence, SourceHealth, Timeline
@@ -520,5 +520,5 @@ def source_health(health: Sequence[SourceHealth]) -> None:
     for down in (h for h in health if not h.ok):
         show_error(f"Source {down.name} ({down.url}) is down: {down.error}")
     if health and all(h.ok for h in health):
-        st.success(f"All {len(health)} source(s) answer.", icon=":material/check_circle:")
+        st.success(f"All {plural(len(health), 'source')} answer.", icon=":material/check_circle:")
     st.dataframe(tables.sources_table(health), hide_index=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from releasehealth.format import printable, redact_secrets
+from releasehealth.format import plural, printable, redact_secrets
 
 
 class ReleaseHealthError(Exception):
@@ -30,7 +30,7 @@ class ConfigError(ReleaseHealthError):
         # obeyed, and a URL's credentials are not shown at all (a secret pasted under a misspelt key).
         self.problems = [printable(redact_secrets(problem)) for problem in problems]
         lines = "\n".join(f"  {printable(redact_secrets(file))}: {problem}" for problem in self.problems)
-        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"invalid configuration ({plural(len(self.problems), 'problem')}):\n{lines}")
 
 
 class NotFoundError(ReleaseHealthError):

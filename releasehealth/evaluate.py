@@ -26,7 +26,7 @@ from releasehealth.fetch import (
     fetch_metrics,
     of_version,
 )
-from releasehealth.format import duration_text, unknown_version_text
+from releasehealth.format import duration_text, plural, unknown_version_text
 from releasehealth.model import Action, BaselinePolicy, Deploy, MetricKind, MetricSpec, Policy, Series, Service, Window
 from releasehealth.queries import promql
 from releasehealth.scoring import judge
@@ -102,7 +102,7 @@ def _evaluate_all(
     not_a_risk = sources.marked_not_a_risk() if any(t.service.logs for t in judgeable) else frozenset()
     # The metrics and the logs are two servers: read at once, the logs cost no time beside the metrics.
     with_logs = any(t.service.logs is not None for t in judgeable)
-    _say(progress, f"querying the metrics{' and the logs' if with_logs else ''} of {len(judgeable)} release(s)")
+    _say(progress, f"querying the metrics{' and the logs' if with_logs else ''} of {plural(len(judgeable), 'release')}")
     with ThreadPoolExecutor(max_workers=1) as pool:
         reading_logs = pool.submit(fetch_logs, sources.logs, judgeable, policy.step)
         fetched = fetch_metrics(sources.metrics, judgeable, policy.step)
@@ -111,7 +111,7 @@ def _evaluate_all(
         fetched, {id(t): logs[n] for n, t in enumerate(judgeable) if n in logs}, not_a_risk, sources.metrics.name,
         sources.service_names | {t.service.name for t in judgeable},
     )
-    _say(progress, f"judging {len(targets)} release(s)")
+    _say(progress, f"judging {plural(len(targets), 'release')}")
     return [_evaluation(t, policy, read, scan, now) for t in targets]
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from releasehealth.format import plural
 from releasehealth.model import (
     Action,
     BaselinePolicy,
@@ -197,8 +198,8 @@ def blast_radius(signatures: Sequence[LogSignature]) -> str:
     callers = sorted({s.caller for s in called if s.candidate_count})
     candidate, baseline = sum(s.candidate_count for s in called), sum(s.baseline_count for s in called)
     rising = Counter(s.status.value for s in called if s.status.value in ("NEW", "INCREASED"))
-    change = "; " + ", ".join(f"{n} signature(s) {status}" for status, n in sorted(rising.items())) if rising else "; no rise"
-    who = f" of {len(callers)} caller(s) ({', '.join(callers)})" if callers else ""
+    change = "; " + ", ".join(f"{plural(n, 'signature')} {status}" for status, n in sorted(rising.items())) if rising else "; no rise"
+    who = f" of {plural(len(callers), 'caller')} ({', '.join(callers)})" if callers else ""
     return (
         f"Blast radius: {candidate:.0f} error and warn lines{who} name this service in the candidate window, "
         f"{baseline:.0f} in the baseline window{change}."

@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-from releasehealth.format import confidence_text, format_value, p_text, tolerance_text
+from releasehealth.format import confidence_text, format_value, p_text, plural, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.ranks import average_ranks, median, row_medians, tie_term
@@ -431,7 +431,7 @@ def _compare(
     )
     detail = (
         f"mean ratio {_ratio(float(c.values.mean()), float(b.values.mean()))}, CLES {level.cles:.2f}, "
-        f"{excursions.steps} step(s) beyond {format_value(excursions.threshold, unit)} ({p_text(min(1.0, TESTS * excursions.p_value))}), "
+        f"{plural(excursions.steps, 'step')} beyond {format_value(excursions.threshold, unit)} ({p_text(min(1.0, TESTS * excursions.p_value))}), "
         f"trend {_rate(trend.candidate, unit)} vs {_rate(trend.baseline, unit)} "
         f"({trend.growth * 100:+.0f}% over the window, {p_text(min(1.0, TESTS * trend.p_value))})"
     )
@@ -495,7 +495,7 @@ def _ratio(candidate: float, baseline: float) -> str:
 
 def _summary(window: Points, invalid: int = 0) -> Summary:
     """The window's level: the median of its steps (one spike moves a mean, not a median)."""
-    dropped = f"; {invalid} step(s) outside the valid range left out" if invalid else ""
+    dropped = f"; {plural(invalid, 'step')} outside the valid range left out" if invalid else ""
     if not window.values.size:
         return Summary(None, 0.0, f"no finite values{dropped}")
     return Summary(median(window.values), float(window.values.size), f"median of {window.values.size} steps{dropped}")

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtri
 
-from releasehealth.format import confidence_text, format_value
+from releasehealth.format import confidence_text, format_value, plural
 from releasehealth.model import DeferredSeries, MetricSpec, Series
 from releasehealth.scoring.distributions import StudentT
 from releasehealth.scoring.ratio import classify_ratio
@@ -345,7 +345,7 @@ def _summary(q: float, side: WindowQuantiles, counts: np.ndarray, invalid: int) 
     if side.linear is not None:
         detail += f"; Prometheus' linear histogram_quantile gives {side.linear * 1000:.0f} ms"
     if invalid:
-        detail += f"; {invalid} invalid step(s) left out"
+        detail += f"; {plural(invalid, 'invalid step')} left out"
     return Summary(side.whole, requests, detail)
 
 

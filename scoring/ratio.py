@@ -32,7 +32,7 @@ import math
 import numpy as np
 from scipy.special import ndtri
 
-from releasehealth.format import confidence_text, p_text, tolerance_text
+from releasehealth.format import confidence_text, p_text, plural, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
 from releasehealth.scoring.excursions import NOMINAL_RATE, NONE, Excursions, episodes_p_value, excursion_steps, runs
@@ -89,7 +89,7 @@ def classify_ratio(
     ci_alpha = ci_alpha or alpha
     half = NORMAL.ppf(1 - ci_alpha / 2) * se
     ci = f"{confidence_text(ci_alpha)} CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
-    detail = f"dispersion {phi:.2f}, {episodes.episodes} episode(s) beyond the baseline's rate"
+    detail = f"dispersion {phi:.2f}, {plural(episodes.episodes, 'episode')} beyond the baseline's rate"
     decided = verdict.decide(min(1.0, totals / TOTALS_WEIGHT), alpha, ci, detail)
     if decided.classification is Classification.PASS and episodes.p_value / (1 - TOTALS_WEIGHT) < alpha:
         return _episodes(verdict, spec, episodes, p_value)
@@ -161,7 +161,7 @@ def _counts(side: dict[str, list[Series]]) -> tuple[np.ndarray, np.ndarray, np.n
 def _summary(numerator: np.ndarray, denominator: np.ndarray, invalid: int) -> Summary:
     total = float(denominator.sum())
     value = float(numerator.sum()) / total if total > 0 else None
-    dropped = f"; {invalid} invalid step(s) left out" if invalid else ""
+    dropped = f"; {plural(invalid, 'invalid step')} left out" if invalid else ""
     return Summary(value, total, f"{numerator.sum():.0f} of {total:.0f}{dropped}")
 
 

@@ -243,7 +243,7 @@ def test_an_evaluation_reports_each_step_as_it_starts() -> None:
     heard: list[str] = []
     helpers.fleet(Wiring(catalogue, sources), progress=heard.append)
     assert heard == [
-        "reading the deploys of 8 services", "querying the metrics and the logs of 8 release(s)", "judging 8 release(s)",
+        "reading the deploys of 8 services", "querying the metrics and the logs of 8 releases", "judging 8 releases",
     ]
 
 

@@ -66,7 +66,7 @@ def test_a_counter_reset_spike_neither_rolls_back_nor_hides_a_regression() -> No
     bad_errors[15] += 1e9
     bad = _verdict(MetricInput(spec=RATIO, baseline=_ratio(errors, requests), candidate=_ratio(bad_errors, spiked_requests)))
     assert bad.classification is Classification.HIGH, bad.reason
-    assert bad.candidate is not None and "1 invalid step(s) left out" in bad.candidate.detail
+    assert bad.candidate is not None and "1 invalid step left out" in bad.candidate.detail
 
 
 def test_plausible_steps_leave_out_only_counts_no_traffic_explains() -> None:
@@ -83,7 +83,7 @@ def test_a_gauge_outside_its_valid_range_is_left_out_and_counted() -> None:
     verdict = _verdict(MetricInput(spec=MEMORY, baseline=side, candidate={"value": [Series({}, _times(), garbled)]}, expected_steps=STEPS))
     assert verdict.classification is Classification.PASS, verdict.reason
     assert verdict.candidate is not None and verdict.candidate.value is not None and verdict.candidate.value > 0
-    assert "10 step(s) outside the valid range left out" in verdict.candidate.detail
+    assert "10 steps outside the valid range left out" in verdict.candidate.detail
     # ... and with most of the window garbled, too little is left to judge.
     garbled[::2] = -1.0
     verdict = _verdict(MetricInput(spec=MEMORY, baseline=side, candidate={"value": [Series({}, _times(), garbled)]}, expected_steps=STEPS))

@@ -118,7 +118,7 @@ def test_gate_command_exits_with_the_final_verdict(demo, tmp_path: Path, label: 
     )
 
     assert result.exit_code == code, result.output
-    assert "gate: final after 1 check(s)" in result.output
+    assert "gate: final after 1 check" in result.output
     history = runner.invoke(app, [*DEMO, "--store", store, "history", service])
     assert release.version in history.output and ("ROLLBACK" if code == 3 else "PROMOTE") in history.output
 

@@ -72,7 +72,7 @@ def test_invalid_steps_are_left_out_and_said() -> None:
     candidate = _ratio([5] * 28 + [math.nan, 5], [1000] * 28 + [1000, -3])
     verdict = classify_ratio(RATIO, _ratio([5] * 30, [1000] * 30), candidate, ALPHA)
     assert verdict.candidate.count == 28_000
-    assert "2 invalid step(s) left out" in verdict.candidate.detail
+    assert "2 invalid steps left out" in verdict.candidate.detail
 
 
 @pytest.mark.parametrize(

@@ -303,8 +303,8 @@ def test_the_blast_radius_says_who_names_the_service_and_what_rose() -> None:
     samples, spec = _called(40)
     verdict = classify_signatures(spec, samples, *_sides(500), alpha=ALPHA)
     assert blast_radius(verdict.signatures) == (
-        "Blast radius: 40 error and warn lines of 1 caller(s) (gateway) name this service in the candidate window, "
-        "1 in the baseline window; 1 signature(s) INCREASED."
+        "Blast radius: 40 error and warn lines of 1 caller (gateway) name this service in the candidate window, "
+        "1 in the baseline window; 1 signature INCREASED."
     )
     assert blast_radius(classify_signatures(spec, _samples(40), *_sides(500), alpha=ALPHA).signatures) == ""
 

@@ -18,7 +18,7 @@ from releasehealth import config
 from releasehealth.cli.app import EXIT_CODES, EXIT_ERROR, OutputFormat, app, err, handle_errors, out, shown, store_of, utc_option
 from releasehealth.cli.printing import print_evaluation, versions_from
 from releasehealth.errors import ConfigError
-from releasehealth.format import format_seconds, label_problem
+from releasehealth.format import format_seconds, label_problem, plural
 from releasehealth.model import Deploy, DeploySourceKind
 
 if TYPE_CHECKING:
@@ -241,5 +241,5 @@ def gate(
     result = gating.run(opened.sources, catalogue.service(service), policy, version, waiting, every, report=report)
     evaluation = result.evaluation
     print_evaluation(evaluation, catalogue)
-    out.print(f"gate: {result.stopped} after {result.checks} check(s)")
+    out.print(f"gate: {result.stopped} after {plural(result.checks, 'check')}")
     raise typer.Exit(EXIT_CODES[evaluation.recommendation.action])

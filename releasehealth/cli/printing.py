@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from releasehealth import config
 from releasehealth.cli.app import out, shown
-from releasehealth.format import format_seconds, per_thousand, query_line
+from releasehealth.format import format_seconds, per_thousand, plural, query_line
 from releasehealth.model import NOTABLE_SIGNATURES, Action, Service
 from releasehealth.verdicts import Evaluation
 
@@ -64,7 +64,7 @@ def print_logs(evaluation: Evaluation) -> None:
             out.print(f"            e.g. {shown(s.examples[0][:300])}")
     rest = len(logs.signatures) - len(notable)
     if rest:
-        out.print(f"  ... and {rest} known or gone signature(s)")
+        out.print(f"  ... and {plural(rest, 'known or gone signature')}")
 
 
 
