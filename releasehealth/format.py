@@ -213,8 +213,8 @@ def query_line(query: Query) -> str:
             index = _index_of(header)
             if index and index not in indices:
                 indices.append(index)
-    else:
-        searches = len(documents)
+    else:  # one request, one search, however its body is laid out
+        searches = 1
     what = [plural(searches, "search", "searches")]
     if indices:
         what.append("of " + ", ".join(indices))
