@@ -126,7 +126,7 @@ def reload(page: Page, services: list[str]) -> Callable[[], str]:
 
 
 def refresh(page: Page, services: list[str]) -> Callable[[], str]:
-    """Click the sidebar's Refresh (it clears every cache) and wait for the rerun it starts to finish."""
+    """Click the header's Refresh (it clears every cache) and wait for the rerun it starts to finish."""
 
     def action() -> str:
         page.evaluate(COUNT_RUNS)

@@ -1,4 +1,4 @@
-"""Entry point of the dashboard (`streamlit run dashboard/app.py`): page set-up, navigation, sidebar."""
+"""Entry point of the dashboard (`streamlit run dashboard/app.py`): page set-up, navigation, the header above every page."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def settings() -> Settings:
 
 
 def describe() -> str:
-    """One line saying where the data comes from, for the sidebar."""
+    """One line saying where the data comes from, for the header above every page."""
     current = settings()
     return f"Demo fleet (seed {current.seed})" if current.demo else f"Config: {redact_secrets(current.config_path)}"
 
