@@ -113,10 +113,16 @@ def action_style(action: str) -> str:
 
 def styled_overview(table: pd.DataFrame) -> Any:
     """The overview table with each action a coloured badge and each score coloured as its action."""
-    score_styles = pd.DataFrame("", index=table.index, columns=table.columns)
-    score_styles["action"] = [action_style(a) for a in table["action"]]
-    score_styles["score"] = score_styles["action"]
-    return table.style.apply(lambda _: score_styles, axis=None)
+    badges = [action_style(a) for a in table["action"]]
+    return _styled(table, {"action": badges, "score": badges})
+
+
+def _styled(table: pd.DataFrame, columns: Mapping[str, list[str]]) -> Any:
+    """`table` as a pandas Styler with the CSS of each cell of `columns` (the other cells as they are)."""
+    styles = pd.DataFrame("", index=table.index, columns=table.columns)
+    for column, css in columns.items():
+        styles[column] = css
+    return table.style.apply(lambda _: styles, axis=None)
 
 
 def metric_changes_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
@@ -225,11 +231,9 @@ CLASSIFICATION_ACTIONS = {
 
 def styled_verdicts(table: pd.DataFrame) -> Any:
     """The metric table with each classification a badge in the colour of the action it points to."""
-    styles = pd.DataFrame("", index=table.index, columns=table.columns)
-    styles["classification"] = [
-        action_style(CLASSIFICATION_ACTIONS[c].value) if c in CLASSIFICATION_ACTIONS else "" for c in table["classification"]
-    ]
-    return table.style.apply(lambda _: styles, axis=None)
+    # The keys are StrEnum members: the table's plain strings find them.
+    badges = [action_style(CLASSIFICATION_ACTIONS[c].value) if c in CLASSIFICATION_ACTIONS else "" for c in table["classification"]]
+    return _styled(table, {"classification": badges})
 
 
 def score_history(evaluations: Sequence[Evaluation]) -> tuple[list[str], list[float | None], list[str]]:

@@ -180,7 +180,12 @@ def format_seconds(at: datetime | None) -> str:
 
 def time_text(at: datetime | None) -> str:
     """A time to the second in UTC, saying so: 2026-12-07 14:05:09 UTC ('-' for none)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "-"
+    return f"{format_seconds(at.astimezone(UTC))} UTC" if at else "-"
+
+
+def score_text(score: float | None) -> str:
+    """A release's score, whole ('-' for none: nothing was judged)."""
+    return "-" if score is None else f"{score:.0f}"
 
 
 def value_text(value: float | None, unit: str = "") -> str:
@@ -191,11 +196,6 @@ def value_text(value: float | None, unit: str = "") -> str:
 def count_text(count: float | None) -> str:
     """A count of requests or lines, whole ('-' for none): estimates scaled from a sample claim no decimals."""
     return "-" if count is None or not math.isfinite(count) else f"{count:.0f}"
-
-
-def iso_time(at: datetime | None) -> str:
-    """A time as ISO 8601, as the stored document keeps it ('-' for none)."""
-    return at.isoformat() if at else "-"
 
 
 def query_line(query: Query) -> str:

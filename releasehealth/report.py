@@ -18,7 +18,16 @@ import jinja2
 import plotly.graph_objects as go
 from markupsafe import Markup
 
-from releasehealth.format import count_text, duration_text, format_p_value, per_thousand, signed_percent, time_text, value_text
+from releasehealth.format import (
+    count_text,
+    duration_text,
+    format_p_value,
+    per_thousand,
+    score_text,
+    signed_percent,
+    time_text,
+    value_text,
+)
 from releasehealth.model import NOTABLE_SIGNATURES, Deploy, Series, Window
 from releasehealth.verdicts import Evaluation, LogSignature, MetricVerdict
 
@@ -102,10 +111,6 @@ def _score(evaluation: Evaluation) -> float | None:
     return evaluation.score.score if evaluation.score else None
 
 
-def _score_text(score: float | None) -> str:
-    return "-" if score is None else f"{score:.0f}"
-
-
 def _step_text(step: timedelta | None) -> str:
     return f", step {duration_text(step)}" if step else ""
 
@@ -186,7 +191,7 @@ def render_html(evaluation: Evaluation, config_fingerprint: str) -> str:
         e=evaluation, candidate=evaluation.candidate or _NO_DEPLOY, baseline=evaluation.baseline or _NO_DEPLOY,
         score=_score(evaluation), verdicts=_verdicts(evaluation), logs=evaluation.logs, timeline=timeline(evaluation),
         charts=_charts(evaluation), value=value_text, count=count_text, rate=per_thousand, p=format_p_value,
-        score_text=_score_text, percent=signed_percent, at=time_text, step=_step_text, flags=_flags,
+        score_text=score_text, percent=signed_percent, at=time_text, step=_step_text, flags=_flags,
         flagged=FLAGGED, fingerprint=config_fingerprint, covers=FINGERPRINT_COVERS,
     )
 
@@ -270,7 +275,7 @@ def render_markdown(evaluation: Evaluation, config_fingerprint: str) -> str:
     lines = [
         f"# {md_escape(evaluation.service)} {md_escape(evaluation.candidate.version if evaluation.candidate else None)}",
         "", "## Verdict", "",
-        f"**{r.action.value}** (score {_score_text(_score(evaluation))}, baseline {md_escape(baseline)})",
+        f"**{r.action.value}** (score {score_text(_score(evaluation))}, baseline {md_escape(baseline)})",
         "", f"Reason: {md_escape(r.reason)}",
     ]
     lines += [f"\nNote: {md_escape(note)}" for note in evaluation.notes]

@@ -29,7 +29,7 @@ SEED = 7
 # a NEW signature, so its example messages are on the page as text (the warn line with the same markup is
 # only KNOWN, in the signature table, which the browser draws on a canvas).
 DEMO_END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=2)
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 90_000  # a limit against hangs, never an expectation of speed: pages render in seconds, slower under load
 # Records any dialog-opening call the page's scripts make (the hostile line calls alert()).
 TRAP_DIALOGS = """
 for (const name of ["alert", "confirm", "prompt"]) {

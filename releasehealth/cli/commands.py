@@ -18,7 +18,7 @@ from releasehealth import config
 from releasehealth.cli.app import EXIT_CODES, EXIT_ERROR, OutputFormat, app, err, handle_errors, out, shown, store_of, utc_option
 from releasehealth.cli.printing import print_evaluation, versions_from
 from releasehealth.errors import ConfigError
-from releasehealth.format import format_seconds, label_problem, plural
+from releasehealth.format import format_seconds, label_problem, plural, score_text
 from releasehealth.model import Deploy, DeploySourceKind
 
 if TYPE_CHECKING:
@@ -145,8 +145,10 @@ def history(
         return
     table = Table("evaluated (UTC)", Column("version", no_wrap=True), "baseline", "action", "score", "reason")
     for s in stored:
-        score = "-" if s.score is None else f"{s.score:.0f}"
-        table.add_row(f"{s.evaluated_at:%Y-%m-%d %H:%M}", shown(s.version), shown(s.baseline_version), s.action.value, score, shown(s.reason))
+        table.add_row(
+            f"{s.evaluated_at:%Y-%m-%d %H:%M}", shown(s.version), shown(s.baseline_version), s.action.value, score_text(s.score),
+            shown(s.reason),
+        )
     out.print(table)
 
 

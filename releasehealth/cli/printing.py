@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from releasehealth import config
 from releasehealth.cli.app import out, shown
-from releasehealth.format import format_seconds, per_thousand, plural, query_line
+from releasehealth.format import format_seconds, per_thousand, plural, query_line, score_text
 from releasehealth.model import NOTABLE_SIGNATURES, Action, Service
 from releasehealth.verdicts import Evaluation
 
@@ -26,7 +26,7 @@ def print_evaluation(evaluation: Evaluation, catalogue: config.Catalogue, *, ver
         out.print(f"windows: baseline {format_seconds(b.start)}..{format_seconds(b.end)}, candidate {format_seconds(c.start)}..{format_seconds(c.end)}")
     if evaluation.score:
         score = evaluation.score.score
-        out.print(f"score: {'-' if score is None else f'{score:.0f}'}")
+        out.print(f"score: {score_text(score)}")
         for v in evaluation.score.verdicts:
             out.print(f"  {v.classification.value:<7} {shown(v.reason)}")
             out.print(f"          baseline: {shown(v.baseline.detail)}; candidate: {shown(v.candidate.detail)}")

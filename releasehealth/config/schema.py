@@ -339,7 +339,7 @@ def _field_names(model: Any, path: list[int | str]) -> list[str]:
         if field is None:
             return []
         model = _model_in(field.annotation)
-    return [alias for name, field in _fields(model).items() for alias in (name, field.alias) if alias]
+    return list(_fields(model))  # names and aliases
 
 
 def _fields(model: Any) -> dict[str, Any]:
