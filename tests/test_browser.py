@@ -206,7 +206,10 @@ def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_de
     """Also the README's screenshots, at 1280 px: `./dev screenshots` runs this test into docs/screenshots."""
     page.set_viewport_size({"width": 1280, "height": 900})
     requested: list[str] = []
+    failed: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
+    # A deep link's page used to ask /release/_stcore/health before the root: a 404 in the console each time.
+    page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
     service, version = expected.rollbacks[0]
     for path, title in (
         ("/", "Overview"), (f"/release?service={service}&version={version}", "Release"),
@@ -220,6 +223,7 @@ def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_de
         _screenshot(page, artifacts, title.lower(), capsys)
     elsewhere = sorted({u for u in requested if not u.startswith((dashboard.url + "/", "data:", "blob:"))})
     assert elsewhere == []  # the favicon and every font included: the dashboard works offline
+    assert failed == []
     icons = page.locator('link[rel~="icon"]').evaluate_all("(links) => links.map((l) => l.href)")
     assert icons and all(href.startswith(dashboard.url + "/") for href in icons)
 

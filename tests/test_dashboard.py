@@ -753,3 +753,29 @@ def test_actions_are_coloured_badges_and_scores_take_their_actions_colour() -> N
     assert backgrounds == ["#c62828", "#f9a825", "#757575", "#2e7d32"]  # red, amber, grey, green
     assert all(styles[(row, score)] == styles[(row, action)] for row in range(4))
     assert (0, list(table.columns).index("service")) not in styles
+
+
+def test_each_page_tells_streamlits_frontend_where_the_server_is() -> None:
+    from releasehealth.dashboard import server
+
+    html = server.page_html("<html><head><title>Streamlit</title></head></html>", "")
+    assert html.startswith("<html><head><script>window.__streamlit = {BACKEND_BASE_URL: new URL(\"/\", ")
+    assert html.count("<script>") == 1 and html.endswith("<title>Streamlit</title></head></html>")
+    # A configured base path (server.baseUrlPath) is the server's address; it cannot close the script.
+    assert 'new URL("/health</script>"' not in server.backend_script("health</script>")
+    assert '"/health\\u003c/script>"' in server.backend_script("health</script>")
+    assert [server.page_path(p, "") for p in ("/", "/release", "/sources/", "/_stcore/health", "/static/x.js")] == [
+        "", "release", "sources", None, None,
+    ]
+    assert [server.page_path(p, "/rh/") for p in ("/rh", "/rh/release", "/release", "/rhx/release")] == [
+        "", "release", None, None,
+    ]
+    with pytest.raises(ValueError, match="index.html"):
+        server.page_html("<html></html>", "")
+
+
+def test_the_dashboards_pages_are_the_paths_its_server_answers() -> None:
+    from releasehealth.dashboard import server
+
+    views = {p.stem for p in (APP.parent / "views").glob("*.py") if p.stem != "__init__"}
+    assert views <= server.PAGE_PATHS

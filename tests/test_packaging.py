@@ -57,7 +57,8 @@ def test_the_wheel_adds_exactly_one_top_level_package(wheel: Path) -> None:
     for layer in LAYERS:
         assert f"releasehealth/{layer}/__init__.py" in names, layer
     assert "releasehealth/queries/presets/istio.yaml" in names
-    assert "releasehealth/dashboard/app.py" in names and "releasehealth/dashboard/views/release.py" in names
+    assert "releasehealth/dashboard/app.py" in names and "releasehealth/dashboard/server.py" in names
+    assert "releasehealth/dashboard/views/release.py" in names
     assert not [n for n in names if n.startswith(("tests/", "testing/", "benchmarks/"))]
 
 

@@ -82,7 +82,7 @@ def _serve(environment: dict[str, str], port: int) -> None:
     if spec is None or spec.origin is None:
         err.print("[bold red]error:[/] the dashboard package is not installed")
         raise typer.Exit(EXIT_ERROR)
-    app_path = str(Path(spec.origin).parent / "app.py")
+    app_path = str(Path(spec.origin).parent / "server.py")  # Streamlit's ASGI app around app.py
     argv = [
         sys.executable, "-c", STREAMLIT_WITH_WARM_IMPORTS, "run", app_path,
         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
