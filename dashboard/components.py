@@ -40,14 +40,17 @@ OVERVIEW_COLUMNS = {
     "age": st.column_config.TextColumn("age", width="small", help="Since the release was deployed"),
     "action": st.column_config.TextColumn("action", width="small"),
     "score": st.column_config.NumberColumn("score", format="%.0f", width="small", help="0-100, coloured as its action"),
-    # One colour for every row (Streamlit colours a chart column as a whole): the action says the verdict.
+    # One line colour for every row (Streamlit colours a chart column as a whole); the cell's background is
+    # the shade of the error ratio's own verdict (tables.styled_overview).
     "error ratio trend": st.column_config.LineChartColumn(
-        "error ratio", width="small", color="gray", help="Error ratio per step (%), the baseline window then the candidate window"
+        "error ratio", width="small", color="#424242",
+        help="Error ratio per step (%), the baseline window then the candidate window; red: it fails the release",
     ),
     "failing log signatures": st.column_config.TextColumn(
         "failing logs", width="small", help="Log signatures that fail the release (new or credibly rising errors)"
     ),
     "reason": st.column_config.TextColumn("reason", width="large"),
+    "error ratio classification": None,  # hidden: the sparkline's shade says it
 }
 HISTORY_COLUMNS = {
     "score": st.column_config.ProgressColumn("score", min_value=0, max_value=100, format="%.0f"),
@@ -309,11 +312,15 @@ def metric_charts(evaluation: Evaluation) -> None:
 
 def verdicts(evaluation: Evaluation) -> None:
     table = tables.verdict_table(evaluation)
-    if not table.empty:
-        st.dataframe(
-            tables.styled_verdicts(table), hide_index=True,
-            column_config={"metric": st.column_config.TextColumn(pinned=True), "reason": st.column_config.TextColumn(width="large")},
-        )
+    if table.empty:
+        return
+    metric = st.column_config.TextColumn(pinned=True)
+    st.dataframe(
+        tables.styled_verdicts(table), hide_index=True,
+        column_config={"metric": metric, "reason": st.column_config.TextColumn(width="large")},
+    )
+    with st.expander("Each metric's test, p-value and windows"):
+        st.dataframe(tables.verdict_test_table(evaluation), hide_index=True, column_config={"metric": metric})
 
 
 def logs(evaluation: Evaluation) -> None:
@@ -340,9 +347,10 @@ def signature_diff(evidence: LogEvidence) -> None:
         return
     if evidence.blast_radius:
         st.caption(escape_markdown(evidence.blast_radius))
-    st.dataframe(
-        tables.signature_table(evidence), hide_index=True, column_config=_signature_columns(evidence.rate_basis),
-    )
+    columns = _signature_columns(evidence.rate_basis)
+    st.dataframe(tables.signature_table(evidence), hide_index=True, column_config=columns)
+    with st.expander("Each signature's lines, error type, caller and notes"):
+        st.dataframe(tables.signature_detail_table(evidence), hide_index=True, column_config=columns)
 
 
 def _signature_columns(rate_basis: str) -> dict[str, Any]:

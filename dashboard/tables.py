@@ -92,6 +92,7 @@ def overview_table(evaluations: Sequence[Evaluation], now: datetime, team_of: Ma
 # The log column sits by the score: a new error signature is what on-call looks for first in the logs.
 OVERVIEW_FIELDS = (
     "service", "version", "team", "age", "action", "score", "error ratio trend", "failing log signatures", "reason",
+    "error ratio classification",  # not shown: it tints the sparkline's cell
 )
 # What each action looks like wherever it is shown: red, amber, grey and green, with text that stays legible.
 ACTION_COLOURS = {
@@ -111,10 +112,25 @@ def action_style(action: str) -> str:
     return f"background-color: {background}; color: {text}; font-weight: 600"
 
 
+# The pale shades of ACTION_COLOURS: the background of a sparkline, whose line stays legible on each.
+ACTION_TINTS = {
+    Action.ROLLBACK: "#ffcdd2", Action.HOLD: "#ffe0b2", Action.INCONCLUSIVE: "#eeeeee", Action.PROMOTE: "#c8e6c9",
+}
+
+
 def styled_overview(table: pd.DataFrame) -> Any:
-    """The overview table with each action a coloured badge and each score coloured as its action."""
+    """The overview table with each action a coloured badge, each score coloured as its action and each
+    error-ratio sparkline on the shade of its own verdict (Streamlit draws a chart column in one colour)."""
     badges = [action_style(a) for a in table["action"]]
-    return _styled(table, {"action": badges, "score": badges})
+    columns = {"action": badges, "score": badges}
+    if "error ratio classification" in table:
+        columns["error ratio trend"] = [_tint(c) for c in table["error ratio classification"]]
+    return _styled(table, columns)
+
+
+def _tint(classification: str) -> str:
+    action = CLASSIFICATION_ACTIONS.get(classification)  # type: ignore[call-overload]  # StrEnum keys find strings
+    return f"background-color: {ACTION_TINTS[action]}" if action else ""
 
 
 def _styled(table: pd.DataFrame, columns: Mapping[str, list[str]]) -> Any:
@@ -152,13 +168,19 @@ def _overview_row(evaluation: Evaluation, now: datetime, team: str) -> dict[str,
         "error ratio trend": sparkline(evaluation),
         "failing log signatures": failing_signature_count(evaluation),
         "reason": evaluation.recommendation.reason,
+        "error ratio classification": verdict.classification.value if (verdict := _sparkline_verdict(evaluation)) else "",
     }
+
+
+def _sparkline_verdict(evaluation: Evaluation) -> MetricVerdict | None:
+    """The first ratio metric with a candidate series: the one a row's sparkline draws."""
+    return next((v for v in verdicts(evaluation) if v.unit == "ratio" and v.candidate_series is not None), None)
 
 
 def sparkline(evaluation: Evaluation) -> list[float]:
     """The first ratio metric's per-step values in percent, baseline window then candidate window (what
     a row's sparkline draws; steps without traffic are left out). Empty when nothing was judged."""
-    verdict = next((v for v in verdicts(evaluation) if v.unit == "ratio" and v.candidate_series is not None), None)
+    verdict = _sparkline_verdict(evaluation)
     if verdict is None:
         return []
     values = [s.values for s in (verdict.baseline_series, verdict.candidate_series) if s is not None]
@@ -201,11 +223,16 @@ def release_table(evaluation: Evaluation) -> pd.DataFrame:
 
 
 def verdict_table(evaluation: Evaluation) -> pd.DataFrame:
+    """What decides, narrow enough to show whole at 1280 px: classification, values, change and reason."""
     return pd.DataFrame([_verdict_row(v) for v in verdicts(evaluation)])
 
 
+def verdict_test_table(evaluation: Evaluation) -> pd.DataFrame:
+    """How each metric was tested: p-value, whether it is critical, the test and each window's detail."""
+    return pd.DataFrame([_test_row(v) for v in verdicts(evaluation)])
+
+
 def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
-    # What decides first, so that it is on screen at 1280 px; the test and the windows' details after it.
     return {
         "metric": verdict.metric,
         "classification": verdict.classification.value,
@@ -214,6 +241,12 @@ def _verdict_row(verdict: MetricVerdict) -> dict[str, Any]:
         "candidate": value_text(verdict.candidate.value, verdict.unit),
         "change": change_text(verdict.change),
         "reason": verdict.reason,
+    }
+
+
+def _test_row(verdict: MetricVerdict) -> dict[str, Any]:
+    return {
+        "metric": verdict.metric,
         "p-value": format_p_value(verdict.p_value),
         "critical": verdict.critical,
         "test": verdict.test,
@@ -310,21 +343,33 @@ def rate_label(basis: str) -> str:
 
 
 def signature_table(logs: LogEvidence) -> pd.DataFrame:
-    """The signature diff, in the core's order (NEW first), with rates labelled by their basis."""
+    """The signature diff, in the core's order (NEW first), with rates labelled by their basis: what
+    decides, narrow enough to show whole at 1280 px (counts and notes in `signature_detail_table`)."""
     unit = rate_label(logs.rate_basis)
     rows = [
         {
             "status": s.status.value,
             "template": s.template,
             "level": s.level,
-            "error type": s.error_type,
-            "baseline count": s.baseline_count,
-            "candidate count": s.candidate_count,
             f"baseline ({unit})": s.baseline_rate,
             f"candidate ({unit})": s.candidate_rate,
             "p-value": format_p_value(s.p_value),
-            "not a risk": s.ignored,
             "credible": s.credible,
+        }
+        for s in logs.signatures
+    ]
+    return pd.DataFrame(rows)
+
+
+def signature_detail_table(logs: LogEvidence) -> pd.DataFrame:
+    """Each signature's lines in each window, error type, not-a-risk mark, calling service and notes."""
+    rows = [
+        {
+            "template": s.template,
+            "error type": s.error_type,
+            "baseline count": s.baseline_count,
+            "candidate count": s.candidate_count,
+            "not a risk": s.ignored,
             "caller": s.caller,
             "notes": signature_notes(s),
         }

@@ -248,3 +248,34 @@ def test_the_overviews_key_columns_are_on_screen_without_scrolling(
         _screenshot(page, artifacts, f"browser-overview-{width}px", capsys)
     finally:
         context.close()
+
+
+# Every grid on the page that is shown (those in closed expanders are not): [scrollWidth, clientWidth] of each.
+GRID_WIDTHS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller'))
+    .filter((s) => s.offsetParent !== null && s.clientWidth > 0)
+    .map((s) => [s.scrollWidth, s.clientWidth])"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_release_pages_tables_show_their_key_columns_without_scrolling(
+    browser: Browser, dashboard: DashboardServer, expected: Expected, width: int, artifacts: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A release with log signatures: its page has the metric table, the signature table and the release table.
+    service, version = (
+        (expected.hostile[0].service, expected.hostile[0].candidate.version) if expected.hostile and expected.hostile[0].candidate
+        else expected.rollbacks[0]
+    )
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{dashboard.url}/release?service={service}&version={version}")
+        expect(page.get_by_role("heading", name="Logs")).to_be_visible(timeout=TIMEOUT_MS)
+        _wait_rendered(page)
+        page.wait_for_function(f"() => ({GRID_WIDTHS})().length >= 3", timeout=TIMEOUT_MS)
+        widths = page.evaluate(GRID_WIDTHS)
+        assert all(scroll <= client + 1 for scroll, client in widths), f"a table scrolls sideways at {width} px: {widths}"
+        _screenshot(page, artifacts, f"browser-release-{width}px", capsys)
+    finally:
+        context.close()

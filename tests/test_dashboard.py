@@ -340,7 +340,10 @@ def test_release_page_logs_section_lists_a_new_signature_with_its_examples(demo_
     assert signatures["status"].iloc[0] == SignatureStatus.NEW.value
     assert new.template in list(signatures.loc[signatures["status"] == "NEW", "template"])
     unit = f"per 1k {evaluation.logs.rate_basis}"
-    assert {f"baseline ({unit})", f"candidate ({unit})", "p-value", "not a risk", "credible"} <= set(signatures.columns)
+    assert {f"baseline ({unit})", f"candidate ({unit})", "p-value", "credible"} <= set(signatures.columns)
+    details = _table_with(at, "caller")
+    assert list(details["template"]) == [s.template for s in evaluation.logs.signatures]
+    assert {"baseline count", "candidate count", "not a risk", "notes"} <= set(details.columns)
     codes = [c.value for c in at.code]
     assert any(c.startswith(new.template) and all(x in c for x in new.examples) for c in codes)
     assert "log-levels-chart" in _chart_keys(at)
@@ -392,7 +395,7 @@ def test_release_page_shows_hostile_log_text_only_in_code_and_tables() -> None:
     assert not at.exception
     signatures = _table_with(at, "template")
     assert signatures["template"].iloc[0].startswith("Rejected input <script>alert('<NUM>')</script>")
-    assert signatures["error type"].iloc[0] == "<b>Err</b>"
+    assert _table_with(at, "error type")["error type"].iloc[0] == "<b>Err</b>"
     assert any("Rejected input <script>alert('123')</script> in field **comment**" in c.value for c in at.code)
     assert not [t for t in _markdown_texts(at) if any(h in t for h in (*HOSTILE, "<b>"))]
 
@@ -704,11 +707,11 @@ def test_signature_table_labels_rates_with_their_basis() -> None:
     signature = LogSignature(template="Timeout after <*>", level="error", error_type="TimeoutError", status=SignatureStatus.NEW, baseline_count=0, candidate_count=12, baseline_rate=0.0, candidate_rate=1.5)
     logs = LogEvidence(None, None, (signature,), rate_basis="log lines")
 
-    table = tables.signature_table(logs)
+    table, details = tables.signature_table(logs), tables.signature_detail_table(logs)
 
     assert table.loc[0, "candidate (per 1k log lines)"] == 1.5
     assert table.loc[0, "p-value"] == tables.NONE
-    assert not table.loc[0, "not a risk"]
+    assert not details.loc[0, "not a risk"] and details.loc[0, "candidate count"] == 12
 
 
 def test_timeline_figure_escapes_versions_and_marks_each_deploy_in_range() -> None:
@@ -753,6 +756,19 @@ def test_actions_are_coloured_badges_and_scores_take_their_actions_colour() -> N
     assert backgrounds == ["#c62828", "#f9a825", "#757575", "#2e7d32"]  # red, amber, grey, green
     assert all(styles[(row, score)] == styles[(row, action)] for row in range(4))
     assert (0, list(table.columns).index("service")) not in styles
+
+
+def test_each_error_ratio_sparkline_is_on_the_shade_of_its_own_verdict() -> None:
+    table = pd.DataFrame({
+        "action": ["ROLLBACK", "ROLLBACK", "PROMOTE", "INCONCLUSIVE"], "score": [50.0, 60.0, 100.0, None],
+        "error ratio trend": [[1.0, 3.0]] * 4, "error ratio classification": ["HIGH", "PASS", "PASS", ""],
+    })
+    styles = tables.styled_overview(table)._compute().ctx
+    trend = list(table.columns).index("error ratio trend")
+    shades = [dict(styles.get((row, trend), [])).get("background-color") for row in range(4)]
+    # A release rolled back for its latency keeps a green error ratio; a row without one has no shade.
+    red, green = tables.ACTION_TINTS[Action.ROLLBACK], tables.ACTION_TINTS[Action.PROMOTE]
+    assert shades == [red, green, green, None]
 
 
 def test_each_page_tells_streamlits_frontend_where_the_server_is() -> None:
