@@ -9,7 +9,6 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
@@ -134,7 +133,7 @@ def fleet_table(evaluations: Sequence[Evaluation], team_of: dict[str, str] | Non
         st.info("No service matches the filters." if st.session_state.get("filter_text") or st.session_state.get(
             "filter_action") or st.session_state.get("filter_team") else "No service is configured.")
         return
-    table = tables.overview_table(ordered, datetime.now(UTC), team_of)
+    table = tables.overview_table(ordered, team_of)
     event = st.dataframe(
         tables.styled_overview(table), hide_index=True, column_config=OVERVIEW_COLUMNS, on_select="rerun",
         selection_mode="single-row", key="fleet_table",

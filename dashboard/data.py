@@ -181,7 +181,7 @@ def _run(current: Settings, call: Callable[[Wiring], T]) -> Loaded[T]:
 # overview never shows. Evaluations are frozen: nothing changes them.
 @st.cache_resource(ttl=TTL_SECONDS, show_spinner=False)
 def _fleet(current: Settings, _progress: Progress = None) -> Loaded[list[Evaluation]]:
-    return _run(current, lambda w: evaluate_fleet(w.sources, w.catalogue.services, w.catalogue.policy, progress=_progress))
+    return _run(current, lambda w: evaluate_fleet(w.sources, w.catalogue.services, w.catalogue.policy, now=w.now(), progress=_progress))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
@@ -190,26 +190,25 @@ def _release(
 ) -> Loaded[Evaluation]:
     def evaluate(w: Wiring) -> Evaluation:
         policy = config.with_baseline(w.catalogue.policy, baseline) if baseline else w.catalogue.policy
-        return evaluate_release(w.sources, w.catalogue.service(service), policy, version, progress=_progress)
+        return evaluate_release(w.sources, w.catalogue.service(service), policy, version, now=w.now(), progress=_progress)
 
     return _run(current, evaluate)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the service's last day…")
 def _timeline(current: Settings, service: str) -> Loaded[Timeline]:
-    # A demo pinned to an end (--demo-end) has no history after it: its last day is the day before that end.
-    end = _end(current.demo_end) if current.demo and current.demo_end else None
-    return _run(current, lambda w: service_timeline(w.sources, w.catalogue.service(service), w.catalogue.policy, end))
+    # A demo pinned to an end (--demo-end) has no history after it: its clock, and its last day, stop there.
+    return _run(current, lambda w: service_timeline(w.sources, w.catalogue.service(service), w.catalogue.policy, w.now()))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def _deploys(current: Settings, service: str) -> Loaded[list[Deploy]]:
-    return _run(current, lambda w: deploys_of(w.sources, w.catalogue.service(service), w.catalogue.policy, datetime.now(UTC)))
+    return _run(current, lambda w: deploys_of(w.sources, w.catalogue.service(service), w.catalogue.policy, w.now()))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Evaluating every release of the service…")
 def _releases(current: Settings, service: str) -> Loaded[list[Evaluation]]:
-    return _run(current, lambda w: evaluate_releases(w.sources, w.catalogue.service(service), w.catalogue.policy))
+    return _run(current, lambda w: evaluate_releases(w.sources, w.catalogue.service(service), w.catalogue.policy, now=w.now()))
 
 
 @st.cache_data(ttl=HEALTH_TTL_SECONDS, show_spinner="Checking the sources…")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -82,10 +81,11 @@ def filter_evaluations(
     return [e for e in evaluations if keep(e)]
 
 
-def overview_table(evaluations: Sequence[Evaluation], now: datetime, team_of: Mapping[str, str] | None = None) -> pd.DataFrame:
+def overview_table(evaluations: Sequence[Evaluation], team_of: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per service, riskiest first: what on-call reads first, narrow enough to show whole at 1280
-    px with its reason (each metric's change is in `metric_changes_table`)."""
-    rows = [_overview_row(e, now, (team_of or {}).get(e.service, "")) for e in by_risk(evaluations)]
+    px with its reason (each metric's change is in `metric_changes_table`). A release's age is as of its
+    evaluation (a pinned demo's end, not the wall clock)."""
+    rows = [_overview_row(e, (team_of or {}).get(e.service, "")) for e in by_risk(evaluations)]
     return pd.DataFrame(rows, columns=OVERVIEW_FIELDS)
 
 
@@ -156,13 +156,13 @@ def metric_changes_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
     return table
 
 
-def _overview_row(evaluation: Evaluation, now: datetime, team: str) -> dict[str, Any]:
+def _overview_row(evaluation: Evaluation, team: str) -> dict[str, Any]:
     candidate = evaluation.candidate
     return {
         "service": evaluation.service,
         "version": candidate.version if candidate else NONE,
         "team": team or NONE,
-        "age": format_age(now - candidate.started_at) if candidate else NONE,
+        "age": format_age(evaluation.evaluated_at - candidate.started_at) if candidate else NONE,
         "action": evaluation.recommendation.action.value,
         "score": _score(evaluation),
         "error ratio trend": sparkline(evaluation),

@@ -11,7 +11,9 @@ here too, over its in-memory sources.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +42,24 @@ if TYPE_CHECKING:  # the collectors load their client libraries when a catalogue
     from releasehealth.collectors.prometheus import PrometheusMetricSource
 
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Wiring:
-    """A catalogue and the sources (and store) it names, opened."""
+    """A catalogue and the sources (and store) it names, opened, and the clock its front ends read "now"
+    from: the real one, or a pinned demo's end (whose history stops there)."""
 
     catalogue: Catalogue
     sources: Sources
+    clock: Clock = utc_now
+
+    def now(self) -> datetime:
+        return self.clock()
 
 
 def from_file(path: str | Path, *, store_url: str | None = None, create_store: bool = False) -> Wiring:
@@ -65,7 +79,9 @@ def connect(catalogue: Catalogue, *, create_store: bool = False) -> Wiring:
     return assemble(catalogue, metrics=_prometheus(catalogue.prometheus), logs=logs, create_store=create_store)
 
 
-def assemble(catalogue: Catalogue, *, metrics: MetricSource, logs: LogSource | None, create_store: bool = False) -> Wiring:
+def assemble(
+    catalogue: Catalogue, *, metrics: MetricSource, logs: LogSource | None, create_store: bool = False, clock: Clock = utc_now,
+) -> Wiring:
     """The wiring of `catalogue` over these metric and log sources, with its history store when the store
     exists, when `create_store`, or when the baseline policy (last-good) reads it."""
     settings = catalogue.store
@@ -76,7 +92,7 @@ def assemble(catalogue: Catalogue, *, metrics: MetricSource, logs: LogSource | N
         metrics=metrics, deploys=MetricDeploySource(metrics), logs=logs, store=store, not_a_risk=catalogue.not_a_risk,
         service_names=names,
     )
-    return Wiring(catalogue, sources)
+    return Wiring(catalogue, sources, clock)
 
 
 def open_store(settings: StoreSettings, where: str) -> Store:

@@ -14,7 +14,7 @@ from releasehealth.model import LogSettings, Policy
 from releasehealth.simulator.fleet import Fleet, simulate
 from releasehealth.simulator.logs import simulate_logs
 from releasehealth.simulator.sources import SimulatedLogSource, SimulatedMetricSource
-from releasehealth.wiring import Wiring, assemble
+from releasehealth.wiring import Wiring, assemble, utc_now
 
 LOG_INDEX = "logs-{service}"
 # The demo fleet's owners, as in the shipped release-health.yaml, so the dashboard's team filter has teams.
@@ -39,16 +39,22 @@ class Demo:
     catalogue: Catalogue
     metrics: SimulatedMetricSource
     logs: SimulatedLogSource
+    pinned_end: datetime | None = None  # --demo-end: "now" stays there, as the history does
 
     def wire(self, create_store: bool = False) -> Wiring:
-        """The demo behind the one wiring, as a real configuration would be."""
-        return assemble(self.catalogue, metrics=self.metrics, logs=self.logs, create_store=create_store)
+        """The demo behind the one wiring, as a real configuration would be; a pinned demo's clock stops
+        at its end, so every query, deploy age and window reads as of that time."""
+        end = self.pinned_end
+        clock = utc_now if end is None else (lambda: end)
+        return assemble(self.catalogue, metrics=self.metrics, logs=self.logs, create_store=create_store, clock=clock)
 
 
 def build(seed: int = 7, end: datetime | None = None, *, store: str | None = None) -> Demo:
     """The demo fleet of `seed`, its history ending at `end` (default now), with the demo's history store
     for that seed (or `store`)."""
-    return of_fleet(simulate(seed=seed, end=end), store=store or store_url(seed))
+    demo = of_fleet(simulate(seed=seed, end=end), store=store or store_url(seed))
+    # The fleet's history ends at `end` floored to the minute: the clock stops where the data does.
+    return dataclasses.replace(demo, pinned_end=demo.fleet.end) if end is not None else demo
 
 
 # The accuracy scenario's services also report the connections they hold (a pool's gauge, as OpenTelemetry's

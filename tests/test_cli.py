@@ -160,3 +160,14 @@ def test_the_hint_of_a_report_never_evaluated_is_a_command_that_works_when_copie
     assert runner.invoke(app, words[1:]).exit_code in (0, 2, 3)  # evaluated and saved: promote, hold or rollback
     second = runner.invoke(app, [*DEMO, *store, "report", "search-service", "--format", "md"])
     assert second.exit_code == 0 and "search-service" in second.output
+
+
+def test_a_pinned_demo_reads_as_of_its_end_not_the_wall_clock() -> None:
+    """--demo-end stops the demo's clock: every query, the deploy scan's too, ends at the demo's end."""
+    result = runner.invoke(app, [*DEMO, "evaluate", "search-service", "-f", "json"])
+    evaluation = json.loads(result.stdout)
+    ends = {datetime.fromisoformat(q["end"]) for q in evaluation["queries"]}
+    assert {q["template"] for q in evaluation["queries"]} >= {"first_seen", "deploy_events"}
+    assert max(ends) == DEMO_END and datetime.fromisoformat(evaluation["evaluated_at"]) == DEMO_END
+    deploys = runner.invoke(app, [*DEMO, "deploys", "search-service"])
+    assert deploys.exit_code == 0, deploys.output

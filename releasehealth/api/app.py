@@ -97,7 +97,7 @@ def create_app(wired: Wiring, environ: Mapping[str, str] | None = None) -> FastA
     answers = VerdictCache()
     authorised = _bearer(token, variable)
     versions = Versions(lambda name: [
-        d.version for d in deploys_of(sources, catalogue.service(name), catalogue.policy, datetime.now(UTC))
+        d.version for d in deploys_of(sources, catalogue.service(name), catalogue.policy, wired.now())
     ])
 
     def known(name: str) -> None:
@@ -112,7 +112,7 @@ def create_app(wired: Wiring, environ: Mapping[str, str] | None = None) -> FastA
         if not versions.known(service, version):
             raise NotFoundError(unknown_version_text(service, version, list(versions.seen(service)), catalogue.policy.lookback))
         policy = gate_policy if gated else catalogue.policy
-        evaluation = evaluate_release(sources, catalogue.service(service), policy, version)
+        evaluation = evaluate_release(sources, catalogue.service(service), policy, version, now=wired.now())
         store.save_evaluation(evaluation)
         return answer(evaluation, policy.window)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -47,7 +47,7 @@ def deploys(ctx: typer.Context, service: str) -> None:
     opened = ctx.obj.open()
     catalogue = opened.catalogue
     table = Table("version", "deployed at (UTC)", "last seen (UTC)", "source")
-    for d in deploys_of(opened.sources, catalogue.service(service), catalogue.policy, datetime.now(UTC)):
+    for d in deploys_of(opened.sources, catalogue.service(service), catalogue.policy, opened.now()):
         table.add_row(shown(d.version), format_seconds(d.started_at), format_seconds(d.last_seen), d.source.value)
     out.print(table)
 
@@ -78,7 +78,7 @@ def evaluate(
     opened = ctx.obj.open(create_store=save)
     catalogue = opened.catalogue
     policy = config.with_baseline(catalogue.policy, baseline) if baseline else catalogue.policy
-    now = utc_option(at, "--at")
+    now = utc_option(at, "--at") or opened.now()
     evaluation = evaluate_release(opened.sources, catalogue.service(service), policy, version, now=now)
     if save and evaluation.candidate is not None:
         store_of(opened).save_evaluation(evaluation)
@@ -118,7 +118,7 @@ def record_deploy(
         raise ConfigError("record-deploy", problems or ["--version: empty"])
     opened = ctx.obj.open(create_store=True)
     opened.catalogue.service(service)  # an unknown service is an error naming the known ones
-    started = utc_option(at, "--at") or datetime.now(UTC)
+    started = utc_option(at, "--at") or opened.now()
     store = store_of(opened)
     store.record_deploy(Deploy(service, version, started, DeploySourceKind.RECORDED, commit=commit))
     out.print(f"recorded {shown(service)} {shown(version)} deployed at {format_seconds(started)} UTC in {shown(store.name)}")
