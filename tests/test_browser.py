@@ -257,7 +257,7 @@ GRID_WIDTHS = """() => Array.from(document.querySelectorAll('[data-testid="stDat
 
 
 @pytest.mark.parametrize("width", [1280, 1920])
-def test_the_release_pages_tables_show_their_key_columns_without_scrolling(
+def test_every_pages_tables_show_their_key_columns_without_scrolling(
     browser: Browser, dashboard: DashboardServer, expected: Expected, width: int, artifacts: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -270,12 +270,17 @@ def test_the_release_pages_tables_show_their_key_columns_without_scrolling(
     context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
-        page.goto(f"{dashboard.url}/release?service={service}&version={version}")
-        expect(page.get_by_role("heading", name="Logs")).to_be_visible(timeout=TIMEOUT_MS)
-        _wait_rendered(page)
-        page.wait_for_function(f"() => ({GRID_WIDTHS})().length >= 3", timeout=TIMEOUT_MS)
-        widths = page.evaluate(GRID_WIDTHS)
-        assert all(scroll <= client + 1 for scroll, client in widths), f"a table scrolls sideways at {width} px: {widths}"
-        _screenshot(page, artifacts, f"browser-release-{width}px", capsys)
+        for path, heading, grids in (
+            (f"/release?service={service}&version={version}", "Logs", 3),
+            (f"/service?service={service}", "Releases", 1),
+            ("/sources", "Sources", 1),
+        ):
+            page.goto(dashboard.url + path)
+            expect(page.get_by_role("heading", name=heading).first).to_be_visible(timeout=TIMEOUT_MS)
+            _wait_rendered(page)
+            page.wait_for_function(f"() => ({GRID_WIDTHS})().length >= {grids}", timeout=TIMEOUT_MS)
+            widths = page.evaluate(GRID_WIDTHS)
+            assert all(scroll <= client + 1 for scroll, client in widths), f"{path}: a table scrolls sideways at {width} px: {widths}"
+            _screenshot(page, artifacts, f"browser-{path.strip('/').split('?')[0]}-{width}px", capsys)
     finally:
         context.close()
