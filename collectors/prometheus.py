@@ -44,6 +44,7 @@ MAX_ANSWER_MB = 64
 MAX_ANSWER_POINTS = 2_000_000
 CHUNK_BYTES = 2**16
 ERROR_TEXT = 300  # characters of an error answer kept in a message
+LONG_QUERY = 4096  # characters of PromQL sent in the URL; longer ones are POSTed as a form
 
 
 class PrometheusMetricSource:
@@ -158,7 +159,13 @@ class PrometheusMetricSource:
         """(HTTP status, body) of one GET, within the deadline, the body at most max_answer_mb."""
         remaining = max(deadline - time.monotonic(), 0.1)
         try:
-            with self._session.get(self._url + path, params=params, timeout=remaining, stream=True) as response:
+            # A long query (a deploy scan's fine stage names many steps) goes in a form body, as Prometheus
+            # allows: a URL of hundreds of kilobytes is refused by servers and proxies on the way.
+            long = len(str(params.get("query", ""))) > LONG_QUERY
+            with self._session.request(
+                "POST" if long else "GET", self._url + path, params=None if long else params, data=params if long else None,
+                timeout=remaining, stream=True,
+            ) as response:
                 chunks, size = [], 0
                 for chunk in response.iter_content(CHUNK_BYTES):
                     size += len(chunk)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from releasehealth.collectors.deploys import Detection, ScanMemory
+from releasehealth.collectors.deploys import Detection, MetricDeploySource, ScanMemory
 from releasehealth.errors import SourceError
 from releasehealth.format import format_time
 from releasehealth.model import (
@@ -27,7 +27,7 @@ from releasehealth.model import (
     Service,
 )
 from releasehealth.queries import kubernetes
-from releasehealth.queries.promql import QueryGroup
+from releasehealth.queries.promql import QueryGroup, format_duration
 from releasehealth.sources import Sources
 
 __all__ = ["ScanMemory", "deploys_of", "discover"]  # ScanMemory: for a front end to keep across wirings
@@ -71,11 +71,11 @@ def discover(sources: Sources, services: Sequence[Service], policy: Policy, now:
         groups.setdefault(key, []).append(service)
     for (group, first_template, last_template, no_version), members in groups.items():
         names = [s.name for s in members]
-        found, first, last = _detect(sources, group, (first_template, last_template), names, no_version, policy, now)
+        found, queries = _detect(sources, group, (first_template, last_template), names, no_version, policy, now)
         for service in members:
             mine = [d for d in found.deploys if d.service == service.name]
             scan.by_service[service.name] = mine
-            scan.queries[service.name] = (first, last)
+            scan.queries[service.name] = queries
             if mine or service.name in found.unversioned:
                 scan.seen.add(service.name)
             if not service.labels.version or (service.name in found.unversioned and not mine):
@@ -106,9 +106,10 @@ class _Remembered:
 def _detect(
     sources: Sources, group: QueryGroup, templates: tuple[str, str], names: list[str], no_version: str, policy: Policy,
     now: datetime,
-) -> tuple[Detection, Query, Query]:
-    """The deploys of one group: the whole lookback, or, after a scan of the same group less than
-    FULL_RESCAN ago, only the time since, merged with what that scan found."""
+) -> tuple[Detection, tuple[Query, ...]]:
+    """The deploys of one group, and the queries that found them: the whole lookback (in two stages, see
+    `_scan_in_two_stages`), or, after a scan of the same group less than FULL_RESCAN ago, only the time
+    since, merged with what that scan found."""
     key = (group, templates, tuple(names), no_version, policy.lookback, policy.step)
     deploys = sources.deploys
     known: _Remembered | None = deploys.memory.get(key)
@@ -117,19 +118,107 @@ def _detect(
     if known is not None and since_known:
         steps = math.ceil((now - known.scanned_at) / policy.step) + OVERLAP_STEPS
         lookback = min(policy.lookback, steps * policy.step)
-    first, last = (
-        group.instant(name, template, names, end=now, lookback=lookback, step=policy.step)
-        for name, template in zip(("first_seen", "last_seen"), templates, strict=True)
-    )
     try:
-        found = deploys.scan(first, last, no_version)
+        if lookback >= TWO_STAGES_FROM and lookback >= 3 * COARSE_STEPS * policy.step:
+            found, queries = _scan_in_two_stages(deploys, group, templates, names, no_version, policy.step, now, lookback)
+        else:
+            first, last = _seen_queries(group, templates, names, now, lookback, policy.step)
+            found, queries = deploys.scan(first, last, no_version), (first, last)
     except SourceError as exc:
-        raise exc.about(f"reading the deploys (queries {first.template!r} and {last.template!r})") from exc
+        raise exc.about("reading the deploys (queries 'first_seen' and 'last_seen')") from exc
     if known is not None and since_known and lookback < policy.lookback:
         found = _merged(known.detection, found, now - policy.lookback)
     full_at = known.full_at if known is not None and since_known and lookback < policy.lookback else now
     deploys.memory.put(key, _Remembered(now, full_at, found))
-    return found, first, last
+    return found, queries
+
+
+def _seen_queries(
+    group: QueryGroup, templates: tuple[str, str], names: Sequence[str], end: datetime, lookback: timedelta, step: timedelta
+) -> tuple[Query, Query]:
+    first, last = (
+        group.instant(name, template, names, end=end, lookback=lookback, step=step)
+        for name, template in zip(("first_seen", "last_seen"), templates, strict=True)
+    )
+    return first, last
+
+
+# A scan of the whole lookback at the policy's step evaluates the template's subquery at every step of a
+# week (10,080 for 1-minute steps) over every series: seconds of Prometheus's time for a fleet, on every
+# cold start. Two stages find the same times for a tenth of that: a coarse scan at COARSE_STEPS steps
+# tells in which coarse step each version was first and last seen, then one query per template reads
+# only those coarse steps (and the lookback's two ends) at the policy's step.
+COARSE_STEPS = 10
+TWO_STAGES_FROM = timedelta(hours=6)  # shorter scans (the incremental ones) are cheap in one stage
+
+
+def _scan_in_two_stages(
+    deploys: MetricDeploySource, group: QueryGroup, templates: tuple[str, str], names: list[str], no_version: str,
+    step: timedelta, now: datetime, lookback: timedelta,
+) -> tuple[Detection, tuple[Query, ...]]:
+    """The deploys a scan of the lookback at `step` finds, exactly, in two stages.
+
+    The template's subquery looks at each step t for a sample in the step before it, and the first (or
+    last) such step is the time. The coarse stage asks the same at coarse steps C = COARSE_STEPS x step,
+    aligned on C, over the coarse steps inside the lookback: a version's first sample is in the coarse step
+    before its first coarse step T. The fine stage evaluates the template at `step` over the C before each
+    such T (`@ T`), over the head of the lookback before the first coarse step and over its tail after the
+    last one, each for the services it concerns, and keeps each version's earliest (latest) answer: every
+    term reads the very steps the one-stage scan reads there, never one outside the lookback, so the times
+    are the same whether the server's ranges include their start (Prometheus 2) or not (3)."""
+    now = now.replace(microsecond=0)  # whole seconds for PromQL's durations; no step lies in between
+    coarse = step * COARSE_STEPS
+    start = now - lookback
+    tail_start = _floor(now, coarse)  # the last coarse step
+    # The coarse steps' range starts here, after the lookback's start: a server whose ranges include their
+    # start reads a step at the lookback's start, which the head term (of a positive span) then reads too.
+    head_end = tail_start - coarse * (math.ceil((tail_start - start) / coarse) - 1)
+    rough_queries = _seen_queries(group, templates, names, tail_start, tail_start - head_end, coarse)
+    rough = deploys.scan(*rough_queries, no_version)
+    first_steps: dict[datetime, set[str]] = {}
+    last_steps: dict[datetime, set[str]] = {}
+    for deploy in rough.deploys:
+        first_steps.setdefault(deploy.started_at, set()).add(deploy.service)
+        if deploy.last_seen is not None:
+            last_steps.setdefault(deploy.last_seen, set()).add(deploy.service)
+    for service, since in rough.unversioned.items():
+        first_steps.setdefault(since, set()).add(service)
+    fine = []
+    for name, template, steps, keep in (
+        ("first_seen", templates[0], first_steps, "min"), ("last_seen", templates[1], last_steps, "max"),
+    ):
+        terms = [(at, sorted(services), min(coarse, at - start)) for at, services in sorted(steps.items())]
+        terms += [(head_end, names, head_end - start), (now, names, now - tail_start)]
+        texts = [
+            _term(group, name, template, members, at, span, step, now, number)
+            for number, (at, members, span) in enumerate(t for t in terms if t[2] > timedelta(0))
+        ]
+        whole = group.instant(name, template, names, end=now, lookback=lookback, step=step)
+        fine.append(dataclasses.replace(whole, text=f"{keep} without ({TERM_LABEL}) ({' or '.join(texts)})"))
+    return deploys.scan(fine[0], fine[1], no_version), (*rough_queries, *fine)
+
+
+TERM_LABEL = "release_health_term"  # tells the fine stage's terms apart, so that `or` keeps every answer
+
+
+def _term(
+    group: QueryGroup, name: str, template: str, services: Sequence[str], at: datetime, span: timedelta, step: timedelta,
+    now: datetime, number: int,
+) -> str:
+    """The template over the `span` before `at` for `services`, labelled with its `number`: evaluated at
+    `at` by a one-step subquery `@ at` (PromQL's @ applies to selectors and subqueries, not to a whole
+    expression); at `now`, as it is."""
+    text = group.instant(name, template, services, end=at, lookback=span, step=step).text
+    if at != now:
+        text = f"last_over_time(({text})[{format_duration(step)}:{format_duration(step)}] @ {at.timestamp():.0f})"
+    return f'label_replace({text}, "{TERM_LABEL}", "{number}", "", "")'
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    """`moment` down to a multiple of `step` since the epoch (where Prometheus aligns subquery steps)."""
+    seconds = step.total_seconds()
+    return datetime.fromtimestamp(math.floor(moment.timestamp() / seconds) * seconds, moment.tzinfo)
+
 
 
 def _merged(earlier: Detection, recent: Detection, since: datetime) -> Detection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import socket
 import threading
@@ -13,17 +14,19 @@ import numpy as np
 import promql_parser
 import pytest
 
-from releasehealth import config, fetch, wiring
+from releasehealth import config, deploys, fetch, wiring
 from releasehealth.collectors.deploys import MetricDeploySource
 from releasehealth.collectors.prometheus import PrometheusMetricSource
 from releasehealth.config import Catalogue, load_preset
 from releasehealth.errors import InvalidResponse, QueryRejected, SourceUnavailable
-from releasehealth.model import LabelNames, Window
+from releasehealth.model import Deploy, LabelNames, Window
 from releasehealth.queries.promql import QueryGroup
 from releasehealth.scoring.latency import bucket_matrix, smooth_quantile
 from releasehealth.simulator import Fleet
 from releasehealth.simulator.fleet import BUCKETS
+from releasehealth.sources import Sources
 from releasehealth.wiring import Wiring
+from testing.configs import example_config
 from testing.faults import FaultProxy
 from testing.servers import PrometheusServer, free_port
 from tests import helpers
@@ -398,3 +401,35 @@ def test_a_missing_ca_file_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"sources\.prometheus\.ca_file: .*no such file: /nowhere/ca\.pem"):
         config.parse(example_config("https://p:9090", ca_file="/nowhere/ca.pem"))
+
+
+@pytest.mark.parametrize(("before_end", "lookback"), [
+    (timedelta(minutes=-7, seconds=-23), timedelta(days=7)),  # past the data's end, between two coarse steps
+    (timedelta(hours=3, minutes=4, seconds=5), timedelta(hours=9, minutes=13)),  # the lookback starts mid-release
+    (timedelta(hours=10), timedelta(hours=6)),  # the shortest lookback scanned in two stages, on coarse steps
+    (timedelta(hours=5, minutes=59, seconds=59), timedelta(hours=20, seconds=1)),
+])
+def test_a_scan_in_two_stages_finds_the_times_a_scan_at_every_step_finds(
+    fleet: Fleet, prometheus: PrometheusServer, before_end: timedelta, lookback: timedelta,
+) -> None:
+    catalogue = config.parse(example_config(prometheus.url), "release-health.yaml")
+    catalogue = dataclasses.replace(catalogue, policy=dataclasses.replace(catalogue.policy, lookback=lookback))
+    metrics = PrometheusMetricSource(prometheus.url)
+    sources = Sources(metrics=metrics, deploys=MetricDeploySource(metrics))
+    now = fleet.end - before_end
+    scan = deploys.discover(sources, catalogue.services, catalogue.policy, now)
+    # The reference: the preset's templates over the whole lookback at every step, in one query each.
+    names = [s.name for s in catalogue.services]
+    first, last = (
+        QueryGroup(LABELS, source=prometheus.url).instant(t, TEMPLATES[t], names, end=now, lookback=lookback, step=STEP)
+        for t in ("first_seen", "last_seen")
+    )
+    reference = MetricDeploySource(metrics).scan(first, last)
+    def key(deploy: Deploy) -> tuple[str, str]:
+        return deploy.service, deploy.version
+
+    found = sorted((d for service in names for d in scan.by_service[service]), key=key)
+    assert found == sorted(reference.deploys, key=key) and len(found) >= len(names)
+    # Two queries per template, whatever the fleet: a coarse one, and one reading the coarse steps found.
+    assert [q.template for q in scan.queries[names[0]]] == ["first_seen", "last_seen", "first_seen", "last_seen"]
+    assert " or " in scan.queries[names[0]][2].text and "@ " in scan.queries[names[0]][2].text
