@@ -24,6 +24,7 @@ from releasehealth.fetch import (
     cut,
     fetch_logs,
     fetch_metrics,
+    has_service,
     of_version,
 )
 from releasehealth.format import duration_text, plural, unknown_version_text
@@ -273,7 +274,7 @@ def _absent(service: Service, spec: MetricSpec, results: dict[str, Fetched]) -> 
     """"no data for preset X: expected metric Y" when a query the metric needs returned no series of the
     service at all (in either window, any version): the metric is not exposed as the preset expects."""
     for role, result in results.items():
-        if role not in EXPOSED_ROLES or any(s.labels.get(service.labels.service) == service.name for s in result.series):
+        if role not in EXPOSED_ROLES or has_service(service, result):
             continue
         template = spec.queries[role]
         source = service.derived[template].source if template in service.derived else template

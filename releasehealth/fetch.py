@@ -192,16 +192,27 @@ def cut(service: Service, template: str, result: Fetched, version: str, window: 
 def of_version(service: Service, template: str, result: Fetched, version: str) -> list[Series]:
     """The series of `template` of one version of one service in the whole answer (any time)."""
     labels, derived = service.labels, service.derived.get(template)
-    names = (labels.service, labels.version)
+    mine = _by_labels(result, labels.service, labels.version).get((service.name, version if labels.version else ""), [])
+    return [s for s in mine if derived is None or derived.selects(s.labels)]
+
+
+def has_service(service: Service, result: Fetched) -> bool:
+    """Whether the answer holds any series of the service (any version, any time): a lookup."""
+    return (service.name, "") in _by_labels(result, service.labels.service, "")
+
+
+def _by_labels(result: Fetched, service_label: str, version_label: str) -> dict[tuple[str, str], list[Series]]:
+    """The answer's series by their (service, version) values (version "" when `version_label` is ""),
+    indexed on first use and kept with the answer."""
+    names = (service_label, version_label)
     by_value = result.by_labels.get(names) if result.by_labels is not None else None
     if by_value is None:
         by_value = {}
         for s in result.series:
-            by_value.setdefault((s.labels.get(labels.service, ""), s.labels.get(labels.version, "") if labels.version else ""), []).append(s)
+            by_value.setdefault((s.labels.get(service_label, ""), s.labels.get(version_label, "") if version_label else ""), []).append(s)
         if result.by_labels is not None:
             result.by_labels[names] = by_value
-    mine = by_value.get((service.name, version if labels.version else ""), [])
-    return [s for s in mine if derived is None or derived.selects(s.labels)]
+    return by_value
 
 
 class LogData(NamedTuple):
