@@ -8,7 +8,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
@@ -124,6 +125,18 @@ def action_counts(evaluations: Sequence[Evaluation]) -> None:
     counts = tables.action_counts(evaluations)
     for column, (action, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
         column.metric(action.value, count)
+
+
+def show_pending(place: Any, team_of: Mapping[str, str]) -> Callable[[Mapping[str, Sequence[Deploy]], datetime], None]:
+    """What draws the fleet's releases in `place` (an st.empty) as soon as their deploys are known, while
+    they are judged: the overview's first rows on a cold start, replaced by the verdicts."""
+
+    def show(deploys: Mapping[str, Sequence[Deploy]], now: datetime) -> None:
+        with place.container():
+            st.caption(escape_markdown(f"{plural(len(deploys), 'service')}: their latest releases, being judged…"))
+            st.dataframe(tables.pending_table(deploys, now, team_of), hide_index=True, column_config=OVERVIEW_COLUMNS)
+
+    return show
 
 
 def fleet_table(evaluations: Sequence[Evaluation], team_of: dict[str, str] | None = None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -12,7 +14,7 @@ import streamlit as st
 
 from releasehealth import config, wiring
 from releasehealth.config import Catalogue
-from releasehealth.deploys import ScanMemory, deploys_of
+from releasehealth.deploys import DeployScan, ScanMemory, deploys_of, discover
 from releasehealth.errors import ConfigError, ReleaseHealthError
 from releasehealth.evaluate import (
     Progress,
@@ -76,9 +78,34 @@ def catalogue() -> Loaded[Catalogue]:
     return Loaded(error=opened.error) if opened.value is None else Loaded(opened.value.catalogue)
 
 
-def fleet(progress: Progress = None) -> Loaded[list[Evaluation]]:
-    """The latest release of every service, evaluated; `progress` hears each step when it is not cached."""
-    return _fleet(settings(), _progress=progress)
+DeploysFound = Callable[[Mapping[str, Sequence[Deploy]], datetime], None]
+
+
+def fleet(progress: Progress = None, deploys_found: DeploysFound | None = None) -> Loaded[list[Evaluation]]:
+    """The latest release of every service, evaluated; when it is not cached, `progress` hears each step
+    and `deploys_found` is shown the deploys (as of when) before the releases are judged. It is called
+    here, outside the cached evaluation: Streamlit replays what a cached function draws, and cannot
+    replay drawing into a place made outside it."""
+    current = settings()
+    discovered = None
+    if deploys_found is not None and time.monotonic() - _fleet_evaluated.get(current, -math.inf) > TTL_SECONDS:
+        scanned = _run(current, _discover)
+        if scanned.value is not None:
+            deploys_found(scanned.value[0].by_service, scanned.value[1])
+            discovered = scanned.value
+    loaded = _fleet(current, _progress=progress, _discovered=discovered)
+    _fleet_evaluated[current] = time.monotonic()
+    return loaded
+
+
+def _discover(w: Wiring) -> tuple[DeployScan, datetime]:
+    now = w.now()
+    return discover(w.sources, w.catalogue.services, w.catalogue.policy, now), now
+
+
+# When each settings' fleet was last evaluated (or read from the cache): a page shows the deploys while the
+# releases are judged only when the cached fleet has expired, not on every rerun.
+_fleet_evaluated: dict[Settings, float] = {}
 
 
 def release(service: str, version: str | None, baseline: str | None = None, progress: Progress = None) -> Loaded[Evaluation]:
@@ -180,8 +207,14 @@ def _run(current: Settings, call: Callable[[Wiring], T]) -> Loaded[T]:
 # 0.4 s to copy back on every rerun, and pickling computes every verdict's per-step chart series, which the
 # overview never shows. Evaluations are frozen: nothing changes them.
 @st.cache_resource(ttl=TTL_SECONDS, show_spinner=False)
-def _fleet(current: Settings, _progress: Progress = None) -> Loaded[list[Evaluation]]:
-    return _run(current, lambda w: evaluate_fleet(w.sources, w.catalogue.services, w.catalogue.policy, now=w.now(), progress=_progress))
+def _fleet(
+    current: Settings, _progress: Progress = None, _discovered: tuple[DeployScan, datetime] | None = None
+) -> Loaded[list[Evaluation]]:
+    def evaluate(w: Wiring) -> list[Evaluation]:
+        scan, now = _discovered if _discovered is not None else (None, w.now())
+        return evaluate_fleet(w.sources, w.catalogue.services, w.catalogue.policy, now=now, progress=_progress, discovered=scan)
+
+    return _run(current, evaluate)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from releasehealth.format import (
     plural,
     value_text,
 )
-from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, Classification, LogWindowData, Policy
+from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, Classification, Deploy, LogWindowData, Policy
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
 # Riskiest first: what the on-call engineer must look at before anything else.
@@ -154,6 +155,21 @@ def metric_changes_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
     metric_columns = [c for c in table.columns if c not in ("service", "deployed")]
     table[metric_columns] = table[metric_columns].fillna("")
     return table
+
+
+def pending_table(
+    deploys: Mapping[str, Sequence[Deploy]], now: datetime, team_of: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per service as soon as its deploys are known, before they are judged: the latest release,
+    its team and age, newest deploys first (what changed last is what on-call asks about first)."""
+    rows = [
+        {"service": service, "version": found[-1].version if found else NONE, "team": (team_of or {}).get(service) or NONE,
+         "age": format_age(now - found[-1].started_at) if found else NONE, "action": "judging…"}
+        for service, found in deploys.items()
+    ]
+    latest = {service: found[-1].started_at if found else None for service, found in deploys.items()}
+    rows.sort(key=lambda row: (latest[row["service"]] is None, -(latest[row["service"]] or now).timestamp(), row["service"]))
+    return pd.DataFrame(rows, columns=["service", "version", "team", "age", "action"])
 
 
 def _overview_row(evaluation: Evaluation, team: str) -> dict[str, Any]:

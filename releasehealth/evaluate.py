@@ -62,12 +62,15 @@ def evaluate_release(
 
 
 def evaluate_fleet(
-    sources: Sources, services: Sequence[Service], policy: Policy, *, now: datetime | None = None, progress: Progress = None
+    sources: Sources, services: Sequence[Service], policy: Policy, *, now: datetime | None = None, progress: Progress = None,
+    discovered: DeployScan | None = None,
 ) -> list[Evaluation]:
-    """Evaluate the latest release of every service, with one query per template per group."""
+    """Evaluate the latest release of every service, with one query per template per group; on the
+    deploys `discovered` (by `discover` at `now`) when the caller has already read them (a page shows them
+    while the releases are judged)."""
     now = now or datetime.now(UTC)
     _say(progress, f"reading the deploys of {len(services)} services")
-    scan = discover(sources, services, policy, now)
+    scan = discovered if discovered is not None else discover(sources, services, policy, now)
     requests: list[tuple[Service, list[Deploy], str | None]] = [(s, scan.by_service[s.name], None) for s in services]
     return _evaluate_all(sources, policy, requests, scan, now, progress)
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from releasehealth.config import Catalogue
 from releasehealth.dashboard import charts, tables
 from releasehealth.dashboard.components import escape_markdown
-from releasehealth.model import Action, LogWindowData, Series, SignatureStatus, Window
+from releasehealth.model import Action, Deploy, DeploySourceKind, LogWindowData, Series, SignatureStatus, Window
 from releasehealth.simulator import Fleet, ReleaseLabel, demo
 from releasehealth.sources import Sources
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict
@@ -163,6 +163,8 @@ def test_overview_lists_every_demo_service_riskiest_first(demo_env: None) -> Non
     assert not at.exception
     table = at.dataframe[0].value
     catalogue, _, _ = helpers.demo(seed=7)
+    # The releases shown while they were judged (a cold start) are gone once the verdicts are there.
+    assert "judging…" not in set(table["action"]) and not [c for c in at.caption if "being judged" in c.value]
     assert sorted(table["service"]) == sorted(s.name for s in catalogue.services)
     assert len(table) == DEMO_SERVICES
     assert table["action"].iloc[0] == Action.ROLLBACK.value
@@ -795,3 +797,36 @@ def test_the_dashboards_pages_are_the_paths_its_server_answers() -> None:
 
     views = {p.stem for p in (APP.parent / "views").glob("*.py") if p.stem != "__init__"}
     assert views <= server.PAGE_PATHS
+
+
+def test_the_fleets_releases_are_shown_before_they_are_judged_and_judged_on_that_scan() -> None:
+    from releasehealth.deploys import discover
+    from releasehealth.evaluate import evaluate_fleet
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    catalogue, sources, fleet = helpers.demo(seed=7, end=end)
+    scan = discover(sources, catalogue.services, catalogue.policy, end)
+    scanned = sources.metrics.queries_run
+    evaluations = evaluate_fleet(sources, catalogue.services, catalogue.policy, now=end, discovered=scan)
+    assert not [q for e in evaluations for q in e.queries if q.template in ("first_seen", "last_seen") and q not in scan.queries[e.service]]
+    _, fresh, _ = helpers.demo(seed=7, end=end)
+    from releasehealth.serialize import evaluation_to_dict
+
+    again = evaluate_fleet(fresh, catalogue.services, catalogue.policy, now=end)
+    assert [evaluation_to_dict(e) for e in again] == [evaluation_to_dict(e) for e in evaluations]
+    assert fresh.metrics.queries_run == sources.metrics.queries_run  # the scan was not read again
+    assert [e.candidate.version for e in evaluations if e.candidate] == [s.releases[-1].version for s in fleet.services]
+    deploys = {s.name: [Deploy(s.name, r.version, r.deployed_at, DeploySourceKind.DETECTED) for r in s.releases] for s in fleet.services}
+    deploys["silent-service"] = []
+    table = tables.pending_table(deploys, end, {"cart-service": "checkout"})
+    assert list(table.columns) == ["service", "version", "team", "age", "action"]
+    newest = max(fleet.services, key=lambda s: s.releases[-1].deployed_at)
+    assert table["service"].iloc[0] == newest.name and table["service"].iloc[-1] == "silent-service"
+    assert set(table["action"]) == {"judging…"} and table.loc[table["service"] == "silent-service", "version"].item() == tables.NONE
+
+
+def test_the_overview_reruns_from_its_cache_without_drawing_the_pending_releases_again(demo_env: None) -> None:
+    first = _app().run()
+    again = _app().run()  # the fleet is cached now: nothing is drawn from inside the cached evaluation
+    assert not first.exception and not again.exception
+    assert again.dataframe[0].value["action"].iloc[0] == Action.ROLLBACK.value

@@ -18,11 +18,13 @@ def overview() -> None:
     # while the filters, and the rest of the page, stay as they are.
     catalogue = components.unwrap(data.catalogue())
     status, progress = components.evaluating(f"{len(catalogue.services)} services")
+    team_of = {s.name: s.team for s in catalogue.services}
     started = time.perf_counter()
-    loaded = data.fleet(progress)
+    pending = st.empty()  # the releases, while they are judged (only when the fleet is not cached)
+    loaded = data.fleet(progress, components.show_pending(pending, team_of))
+    pending.empty()
     components.evaluated(status, loaded, time.perf_counter() - started, f"Evaluated {len(catalogue.services)} services")
     evaluations = components.unwrap(loaded)
-    team_of = {s.name: s.team for s in catalogue.services}
     components.action_counts(evaluations)
     shown = components.overview_filters(evaluations, team_of)
     components.fleet_table(shown, team_of)
