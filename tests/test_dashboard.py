@@ -806,7 +806,6 @@ def test_the_fleets_releases_are_shown_before_they_are_judged_and_judged_on_that
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     catalogue, sources, fleet = helpers.demo(seed=7, end=end)
     scan = discover(sources, catalogue.services, catalogue.policy, end)
-    scanned = sources.metrics.queries_run
     evaluations = evaluate_fleet(sources, catalogue.services, catalogue.policy, now=end, discovered=scan)
     assert not [q for e in evaluations for q in e.queries if q.template in ("first_seen", "last_seen") and q not in scan.queries[e.service]]
     _, fresh, _ = helpers.demo(seed=7, end=end)
