@@ -152,7 +152,9 @@ def test_the_dashboard_goes_through_the_core_only() -> None:
 
 def test_only_the_store_talks_sql_and_only_the_api_serves_http() -> None:
     assert _importers("sqlalchemy") <= {"releasehealth.store"}
-    assert all(m.startswith("releasehealth.api") for m in _importers("fastapi") | _importers("uvicorn") | _importers("starlette"))
+    assert all(m.startswith("releasehealth.api") for m in _importers("fastapi") | _importers("uvicorn"))
+    # Streamlit serves the dashboard as a Starlette app; its one middleware is the dashboard's server module.
+    assert _importers("starlette") <= {"releasehealth.dashboard.server"} | {m for m in MODULES if m.startswith("releasehealth.api")}
 
 
 def _cycle(edges: dict[str, set[str]]) -> list[str]:

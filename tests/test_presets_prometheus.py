@@ -199,12 +199,12 @@ def test_a_fleet_mixing_presets_is_judged_in_one_batch_as_each_preset_alone(
     wired = wiring.connect(mixed)
     sources = wired.sources
     together = helpers.fleet(Wiring(mixed, sources), now=preset_fleet.end)
-    # One query per template per preset (every service here on a preset of its own), two per preset to
-    # detect deploys, two for kube-state-metrics: never one per service.
+    # One query per template per preset (every service here on a preset of its own), four per preset to
+    # detect deploys (two templates in two stages), two for kube-state-metrics: never one per service.
     # One query per template a service's metrics read (a derived template reads its source's answer).
     read = [{s.derived[t].source if t in s.derived else t for m in s.metrics for t in m.queries.values()} for s in mixed.services]
     templates = sum(len(names) for names in read)
-    assert sources.metrics.queries_run == templates + 2 * len(PRESETS) + 2
+    assert sources.metrics.queries_run == templates + 4 * len(PRESETS) + 2
     for service, evaluation in zip(mixed.services, together, strict=True):
         alone = _catalogue(preset_prometheus.url, preset_fleet, service.preset)
         expected = helpers.evaluate(wiring.connect(alone), service.name, now=preset_fleet.end)
