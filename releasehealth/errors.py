@@ -66,3 +66,7 @@ class InvalidResponse(SourceError):
 
 class PartialResponse(SourceError):
     """The source answered, but with part of the data only: not to be judged as if it were whole."""
+
+
+class DeliveryError(ReleaseHealthError):
+    """A message was not delivered (refused, unreachable, timed out): watch mode's outbox tries again later."""

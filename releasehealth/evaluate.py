@@ -45,16 +45,17 @@ EXPOSED_ROLES = ("denominator", "buckets", "value")
 
 def evaluate_release(
     sources: Sources, service: Service, policy: Policy, version: str | None = None, *, now: datetime | None = None,
-    progress: Progress = None,
+    progress: Progress = None, discovered: DeployScan | None = None,
 ) -> Evaluation:
-    """Evaluate one release of a service (the latest if `version` is None) against its baseline.
+    """Evaluate one release of a service (the latest if `version` is None) against its baseline; on the
+    deploys `discovered` (at `now`, of a scan that covers the service) when the caller has read them.
 
     Raises NotFoundError for an unknown version, SourceError if deploys cannot be read; a metric whose
     data cannot be fetched becomes an ERROR verdict instead.
     """
     now = now or datetime.now(UTC)
     _say(progress, f"reading the deploys of {service.name}")
-    scan = discover(sources, [service], policy, now)
+    scan = discovered if discovered is not None else discover(sources, [service], policy, now)
     deploys = scan.by_service[service.name]
     if version is not None and version not in {d.version for d in deploys}:
         raise NotFoundError(unknown_version_text(service.name, version, [d.version for d in deploys], policy.lookback))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +29,8 @@ from releasehealth.serialize import evaluation_to_dict
 from releasehealth.verdicts import Evaluation
 
 # 2: evaluations.deployed_at, the candidate's deploy time: the fleet view is each service's newest release.
-SCHEMA_VERSION = 2
+# 3: watch mode's tables (watched, outbox, leases), created beside the others.
+SCHEMA_VERSION = 3
 DEFAULT_URL = "sqlite:///release-health.db"
 RETRIES = 3  # a locked or briefly unreachable database: tried this many times more, with backoff
 T = TypeVar("T")
@@ -73,6 +74,46 @@ not_a_risk = sa.Table(
     sa.Column("signature", sa.Text, nullable=False, unique=True),
     sa.Column("note", sa.Text, nullable=False, default=""),
     sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Watch mode (schema 3): the releases being watched, the messages to send, and who is the watcher.
+watched = sa.Table(
+    "watched",
+    metadata,
+    sa.Column("service", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("deployed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("team", sa.String(255), nullable=False, default=""),
+    sa.Column("state", sa.String(16), nullable=False),  # watching | final | superseded
+    sa.Column("action", sa.String(16), nullable=False, default=""),  # the last verdict's
+    sa.Column("checks", sa.Integer, nullable=False, default=0),
+    sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("notified", sa.String(16), nullable=False, default=""),  # the action of the open notice, "" none
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("service", "version", name="one_watch_per_release"),
+    sa.Index("watched_by_state", "state", "next_check_at"),
+)
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(255), nullable=False),  # the channel's name in the configuration
+    sa.Column("notice_key", sa.String(1100), nullable=False),  # one message per release and state
+    sa.Column("notice", sa.Text, nullable=False),  # the message's content as JSON (no URL, no secret)
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.UniqueConstraint("channel", "notice_key", name="one_message_per_release_and_state"),
+    sa.Index("outbox_due", "sent_at", "next_attempt_at"),
+)
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -221,6 +262,75 @@ class Store:
     def not_a_risk(self) -> frozenset[str]:
         rows = self._read(lambda c: c.execute(sa.select(not_a_risk.c.signature)).all())
         return frozenset(row[0] for row in rows)
+
+    # ---- watch mode --------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Hold the lease `name` until now + ttl if it is free, expired or already `holder`'s: two watchers
+        on one store, and only the holder evaluates and notifies. True when `holder` holds it."""
+        until, now = _utc(now + ttl), _utc(now)
+
+        def write(connection: Connection) -> bool:
+            taken = connection.execute(
+                leases.update().where(leases.c.name == name, sa.or_(leases.c.holder == holder, leases.c.expires_at <= now))
+                .values(holder=holder, expires_at=until)
+            ).rowcount
+            if taken:
+                return True
+            return bool(_insert_new(connection, leases, {"name": name, "holder": holder, "expires_at": until}))
+
+        return self._write(write)
+
+    def watch(self, release: WatchedRelease) -> bool:
+        """Start watching a release; False when it is watched (or was) already."""
+        return bool(self._write(lambda c: _insert_new(c, watched, _watched_row(release))))
+
+    def watched(self, *, state: str | None = None, due_by: datetime | None = None, service: str | None = None) -> list[WatchedRelease]:
+        """The watched releases (in `state`, due for a check by `due_by`, of `service`), oldest deploy first."""
+        query = sa.select(watched).order_by(watched.c.deployed_at, watched.c.service, watched.c.version)
+        if state is not None:
+            query = query.where(watched.c.state == state)
+        if due_by is not None:
+            query = query.where(watched.c.next_check_at <= _utc(due_by))
+        if service is not None:
+            query = query.where(watched.c.service == service)
+        return [_watched_release(row) for row in self._read(lambda c: c.execute(query).all())]
+
+    def update_watched(self, release: WatchedRelease) -> None:
+        row = _watched_row(release)
+        self._write(lambda c: c.execute(
+            watched.update().where(watched.c.service == release.service, watched.c.version == release.version).values(**row)
+        ))
+
+    def enqueue(self, channel: str, key: str, notice: dict[str, Any], now: datetime) -> bool:
+        """Queue one message for `channel`; False when this release and state was queued for it before (a
+        restart, another watcher): each is sent once."""
+        row = {
+            "channel": channel, "notice_key": key, "notice": json.dumps(notice, separators=(",", ":")),
+            "created_at": _utc(now), "attempts": 0, "next_attempt_at": _utc(now), "last_error": "",
+        }
+        return bool(self._write(lambda c: _insert_new(c, outbox, row)))
+
+    def due_messages(self, now: datetime, limit: int = 100) -> list[QueuedMessage]:
+        """The unsent messages whose next attempt is due, oldest first."""
+        query = (
+            sa.select(outbox).where(outbox.c.sent_at.is_(None), outbox.c.next_attempt_at <= _utc(now))
+            .order_by(outbox.c.id).limit(limit)
+        )
+        return [_queued(row) for row in self._read(lambda c: c.execute(query).all())]
+
+    def messages(self) -> list[QueuedMessage]:
+        """Every queued message, sent or not, oldest first."""
+        return [_queued(row) for row in self._read(lambda c: c.execute(sa.select(outbox).order_by(outbox.c.id)).all())]
+
+    def message_sent(self, message_id: int, now: datetime) -> None:
+        self._write(lambda c: c.execute(outbox.update().where(outbox.c.id == message_id).values(sent_at=_utc(now), last_error="")))
+
+    def message_failed(self, message_id: int, error: str, retry_at: datetime) -> None:
+        self._write(lambda c: c.execute(
+            outbox.update().where(outbox.c.id == message_id)
+            .values(attempts=outbox.c.attempts + 1, last_error=error, next_attempt_at=_utc(retry_at))
+        ))
 
     # ---- plumbing ----------------------------------------------------------------------------------
 
@@ -374,3 +484,67 @@ def _stored(row: Any) -> StoredEvaluation:
 def _first_line(exc: Exception) -> str:
     return str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0][:300]
 
+
+@dataclass(frozen=True)
+class WatchedRelease:
+    """A release watch mode follows: its last verdict, the checks so far, when the next is due, and the
+    action of the message it is announced in (when one was sent)."""
+
+    service: str
+    version: str
+    deployed_at: datetime
+    team: str
+    state: str  # watching | final | superseded
+    action: str
+    checks: int
+    next_check_at: datetime
+    notified: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    channel: str
+    key: str
+    notice: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str
+
+
+def _insert_new(connection: Connection, table: sa.Table, row: dict[str, Any]) -> int:
+    """Insert `row` unless a row with its key is there (another writer's included): the rows inserted."""
+    # ON CONFLICT DO NOTHING, in each database's dialect; the rows RETURNING tells what was inserted
+    # (psycopg's rowcount says -1 for such an insert).
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    key = next(iter(table.primary_key.columns))
+    if connection.dialect.name == "postgresql":
+        statement: sa.Insert = postgresql.insert(table).values(**row).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(table).values(**row).on_conflict_do_nothing()
+    return len(connection.execute(statement.returning(key)).all())
+
+
+def _watched_row(release: WatchedRelease) -> dict[str, Any]:
+    return {
+        "service": release.service, "version": release.version, "deployed_at": _utc(release.deployed_at),
+        "team": release.team, "state": release.state, "action": release.action, "checks": release.checks,
+        "next_check_at": _utc(release.next_check_at), "notified": release.notified, "updated_at": _utc(release.updated_at),
+    }
+
+
+def _watched_release(row: Any) -> WatchedRelease:
+    return WatchedRelease(
+        row.service, row.version, _read_time(row.deployed_at), row.team, row.state, row.action, row.checks,
+        _read_time(row.next_check_at), row.notified, _read_time(row.updated_at),
+    )
+
+
+def _queued(row: Any) -> QueuedMessage:
+    return QueuedMessage(
+        row.id, row.channel, row.notice_key, json.loads(row.notice), row.attempts, _read_time(row.next_attempt_at),
+        _read_time(row.sent_at) if row.sent_at is not None else None, row.last_error,
+    )

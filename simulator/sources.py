@@ -60,9 +60,10 @@ class SimulatedMetricSource:
 
     def _series(self, query: Query, service: SimulatedService, version: str) -> list[Series]:
         labels = {query.labels.service: service.name, query.labels.version: version}
-        times, counters = service.cumulative(version)
-        if query.step is None:
+        if query.step is None:  # first_seen, last_seen: when the version's counters are exposed, no values
+            times = service.times[service.scrapes_of(version)]
             return self._instant(query, labels, times[times <= _seconds(query.end, "end")])
+        times, counters = service.cumulative(version)
         steps = _step_times(query)
         if query.template == "latency_buckets":
             cumulative = np.cumsum(counters["buckets"], axis=1)

@@ -508,3 +508,43 @@ def test_evaluate_last_good_baseline_skips_a_rolled_back_release(tmp_path: Path,
     assert json.loads(previous.stdout)["baseline"]["version"] == bad  # the release it replaced
     judged = json.loads(last_good.stdout)
     assert judged["baseline"]["version"] == good and judged["baseline_policy"] == "last-good"
+
+
+# ---- watch mode -------------------------------------------------------------------------------------
+
+def test_one_watcher_holds_the_lease_until_it_expires(store: Store) -> None:
+    now, ttl = datetime(2026, 12, 7, 10, tzinfo=UTC), timedelta(seconds=90)
+    assert store.acquire_lease("watch", "a", now, ttl)
+    assert not store.acquire_lease("watch", "b", now + timedelta(seconds=30), ttl)  # a holds it
+    assert store.acquire_lease("watch", "a", now + timedelta(seconds=30), ttl)  # a renews it
+    assert not store.acquire_lease("watch", "b", now + timedelta(seconds=119), ttl)
+    assert store.acquire_lease("watch", "b", now + timedelta(seconds=121), ttl)  # a stopped renewing: b takes over
+    assert not store.acquire_lease("watch", "a", now + timedelta(seconds=122), ttl)
+
+
+def test_a_release_is_watched_once_and_its_state_kept(store: Store) -> None:
+    from releasehealth.store import WatchedRelease
+
+    now = datetime(2026, 12, 7, 10, tzinfo=UTC)
+    release = WatchedRelease("cart-service", "2.4.3", now, "checkout", "watching", "", 0, now + timedelta(minutes=5), "", now)
+    assert store.watch(release) and not store.watch(dataclasses.replace(release, team="other"))
+    assert store.watched(due_by=now) == [] and store.watched(due_by=now + timedelta(minutes=5)) == [release]
+    checked = dataclasses.replace(release, state="final", action="ROLLBACK", checks=1, notified="ROLLBACK")
+    store.update_watched(checked)
+    assert store.watched(state="watching") == [] and store.watched(service="cart-service") == [checked]
+
+
+def test_each_message_is_queued_once_and_retried_until_sent(store: Store) -> None:
+    now = datetime(2026, 12, 7, 10, tzinfo=UTC)
+    notice = {"service": "cart-service", "text": "ROLLBACK cart-service 2.4.3"}
+    assert store.enqueue("slack", "cart-service 2.4.3 ROLLBACK", notice, now)
+    assert not store.enqueue("slack", "cart-service 2.4.3 ROLLBACK", notice, now)  # a restart, a second watcher
+    assert store.enqueue("pager", "cart-service 2.4.3 ROLLBACK", notice, now)  # another channel: its own copy
+    first, second = store.due_messages(now)
+    store.message_failed(first.id, "slack: HTTP 500", now + timedelta(seconds=10))
+    assert [m.id for m in store.due_messages(now)] == [second.id]
+    store.message_sent(second.id, now)
+    retried, = store.due_messages(now + timedelta(seconds=10))
+    assert retried.attempts == 1 and retried.last_error == "slack: HTTP 500" and retried.notice == notice
+    store.message_sent(retried.id, now + timedelta(seconds=10))
+    assert store.due_messages(now + timedelta(days=1)) == [] and all(m.sent_at for m in store.messages())

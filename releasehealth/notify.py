@@ -1,0 +1,182 @@
+"""Watch mode's messages: one per release and state change, to where on-call already looks.
+
+A `Notice` says what happened to a release (it became ROLLBACK or HOLD; later it was promoted or
+replaced), with the verdict's reason, the deep link to its page, its report and the rollback command.
+`payload` shapes it for each kind of channel: a Slack incoming webhook, a Microsoft Teams workflow
+webhook (an Adaptive Card), a generic JSON webhook (signed with HMAC-SHA256 over the timestamp and the
+body), or Alertmanager's v2 API (an alert labelled service, version, action and severity, resolved when
+the release is promoted or replaced). collectors.notifications posts one message; the outbox in the
+history store retries it with `backoff` until it is delivered, so a receiver that is down loses nothing
+across a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlencode
+
+from releasehealth.collectors.notifications import post
+from releasehealth.format import format_time, score_text
+from releasehealth.model import Action
+
+SEND_TIMEOUT = 5.0  # seconds: a receiver that hangs is retried later, it never holds the evaluations up
+SIGNATURE_HEADER = "X-Release-Health-Signature"
+TIMESTAMP_HEADER = "X-Release-Health-Timestamp"
+SEVERITY = {Action.ROLLBACK: "critical", Action.HOLD: "warning", Action.INCONCLUSIVE: "warning"}
+
+
+class ChannelKind(StrEnum):
+    SLACK = "slack"
+    TEAMS = "teams"
+    WEBHOOK = "webhook"
+    ALERTMANAGER = "alertmanager"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What one message says about one release, whatever the channel."""
+
+    service: str
+    version: str
+    baseline: str
+    action: Action  # the state the release is in: ROLLBACK, HOLD; PROMOTE or the last state when resolved
+    reason: str
+    score: float | None
+    team: str
+    at: datetime  # when the watcher judged it
+    release_url: str  # the release's page on the dashboard ("" when no dashboard URL is configured)
+    report_url: str
+    rollback_command: str
+    resolved_action: Action | None = None  # set when this notice ends an earlier ROLLBACK or HOLD notice
+    resolution: str = ""  # why it ended: "promoted", "replaced by 1.4.0"
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_action is not None
+
+    @property
+    def key(self) -> str:
+        """One message per release and state: what the outbox is unique on."""
+        return f"{self.service}\x1f{self.version}\x1f{self.action.value}\x1f{'resolved' if self.resolved else 'open'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        document.update(action=self.action.value, at=self.at.isoformat(),
+                        resolved_action=self.resolved_action.value if self.resolved_action else None)
+        return document
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Notice:
+        resolved = document.get("resolved_action")
+        return cls(**{
+            **document, "action": Action(document["action"]), "at": datetime.fromisoformat(document["at"]),
+            "resolved_action": Action(resolved) if resolved else None,
+        })
+
+
+def release_links(dashboard_url: str, service: str, version: str) -> tuple[str, str]:
+    """The deep links to a release's page and to its report on the dashboard at `dashboard_url`."""
+    if not dashboard_url:
+        return "", ""
+    query = urlencode({"service": service, "version": version})
+    base = dashboard_url.rstrip("/")
+    return f"{base}/release?{query}", f"{base}/release?{query}#report"
+
+
+def headline(notice: Notice) -> str:
+    """The message's first line: what happened to which release."""
+    release = f"{notice.service} {notice.version}"
+    if notice.resolved:
+        return f"{release}: {notice.resolution} (was {notice.resolved_action.value if notice.resolved_action else ''})"
+    return f"{notice.action.value} {release} (baseline {notice.baseline}, score {score_text(notice.score)})"
+
+
+def text(notice: Notice) -> str:
+    """The message as plain text: headline, reason, what to run, where to look."""
+    lines = [headline(notice), notice.reason]
+    if notice.action is Action.ROLLBACK and not notice.resolved and notice.rollback_command:
+        lines.append(f"Roll back with: {notice.rollback_command}")
+    if notice.release_url:
+        lines.append(f"Evidence: {notice.release_url}")
+    lines.append(f"Judged at {format_time(notice.at)}" + (f", team {notice.team}" if notice.team else ""))
+    return "\n".join(lines)
+
+
+def payload(kind: ChannelKind, notice: Notice) -> Any:
+    """The JSON body `kind` expects."""
+    if kind is ChannelKind.SLACK:
+        # Slack's mrkdwn treats <, > and & as markup: escaped, so log text in a reason stays text.
+        return {"text": _slack_escape(text(notice))}
+    if kind is ChannelKind.TEAMS:
+        facts = [{"title": "Reason", "value": notice.reason}]
+        if notice.action is Action.ROLLBACK and not notice.resolved and notice.rollback_command:
+            facts.append({"title": "Roll back with", "value": notice.rollback_command})
+        card: dict[str, Any] = {
+            "type": "AdaptiveCard", "version": "1.4", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "body": [{"type": "TextBlock", "text": headline(notice), "weight": "Bolder", "wrap": True},
+                     {"type": "FactSet", "facts": facts}],
+        }
+        if notice.release_url:
+            card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the evidence", "url": notice.release_url}]
+        return {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+    if kind is ChannelKind.ALERTMANAGER:
+        return [alert(notice)]
+    return {"event": "resolved" if notice.resolved else "verdict", "text": text(notice), **notice.to_dict()}
+
+
+def alert(notice: Notice) -> dict[str, Any]:
+    """The Alertmanager alert of a ROLLBACK or HOLD; a resolved notice ends the alert of the action it
+    resolves (same labels, endsAt now)."""
+    action = notice.resolved_action or notice.action
+    labels = {
+        "alertname": "ReleaseHealthVerdict", "service": notice.service, "version": notice.version,
+        "action": action.value, "severity": SEVERITY.get(action, "warning"),
+    }
+    if notice.team:
+        labels["team"] = notice.team
+    document: dict[str, Any] = {
+        "labels": labels,
+        "annotations": {"summary": headline(notice), "description": notice.reason,
+                        "rollback_command": notice.rollback_command, "report": notice.report_url},
+        "startsAt": notice.at.isoformat(),
+    }
+    if notice.release_url:
+        document["generatorURL"] = notice.release_url
+    if notice.resolved:
+        document["endsAt"] = notice.at.isoformat()
+    return document
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 of "timestamp.body" with the shared secret, as "sha256=<hex>": a receiver recomputes
+    it, compares in constant time and refuses old timestamps (replays)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def send(kind: ChannelKind, url: str, notice: Notice, *, secret: str = "", timeout: float = SEND_TIMEOUT) -> None:
+    """Post `notice` to one channel (Alertmanager: to its v2 alerts path); raise DeliveryError naming the
+    channel's kind, never its URL, when it was not accepted."""
+    target = f"{url.rstrip('/')}/api/v2/alerts" if kind is ChannelKind.ALERTMANAGER else url
+    body = json.dumps(payload(kind, notice), separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json"}
+    if kind is ChannelKind.WEBHOOK and secret:
+        timestamp = f"{notice.at.timestamp():.0f}"
+        headers[TIMESTAMP_HEADER] = timestamp
+        headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)
+    post(target, body, headers, what=kind.value, timeout=timeout)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait before the next try after `attempts` failed ones: 10 s doubling, at most 10 min."""
+    return timedelta(seconds=min(10 * 2 ** max(attempts - 1, 0), 600))
+
+
+def _slack_escape(message: str) -> str:
+    return message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

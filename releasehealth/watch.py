@@ -1,0 +1,237 @@
+"""Watch mode: every deploy judged as it happens, stored, and announced where on-call already looks.
+
+Each `step` (every scan interval) the watcher, if it holds the store's lease (two watchers on one store:
+one works, the other waits), reads the deploys of every service (the incremental scan: only the time
+since the last one), starts watching each service's newest release, and evaluates every watched release
+whose checkpoint is due, as the pipeline gate does: alpha spent across the checks, ROLLBACK as soon as it
+is credible, PROMOTE only after the whole window. Every evaluation goes to the history store, so every
+release gets its post-deploy review without any pipeline integration.
+
+Messages go out on state changes only, one per release and state: when a release turns ROLLBACK, when it
+is still HOLD (or INCONCLUSIVE) once its window is over, and, for a release announced so, when it is later
+promoted or replaced. They are queued in the store's outbox first and sent after the evaluations, retried
+with backoff: a receiver that is down never holds the evaluations up, and a restart loses nothing.
+
+The state lives in the store, not in the process: a watcher restarted (or killed) resumes where the store
+says, never judging a checkpoint's release twice into a second message, never missing one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from releasehealth.config import Catalogue
+from releasehealth.deploys import DeployScan, discover
+from releasehealth.errors import DeliveryError, ReleaseHealthError, SourceError
+from releasehealth.evaluate import evaluate_release
+from releasehealth.gate import gated_policy, is_final
+from releasehealth.model import Action, Deploy, Service
+from releasehealth.notify import ChannelKind, Notice, backoff, release_links
+from releasehealth.sources import Sources
+from releasehealth.store import QueuedMessage, Store, WatchedRelease
+from releasehealth.verdicts import Evaluation
+
+log = logging.getLogger(__name__)
+
+LEASE = "watch"
+WATCHING, FINAL, SUPERSEDED = "watching", "final", "superseded"
+# What is announced; PROMOTE only ends an announcement (a good release is no news), and INCONCLUSIVE (no
+# baseline, no data) is the dashboard's and the watcher's metrics' to show, not a page for on-call.
+ANNOUNCED = (Action.ROLLBACK, Action.HOLD)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where messages go: a name (what the outbox keys on), a kind, the URL and secret (read from the
+    environment), and which teams' or services' releases it is for (all when both are empty)."""
+
+    name: str
+    kind: ChannelKind
+    url: str
+    secret: str = ""
+    teams: frozenset[str] = frozenset()
+    services: frozenset[str] = frozenset()
+
+    def routes(self, service: str, team: str) -> bool:
+        if not self.teams and not self.services:
+            return True
+        return service in self.services or (bool(team) and team in self.teams)
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    interval: timedelta = timedelta(seconds=30)  # between scans
+    check_interval: timedelta = timedelta(minutes=5)  # between a release's checkpoints (alpha is spent per check)
+    # After its window, a release still HOLD is announced and watched this much longer, for a promotion.
+    settle: timedelta = timedelta(hours=2)
+    dashboard_url: str = ""
+    channels: tuple[Channel, ...] = ()
+
+
+Send = Callable[[Channel, Notice], None]
+
+
+@dataclass
+class StepReport:
+    """What one step did: for logs, the watcher's /metrics and the tests."""
+
+    at: datetime
+    holder: bool = True
+    scan_error: str = ""
+    watching: int = 0
+    evaluated: list[tuple[str, str, Action]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (service, version, error)
+    queued: int = 0
+    sent: int = 0
+    send_failures: int = 0
+
+
+class Watcher:
+    def __init__(
+        self, sources: Sources, catalogue: Catalogue, store: Store, settings: WatchSettings, holder: str, send: Send,
+    ) -> None:
+        self.sources, self.catalogue, self.store, self.settings = sources, catalogue, store, settings
+        self.holder, self.send = holder, send
+        self.policy = gated_policy(catalogue.policy, settings.check_interval)
+
+    def step(self, now: datetime) -> StepReport:
+        """One scan: deploys, due checkpoints, then the outbox. Never raises for a source or a receiver."""
+        report = StepReport(now)
+        if not self.store.acquire_lease(LEASE, self.holder, now, 3 * self.settings.interval):
+            report.holder = False
+            return report
+        try:
+            scan = discover(self.sources, self.catalogue.services, self.catalogue.policy, now)
+        except SourceError as exc:
+            # Prometheus down: nothing is judged (never a PROMOTE without data); the queued messages still go.
+            report.scan_error = str(exc)
+        else:
+            known: dict[str, list[WatchedRelease]] = {}
+            for release in self.store.watched():
+                known.setdefault(release.service, []).append(release)
+            for service in self.catalogue.services:
+                self._follow(service, scan.by_service.get(service.name, []), known.get(service.name, []), now, report)
+            for release in self.store.watched(state=WATCHING, due_by=now):
+                self._check(release, scan, now, report)
+        report.watching = len(self.store.watched(state=WATCHING))
+        self._deliver(now, report)
+        return report
+
+    # ---- releases ----------------------------------------------------------------------------------
+
+    def _follow(
+        self, service: Service, deploys: Sequence[Deploy], known: Sequence[WatchedRelease], now: datetime, report: StepReport,
+    ) -> None:
+        """Watch the service's newest release; a release it replaces is done (and its message resolved)."""
+        if not deploys:
+            return
+        newest = deploys[-1]
+        for older in known:
+            if older.version != newest.version and older.state != SUPERSEDED and older.deployed_at < newest.started_at:
+                self._resolve(older, f"replaced by {newest.version}", now, report)
+                self.store.update_watched(dataclasses.replace(older, state=SUPERSEDED, updated_at=now))
+        if any(r.version == newest.version for r in known):
+            return
+        first_check = max(newest.started_at + self.settings.check_interval, now)
+        self.store.watch(WatchedRelease(
+            service.name, newest.version, newest.started_at, service.team, WATCHING, "", 0, first_check, "", now,
+        ))
+
+    def _check(self, release: WatchedRelease, scan: DeployScan, now: datetime, report: StepReport) -> None:
+        service = self.catalogue.service(release.service)
+        try:
+            evaluation = evaluate_release(self.sources, service, self.policy, release.version, now=now, discovered=scan)
+        except ReleaseHealthError as exc:  # the version is gone from the lookback, the deploys unreadable
+            report.failed.append((release.service, release.version, str(exc)))
+            self.store.update_watched(dataclasses.replace(
+                release, next_check_at=now + self.settings.check_interval, updated_at=now,
+            ))
+            return
+        self.store.save_evaluation(evaluation)
+        action = evaluation.recommendation.action
+        report.evaluated.append((release.service, release.version, action))
+        window_over = is_final(evaluation, self.policy.window) or self._window_over(release, now)
+        state, notified = WATCHING, release.notified
+        if action is Action.ROLLBACK:
+            state = FINAL
+        elif action is Action.PROMOTE and window_over:
+            state = FINAL
+        elif window_over and now - release.deployed_at >= self._deadline():
+            state = FINAL
+        if action in ANNOUNCED and (action is Action.ROLLBACK or window_over) and notified != action.value:
+            report.queued += self._announce(release, evaluation, now)
+            notified = action.value
+        elif action is Action.PROMOTE and state == FINAL and notified:
+            self._resolve(release, "promoted", now, report, evaluation)
+            notified = ""
+        self.store.update_watched(dataclasses.replace(
+            release, state=state, action=action.value, checks=release.checks + 1, notified=notified,
+            next_check_at=now + self.settings.check_interval, updated_at=now,
+        ))
+
+    def _window_over(self, release: WatchedRelease, now: datetime) -> bool:
+        """The candidate had its whole window (and warm-up) to show itself: what it is now is its verdict."""
+        return now - release.deployed_at >= self.policy.warmup + self.policy.window + self.settings.check_interval
+
+    def _deadline(self) -> timedelta:
+        return self.policy.warmup + self.policy.window + self.settings.settle
+
+    # ---- messages ----------------------------------------------------------------------------------
+
+    def _announce(self, release: WatchedRelease, evaluation: Evaluation, now: datetime) -> int:
+        notice = self._notice(release, evaluation, now)
+        return self._queue(notice, now)
+
+    def _resolve(
+        self, release: WatchedRelease, why: str, now: datetime, report: StepReport, evaluation: Evaluation | None = None,
+    ) -> None:
+        if not release.notified:
+            return
+        base = self._notice(release, evaluation, now) if evaluation else self._notice(release, None, now)
+        notice = dataclasses.replace(
+            base, action=Action.PROMOTE if why == "promoted" else Action(release.notified),
+            resolved_action=Action(release.notified), resolution=why,
+        )
+        report.queued += self._queue(notice, now)
+
+    def _notice(self, release: WatchedRelease, evaluation: Evaluation | None, now: datetime) -> Notice:
+        release_url, report_url = release_links(self.settings.dashboard_url, release.service, release.version)
+        recommendation = evaluation.recommendation if evaluation else None
+        baseline = recommendation.baseline if recommendation else ""
+        return Notice(
+            service=release.service, version=release.version, baseline=baseline,
+            action=recommendation.action if recommendation else Action(release.action or Action.HOLD.value),
+            reason=recommendation.reason if recommendation else "",
+            score=evaluation.score.score if evaluation and evaluation.score else None, team=release.team, at=now,
+            release_url=release_url, report_url=report_url,
+            rollback_command=self.catalogue.rollback(release.service, release.version, baseline) if baseline else "",
+        )
+
+    def _queue(self, notice: Notice, now: datetime) -> int:
+        return sum(
+            self.store.enqueue(channel.name, notice.key, notice.to_dict(), now)
+            for channel in self.settings.channels if channel.routes(notice.service, notice.team)
+        )
+
+    def _deliver(self, now: datetime, report: StepReport) -> None:
+        channels = {c.name: c for c in self.settings.channels}
+        for message in self.store.due_messages(now):
+            channel = channels.get(message.channel)
+            if channel is None:  # a channel since removed from the configuration: nowhere to send it
+                continue
+            self._deliver_one(channel, message, now, report)
+
+    def _deliver_one(self, channel: Channel, message: QueuedMessage, now: datetime, report: StepReport) -> None:
+        try:
+            self.send(channel, Notice.from_dict(message.notice))
+        except DeliveryError as exc:
+            report.send_failures += 1
+            self.store.message_failed(message.id, str(exc), now + backoff(message.attempts + 1))
+            log.warning("message %s to %s not delivered: %s", message.key.replace("\x1f", " "), channel.name, exc)
+            return
+        report.sent += 1
+        self.store.message_sent(message.id, now)
