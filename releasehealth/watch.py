@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from releasehealth import config
 from releasehealth.config import Catalogue
 from releasehealth.deploys import DeployScan, discover
-from releasehealth.errors import DeliveryError, ReleaseHealthError, SourceError
+from releasehealth.errors import ConfigError, DeliveryError, ReleaseHealthError, SourceError
 from releasehealth.evaluate import evaluate_release
 from releasehealth.gate import gated_policy, is_final
 from releasehealth.model import Action, Deploy, Service
-from releasehealth.notify import ChannelKind, Notice, backoff, release_links
+from releasehealth.notify import ChannelKind, Notice, backoff, release_links, send
 from releasehealth.sources import Sources
 from releasehealth.store import QueuedMessage, Store, WatchedRelease
 from releasehealth.verdicts import Evaluation
@@ -63,13 +64,38 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class WatchSettings:
+class WatchOptions:
+    """The watch section of the configuration, its channels' URLs and secrets read from the environment."""
+
     interval: timedelta = timedelta(seconds=30)  # between scans
     check_interval: timedelta = timedelta(minutes=5)  # between a release's checkpoints (alpha is spent per check)
     # After its window, a release still HOLD is announced and watched this much longer, for a promotion.
     settle: timedelta = timedelta(hours=2)
     dashboard_url: str = ""
     channels: tuple[Channel, ...] = ()
+
+
+def options(settings: config.WatchSettings, where: str, environ: Mapping[str, str]) -> WatchOptions:
+    """The watch section with each channel's URL and secret read from the variables it names; a variable
+    not set is a ConfigError naming the file, the channel and the variable, all of them at once."""
+    problems, channels = [], []
+    for index, channel in enumerate(settings.channels):
+        url, secret = environ.get(channel.url_env, ""), environ.get(channel.secret_env, "") if channel.secret_env else ""
+        if not url:
+            problems.append(f"watch.channels[{index}] ({channel.name}): url_env: the environment variable {channel.url_env} is not set")
+        if channel.secret_env and not secret:
+            problems.append(f"watch.channels[{index}] ({channel.name}): secret_env: the environment variable {channel.secret_env} is not set")
+        channels.append(Channel(
+            channel.name, ChannelKind(channel.kind), url, secret, frozenset(channel.teams), frozenset(channel.services),
+        ))
+    if problems:
+        raise ConfigError(where, problems)
+    return WatchOptions(settings.interval, settings.check_interval, settings.settle, settings.dashboard_url, tuple(channels))
+
+
+def sender(channel: Channel, notice: Notice) -> None:
+    """Deliver one message to its channel (raises DeliveryError)."""
+    send(channel.kind, channel.url, notice, secret=channel.secret)
 
 
 Send = Callable[[Channel, Notice], None]
@@ -92,7 +118,7 @@ class StepReport:
 
 class Watcher:
     def __init__(
-        self, sources: Sources, catalogue: Catalogue, store: Store, settings: WatchSettings, holder: str, send: Send,
+        self, sources: Sources, catalogue: Catalogue, store: Store, settings: WatchOptions, holder: str, send: Send = sender,
     ) -> None:
         self.sources, self.catalogue, self.store, self.settings = sources, catalogue, store, settings
         self.holder, self.send = holder, send

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,12 +15,12 @@ from releasehealth.model import Action
 from releasehealth.notify import ChannelKind, Notice
 from releasehealth.simulator import Fleet, demo, simulate
 from releasehealth.store import Store
-from releasehealth.watch import Channel, StepReport, Watcher, WatchSettings
+from releasehealth.watch import Channel, StepReport, Watcher, WatchOptions
 
 SEED = 7
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # the same day's shape every run
 STEP = timedelta(minutes=10)
-SETTINGS = WatchSettings(
+SETTINGS = WatchOptions(
     interval=STEP, check_interval=timedelta(minutes=15), dashboard_url="https://rh.example.com",
     channels=(Channel("chat", ChannelKind.SLACK, "https://hooks.example.com/x"),
               Channel("checkout-pager", ChannelKind.WEBHOOK, "https://pager.example.com", secret="s", teams=frozenset({"checkout"}))),
@@ -115,3 +116,59 @@ def test_every_deploy_is_judged_and_stored_and_one_watcher_works_at_a_time(
     worked = [r for r in reports if r.holder]
     gap = max((later.at - earlier.at for earlier, later in zip(worked, worked[1:], strict=False)), default=timedelta())
     assert gap <= 4 * STEP  # B took over once A's lease (three intervals) ran out
+
+
+def test_watch_once_on_the_demo_judges_and_stores_each_latest_release(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from releasehealth.cli import app
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    result = CliRunner().invoke(app, ["--demo", "--demo-end", END.strftime("%Y-%m-%dT%H:%M:%S"), "--store", url, "watch", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "watching 8 services every 30 s" in result.output and "ROLLBACK" in result.output
+    store = Store(url)
+    try:
+        assert len(store.watched()) == 8 and len(store.fleet()) == 8
+    finally:
+        store.close()
+
+
+def test_a_channel_whose_variables_are_not_set_is_a_config_error_naming_them_all(tmp_path: Path) -> None:
+    import yaml
+
+    from releasehealth import config
+    from releasehealth.errors import ConfigError
+    from releasehealth.watch import options
+    from testing.configs import example_config
+
+    raw = example_config("http://127.0.0.1:9")
+    raw["watch"] = {"dashboard_url": "https://rh.example.com", "channels": [
+        {"name": "chat", "kind": "slack", "url_env": "RH_TEST_SLACK_URL"},
+        {"name": "pager", "kind": "webhook", "url_env": "RH_TEST_HOOK_URL", "secret_env": "RH_TEST_HOOK_SECRET", "teams": ["checkout"]},
+    ]}
+    path = tmp_path / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    catalogue = config.load(path)
+    with pytest.raises(ConfigError) as missing:
+        options(catalogue.watch, catalogue.path, {"RH_TEST_HOOK_URL": "https://pager.example.com"})
+    text = str(missing.value)
+    assert str(path) in text and "RH_TEST_SLACK_URL" in text and "RH_TEST_HOOK_SECRET" in text and "RH_TEST_HOOK_URL" not in text
+    resolved = options(catalogue.watch, catalogue.path, {
+        "RH_TEST_SLACK_URL": "https://hooks.example.com/T/B/x", "RH_TEST_HOOK_URL": "https://pager.example.com",
+        "RH_TEST_HOOK_SECRET": "s3cret",
+    })
+    assert [(c.name, c.kind.value, c.routes("cart-service", "checkout"), c.routes("user-service", "identity")) for c in resolved.channels] == [
+        ("chat", "slack", True, True), ("pager", "webhook", True, False),
+    ]
+    raw["watch"]["channels"][1].pop("secret_env")
+    raw["watch"]["channels"].append({"name": "chat", "kind": "teams", "url_env": "X", "secret_env": "Y"})
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as invalid:
+        config.load(path)
+    problems = str(invalid.value)
+    assert "watch.channels[1]: a webhook is signed" in problems and "watch.channels[2]: secret_env: only a webhook" in problems
+    raw["watch"]["channels"] = [{"name": "chat", "kind": "slack", "url_env": "X"}] * 2
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"watch.channels: .*duplicate channel name\(s\): chat"):
+        config.load(path)

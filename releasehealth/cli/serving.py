@@ -8,11 +8,14 @@ import sys
 from datetime import UTC
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from releasehealth.cli.app import EXIT_ERROR, MAX_SEED, Context, app, err, handle_errors, store_of
+
+if TYPE_CHECKING:  # the command imports the watcher when it runs (the CLI starts without the core)
+    from releasehealth.watch import StepReport
 
 
 @app.command()
@@ -91,3 +94,48 @@ def _serve(environment: dict[str, str], port: int) -> None:
     ]
     err.print(f"serving the dashboard on http://localhost:{port}")
     os.execve(sys.executable, argv, {**os.environ, **environment})
+
+
+@app.command()
+@handle_errors
+def watch(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One scan, its checkpoints and messages, then exit.")] = False,
+) -> None:
+    """Judge every deploy as it happens, store each evaluation, and announce the bad ones (the config's watch:)."""
+    import socket
+    import time
+    from datetime import datetime
+
+    from releasehealth.format import duration_text
+    from releasehealth.watch import Watcher, options
+
+    opened = ctx.obj.open(create_store=True)
+    settings = options(opened.catalogue.watch, opened.catalogue.path, os.environ)
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    watcher = Watcher(opened.sources, opened.catalogue, store_of(opened), settings, holder)
+    names = ", ".join(c.name for c in settings.channels) or "none (evaluations are stored, nothing is sent)"
+    err.print(f"watching {len(opened.catalogue.services)} services every {duration_text(settings.interval)} as {holder}; channels: {names}")
+    while True:
+        started = time.monotonic()
+        report = watcher.step(opened.now() if ctx.obj.demo_end else datetime.now(UTC))
+        err.print(_step_line(report))
+        if once:
+            return
+        time.sleep(max(settings.interval.total_seconds() - (time.monotonic() - started), 0.0))
+
+
+def _step_line(report: StepReport) -> str:
+    """One line per scan: what was judged and sent, or why nothing was."""
+    from releasehealth.format import format_seconds, plural
+
+    if not report.holder:
+        return f"{format_seconds(report.at)} standby: another watcher holds the store's lease"
+    parts = [f"{format_seconds(report.at)} {plural(report.watching, 'release')} still watched"]
+    if report.scan_error:
+        parts.append(f"deploys unreadable, nothing judged: {report.scan_error}")
+    parts += [f"{service} {version} {action.value}" for service, version, action in report.evaluated]
+    parts += [f"{service} {version} not judged: {error}" for service, version, error in report.failed]
+    if report.queued or report.sent or report.send_failures:
+        parts.append(f"messages: {report.queued} queued, {report.sent} sent, {report.send_failures} failed")
+    return "; ".join(parts)

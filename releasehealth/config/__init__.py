@@ -24,6 +24,7 @@ from releasehealth.config.schema import (
     Preset,
     PrometheusSettings,
     StoreSettings,
+    WatchSettings,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Preset",
     "PrometheusSettings",
     "StoreSettings",
+    "WatchSettings",
     "catalogue_for",
     "load",
     "load_preset",

@@ -22,6 +22,7 @@ from releasehealth.config.schema import (
     PrometheusSettings,
     ServiceEntry,
     StoreSettings,
+    WatchSettings,
     describe_error,
 )
 from releasehealth.config.services import resolve_service, service_logs
@@ -55,6 +56,7 @@ class Catalogue:
     not_a_risk: frozenset[str] = frozenset()  # log signature templates that are known not to be a risk
     store: StoreSettings | None = None  # the history store (an SQLAlchemy URL; its password in the environment); None: none
     api: ApiSettings = ApiSettings()
+    watch: WatchSettings = WatchSettings()
 
     def service(self, name: str) -> Service:
         """Return the named service; raise NotFoundError listing the known ones."""
@@ -124,7 +126,7 @@ def _resolve(file: CatalogueFile, path: str) -> Catalogue:
     return Catalogue(
         policy=policy, services=tuple(services), prometheus=file.sources.prometheus, elasticsearch=elasticsearch,
         rollback_command=file.rollback_command, path=path, not_a_risk=frozenset(file.logs.not_a_risk),
-        store=file.store, api=file.api,
+        store=file.store, api=file.api, watch=file.watch,
     )
 
 

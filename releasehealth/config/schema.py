@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass as config_type
 from pydantic_core import ErrorDetails
 
@@ -247,6 +247,52 @@ class ApiSettings(_Strict):
     token_env: str = "RELEASE_HEALTH_API_TOKEN"  # the variable holding the token that POST /api/v1/deploys needs
 
 
+class ChannelSettings(_Strict):
+    """Where watch mode's messages go. The URL, and a webhook's signing secret, are read from the
+    environment variables named here: a webhook's URL is a credential, and the file is not the place."""
+
+    name: str = Field(min_length=1, max_length=255)
+    kind: Literal["slack", "teams", "webhook", "alertmanager"]
+    url_env: str = Field(min_length=1)
+    secret_env: str = ""  # webhook: the variable holding the HMAC-SHA256 secret (required for kind webhook)
+    teams: list[str] = []  # only these teams' releases (with `services`: either); none of both: every release
+    services: list[str] = []
+
+    @model_validator(mode="after")
+    def _secret_for_webhooks_only(self) -> ChannelSettings:
+        if self.kind == "webhook" and not self.secret_env:
+            raise ValueError("a webhook is signed: name the variable holding its secret in secret_env")
+        if self.secret_env and self.kind != "webhook":
+            raise ValueError(f"secret_env: only a webhook is signed, not a {self.kind} channel")
+        return self
+
+
+class WatchSettings(_Strict):
+    """`release-health watch`: how often it scans, how often it checks each release, where it announces."""
+
+    interval: Duration = timedelta(seconds=30)
+    check_interval: Duration = timedelta(minutes=5)
+    settle: Duration = timedelta(hours=2)  # a release still HOLD after its window is watched this much longer
+    dashboard_url: str = ""  # the dashboard's address, for the deep links in the messages
+    channels: list[ChannelSettings] = []
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channel_names(cls, channels: list[ChannelSettings]) -> list[ChannelSettings]:
+        names = [c.name for c in channels]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate channel name(s): {', '.join(duplicates)}")
+        return channels
+
+
 class CatalogueFile(_Strict):
     """The whole file."""
 
@@ -257,6 +303,7 @@ class CatalogueFile(_Strict):
     rollback_command: str = DEFAULT_ROLLBACK
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
+    watch: WatchSettings = WatchSettings()
 
     @field_validator("store")
     @classmethod
