@@ -150,6 +150,30 @@ def _run_prometheus(config: Path, tsdb: Path, folder: Path, extra: list[str]) ->
     return wait_ready(PrometheusServer(f"http://127.0.0.1:{port}", process, folder), "/-/ready", log.name, 60)
 
 
+class AlertmanagerServer(Server):
+    pass
+
+
+def start_alertmanager(folder: Path, webhook: str = "http://127.0.0.1:9/unused") -> AlertmanagerServer:
+    """Start Debian's Alertmanager on a free loopback port, clustering off, its one receiver a webhook at
+    `webhook`; return once /-/ready answers."""
+    port = free_port()
+    config = folder / "alertmanager.yml"
+    config.write_text(
+        "route: {receiver: hook, group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\n"
+        f"receivers: [{{name: hook, webhook_configs: [{{url: '{webhook}'}}]}}]\n"
+    )
+    log = (folder / "alertmanager.log").open("w")
+    process = subprocess.Popen(
+        [
+            require("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={folder / 'alertmanager'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    return wait_ready(AlertmanagerServer(f"http://127.0.0.1:{port}", process, folder), "/-/ready", log.name, 60)
+
+
 def wait_ready(server: S, path: str, log: str, seconds: float) -> S:
     """Return `server` once GET `path` answers 200; stop it and fail, pointing at its log, if it exits
     or does not answer in time."""

@@ -3,6 +3,7 @@ and delivery failures translated into DeliveryError (a local HTTP receiver, real
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import http.server
@@ -10,9 +11,11 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import requests
 
 from releasehealth.errors import DeliveryError
 from releasehealth.model import Action
@@ -27,7 +30,7 @@ from releasehealth.notify import (
     release_links,
     send,
 )
-from testing.servers import free_port
+from testing.servers import free_port, start_alertmanager
 
 AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
 SECRET = "s3cret-for-tests"
@@ -149,3 +152,24 @@ def test_alertmanager_gets_its_alerts_on_its_v2_path(receiver: tuple[str, type[R
 def test_retries_back_off_to_a_ceiling() -> None:
     waits = [backoff(n).total_seconds() for n in range(1, 10)]
     assert waits[:4] == [10, 20, 40, 80] and max(waits) == 600 and waits == sorted(waits)
+
+
+def test_alertmanager_shows_the_rollback_alert_and_resolves_it_on_promotion(tmp_path: Path) -> None:
+    manager = start_alertmanager(tmp_path)
+    try:
+        opened = _notice(at=datetime.now(UTC).replace(microsecond=0))
+        send(ChannelKind.ALERTMANAGER, manager.url, opened)
+        alerts = requests.get(f"{manager.url}/api/v2/alerts", params={"filter": 'service="cart-service"'}, timeout=10).json()
+        (shown,) = alerts
+        assert shown["labels"]["action"] == "ROLLBACK" and shown["labels"]["severity"] == "critical"
+        assert shown["status"]["state"] == "active" and shown["generatorURL"] == opened.release_url
+        resolved = dataclasses.replace(
+            opened, action=Action.PROMOTE, resolved_action=Action.ROLLBACK, resolution="promoted",
+            at=opened.at + timedelta(seconds=1),
+        )
+        time.sleep(1.5)  # endsAt in the past, as Alertmanager resolves an alert
+        send(ChannelKind.ALERTMANAGER, manager.url, resolved)
+        active = requests.get(f"{manager.url}/api/v2/alerts", params={"active": "true", "filter": 'service="cart-service"'}, timeout=10).json()
+        assert [a for a in active if a["status"]["state"] == "active" and a["endsAt"] > datetime.now(UTC).isoformat()] == []
+    finally:
+        manager.stop()
