@@ -312,6 +312,18 @@ def test_good_post_is_201_and_the_deploy_is_in_the_store(live: Live, roles: Role
     assert (recorded.started_at, recorded.commit, recorded.source.value) == (at, "abc123", "recorded")
 
 
+@pytest.mark.parametrize("deployed_at", [-1, "1969-12-31T23:59:59Z", "0001-01-01T00:00:00"])
+def test_a_deploy_before_1970_is_refused_and_nothing_written(live: Live, roles: Roles, deployed_at: object) -> None:
+    body = {"service": roles.deploys, "version": "6.6.6", "deployed_at": deployed_at}
+    answer = live.post("/api/v1/deploys", body, token=live.token)
+    assert answer.status_code == 422 and "between 1970 and 9000" in answer.text
+    store = live.store()
+    try:
+        assert "6.6.6" not in {d.version for d in store.deploys(roles.deploys)}
+    finally:
+        store.close()
+
+
 def test_version_with_a_newline_is_refused_and_quotes_and_backslashes_reach_metrics_escaped(
     live: Live, roles: Roles
 ) -> None:

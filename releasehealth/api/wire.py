@@ -74,14 +74,22 @@ def _utc(at: datetime | None) -> datetime | None:
         raise ValueError("the time is out of range once converted to UTC") from exc
 
 
+def _deploy_time(at: datetime | None) -> datetime | None:
+    """A deploy time in UTC, between 1970 and 9000 (an epoch of -1, year 1: no deploy was ever then)."""
+    at = _utc(at)
+    if at is not None and not 1970 <= at.year < 9000:
+        raise ValueError("a deploy time is between 1970 and 9000")
+    return at
+
+
 class DeployIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: Name
     version: Label
     commit: Annotated[str, AfterValidator(_label)] = ""
-    deployed_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
-        None, description="When it was deployed (default: now); a time without an offset is UTC."
+    deployed_at: Annotated[datetime | None, AfterValidator(_deploy_time)] = Field(
+        None, description="When it was deployed (default: now); a time without an offset is UTC, between 1970 and 9000."
     )
 
 
