@@ -319,6 +319,11 @@ class Store:
         )
         return [_queued(row) for row in self._read(lambda c: c.execute(query).all())]
 
+    def unsent(self) -> int:
+        """How many queued messages are not delivered yet (due or waiting for their next attempt)."""
+        query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        return int(self._read(lambda c: c.execute(query).scalar_one()))
+
     def messages(self) -> list[QueuedMessage]:
         """Every queued message, sent or not, oldest first."""
         return [_queued(row) for row in self._read(lambda c: c.execute(sa.select(outbox).order_by(outbox.c.id)).all())]

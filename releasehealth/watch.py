@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -111,9 +113,45 @@ class StepReport:
     watching: int = 0
     evaluated: list[tuple[str, str, Action]] = field(default_factory=list)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (service, version, error)
+    evaluation_seconds: float = 0.0
     queued: int = 0
     sent: int = 0
     send_failures: int = 0
+    sent_to: Counter[str] = field(default_factory=Counter)  # by channel
+    failed_to: Counter[str] = field(default_factory=Counter)
+    pending: int = 0  # messages still to deliver after this step
+
+
+@dataclass
+class WatchStats:
+    """The watcher's running totals, for its /metrics: scans, the source's state, evaluations and messages."""
+
+    scans: int = 0
+    scan_errors: int = 0
+    source_up: bool = True
+    holder: bool = False
+    last_scan: float = 0.0  # Unix time
+    watching: int = 0
+    evaluations: int = 0
+    evaluation_failures: int = 0
+    evaluation_seconds: float = 0.0
+    pending: int = 0
+    sent: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+
+    def add(self, report: StepReport) -> None:
+        self.holder, self.last_scan = report.holder, report.at.timestamp()
+        if not report.holder:
+            return
+        self.scans += 1
+        self.scan_errors += bool(report.scan_error)
+        self.source_up = not report.scan_error
+        self.watching, self.pending = report.watching, report.pending
+        self.evaluations += len(report.evaluated)
+        self.evaluation_failures += len(report.failed)
+        self.evaluation_seconds += report.evaluation_seconds
+        self.sent.update(report.sent_to)
+        self.failed.update(report.failed_to)
 
 
 class Watcher:
@@ -169,14 +207,17 @@ class Watcher:
 
     def _check(self, release: WatchedRelease, scan: DeployScan, now: datetime, report: StepReport) -> None:
         service = self.catalogue.service(release.service)
+        started = time.monotonic()
         try:
             evaluation = evaluate_release(self.sources, service, self.policy, release.version, now=now, discovered=scan)
         except ReleaseHealthError as exc:  # the version is gone from the lookback, the deploys unreadable
+            report.evaluation_seconds += time.monotonic() - started
             report.failed.append((release.service, release.version, str(exc)))
             self.store.update_watched(dataclasses.replace(
                 release, next_check_at=now + self.settings.check_interval, updated_at=now,
             ))
             return
+        report.evaluation_seconds += time.monotonic() - started
         self.store.save_evaluation(evaluation)
         action = evaluation.recommendation.action
         report.evaluated.append((release.service, release.version, action))
@@ -250,14 +291,17 @@ class Watcher:
             if channel is None:  # a channel since removed from the configuration: nowhere to send it
                 continue
             self._deliver_one(channel, message, now, report)
+        report.pending = self.store.unsent()
 
     def _deliver_one(self, channel: Channel, message: QueuedMessage, now: datetime, report: StepReport) -> None:
         try:
             self.send(channel, Notice.from_dict(message.notice))
         except DeliveryError as exc:
             report.send_failures += 1
+            report.failed_to[channel.name] += 1
             self.store.message_failed(message.id, str(exc), now + backoff(message.attempts + 1))
             log.warning("message %s to %s not delivered: %s", message.key.replace("\x1f", " "), channel.name, exc)
             return
         report.sent += 1
+        report.sent_to[channel.name] += 1
         self.store.message_sent(message.id, now)

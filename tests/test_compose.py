@@ -17,7 +17,7 @@ from releasehealth.simulator.live import DEFAULT_SCHEDULE, parse_schedule
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-EXPECTED = {"elasticsearch", "prometheus", "simulator", "api", "dashboard"}
+EXPECTED = {"elasticsearch", "prometheus", "simulator", "api", "dashboard", "watch"}
 PUBLISHED = {"api", "dashboard"}  # what a user opens; the sources stay on compose's own network
 
 
@@ -111,9 +111,11 @@ def test_prometheus_scrapes_the_simulator_service_on_its_port() -> None:
     path = ROOT / mounted["/etc/prometheus/prometheus.yml"]
     raw = yaml.safe_load(path.read_text())
     targets = [t for job in raw["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
-    simulator = SERVICES["simulator"]
-    port = int(_option(simulator["command"], "--port"))
-    assert targets == [f"simulator:{port}"]
+    simulator, watch = SERVICES["simulator"], SERVICES["watch"]
+    port, metrics = int(_option(simulator["command"], "--port")), int(_option(watch["command"], "--metrics-port"))
+    assert targets == [f"simulator:{port}", f"watch:{metrics}"]
+    assert f"localhost:{metrics}/metrics" in " ".join(watch["healthcheck"]["test"])
+    assert _option(watch["command"], "--metrics-host") == "0.0.0.0" and "ports" not in watch
 
 
 def test_prometheus_config_passes_promtool() -> None:

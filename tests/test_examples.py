@@ -65,7 +65,7 @@ def route_of(url: str, routes: dict[str, set[str]]) -> str:
 
 def test_every_yaml_example_parses() -> None:
     names = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml"))
-    assert names == ["argo-rollouts-analysis-template.yaml", "flagger-webhook.yaml", "github-actions.yml"]
+    assert names == ["argo-rollouts-analysis-template.yaml", "flagger-webhook.yaml", "github-actions.yml", "watch-alerts.yml"]
     for name in names:
         assert all(isinstance(d, dict) for d in documents(name))
 
@@ -180,3 +180,23 @@ def test_github_workflow_rolls_back_on_3() -> None:
     assert "rollout undo" in branches["3"] and "exit 3" in branches["3"]
     assert "rollout undo" not in branches["4"] and "exit" not in branches["4"]
     assert "exit" in branches["*"] and "rollout undo" not in branches["*"]
+
+
+def test_the_watch_alert_rules_are_valid_and_read_metrics_the_watcher_exposes() -> None:
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    from releasehealth.exposition import WATCH_HELP, watch_registry
+    from releasehealth.watch import WatchStats
+    from testing.servers import require
+
+    path = EXAMPLES / "watch-alerts.yml"
+    checked = subprocess.run([require("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = yaml.safe_load(path.read_text())["groups"][0]["rules"]
+    used = {name for rule in rules for name in re.findall(r"release_health_\w+", rule["expr"])}
+    exposed = set(WATCH_HELP) | {"release_health_verdict", "release_health_score"}
+    assert used <= exposed, used - exposed
+    text = generate_latest(watch_registry(WatchStats(), list)).decode()
+    assert all(f"# TYPE {name.removesuffix('_total')}" in text for name in used - {"release_health_verdict"})

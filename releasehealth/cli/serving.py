@@ -101,14 +101,19 @@ def _serve(environment: dict[str, str], port: int) -> None:
 def watch(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="One scan, its checkpoints and messages, then exit.")] = False,
+    metrics_host: Annotated[str, typer.Option(help="Address of the watcher's /metrics.")] = "127.0.0.1",
+    metrics_port: Annotated[int, typer.Option(help="Port of the watcher's /metrics (0: none).", min=0, max=65535)] = 9465,
 ) -> None:
     """Judge every deploy as it happens, store each evaluation, and announce the bad ones (the config's watch:)."""
     import socket
     import time
     from datetime import datetime
 
+    from prometheus_client import start_http_server
+
+    from releasehealth.exposition import watch_registry
     from releasehealth.format import duration_text
-    from releasehealth.watch import Watcher, options
+    from releasehealth.watch import Watcher, WatchStats, options
 
     opened = ctx.obj.open(create_store=True)
     settings = options(opened.catalogue.watch, opened.catalogue.path, os.environ)
@@ -116,9 +121,15 @@ def watch(
     watcher = Watcher(opened.sources, opened.catalogue, store_of(opened), settings, holder)
     names = ", ".join(c.name for c in settings.channels) or "none (evaluations are stored, nothing is sent)"
     err.print(f"watching {len(opened.catalogue.services)} services every {duration_text(settings.interval)} as {holder}; channels: {names}")
+    stats = WatchStats()
+    if metrics_port and not once:
+        store = store_of(opened)
+        start_http_server(metrics_port, metrics_host, registry=watch_registry(stats, store.fleet))
+        err.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     while True:
         started = time.monotonic()
         report = watcher.step(opened.now() if ctx.obj.demo_end else datetime.now(UTC))
+        stats.add(report)
         err.print(_step_line(report))
         if once:
             return
