@@ -90,6 +90,10 @@ watched = sa.Table(
     sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("notified", sa.String(16), nullable=False, default=""),  # the action of the open notice, "" none
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The rollback hook, run at most once per release: claimed (its time) before it runs, then its outcome.
+    sa.Column("rollback_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rollback_command", sa.Text, nullable=False, default=""),
+    sa.Column("rollback_result", sa.Text, nullable=False, default=""),
     sa.PrimaryKeyConstraint("service", "version", name="one_watch_per_release"),
     sa.Index("watched_by_state", "state", "next_check_at"),
 )
@@ -301,6 +305,26 @@ class Store:
         self._write(lambda c: c.execute(
             watched.update().where(watched.c.service == release.service, watched.c.version == release.version).values(**row)
         ))
+
+    def claim_rollback(self, service: str, version: str, command: str, now: datetime) -> bool:
+        """Claim the release's one run of the rollback hook (recording the command); False when it was
+        claimed before (by this watcher before a restart, or another one)."""
+        claimed = self._write(lambda c: c.execute(
+            watched.update().where(watched.c.service == service, watched.c.version == version, watched.c.rollback_at.is_(None))
+            .values(rollback_at=_utc(now), rollback_command=command)
+        ).rowcount)
+        return bool(claimed)
+
+    def rollback_done(self, service: str, version: str, result: str) -> None:
+        self._write(lambda c: c.execute(
+            watched.update().where(watched.c.service == service, watched.c.version == version).values(rollback_result=result)
+        ))
+
+    def rollbacks(self) -> list[tuple[str, str, datetime, str, str]]:
+        """(service, version, when, command, result) of every rollback the hook ran (or, dry, would have)."""
+        query = sa.select(watched.c.service, watched.c.version, watched.c.rollback_at, watched.c.rollback_command,
+                          watched.c.rollback_result).where(watched.c.rollback_at.is_not(None)).order_by(watched.c.rollback_at)
+        return [(r[0], r[1], _read_time(r[2]), r[3], r[4]) for r in self._read(lambda c: c.execute(query).all())]
 
     def enqueue(self, channel: str, key: str, notice: dict[str, Any], now: datetime) -> bool:
         """Queue one message for `channel`; False when this release and state was queued for it before (a

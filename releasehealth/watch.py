@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +77,7 @@ class WatchOptions:
     settle: timedelta = timedelta(hours=2)
     dashboard_url: str = ""
     channels: tuple[Channel, ...] = ()
+    rollback: config.RollbackHookSettings = config.RollbackHookSettings()  # off unless enabled; dry by default
 
 
 def options(settings: config.WatchSettings, where: str, environ: Mapping[str, str]) -> WatchOptions:
@@ -92,7 +95,9 @@ def options(settings: config.WatchSettings, where: str, environ: Mapping[str, st
         ))
     if problems:
         raise ConfigError(where, problems)
-    return WatchOptions(settings.interval, settings.check_interval, settings.settle, settings.dashboard_url, tuple(channels))
+    return WatchOptions(
+        settings.interval, settings.check_interval, settings.settle, settings.dashboard_url, tuple(channels), settings.rollback,
+    )
 
 
 def sender(channel: Channel, notice: Notice) -> None:
@@ -100,7 +105,18 @@ def sender(channel: Channel, notice: Notice) -> None:
     send(channel.kind, channel.url, notice, secret=channel.secret)
 
 
+def run_command(argv: list[str], timeout: float) -> str:
+    """Run the rollback hook's command (no shell: its placeholders are quoted words); its outcome as text."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"not run to the end: {exc}"
+    output = (done.stdout + done.stderr).strip()
+    return f"exit {done.returncode}" + (f": {output[-500:]}" if output else "")
+
+
 Send = Callable[[Channel, Notice], None]
+Run = Callable[[list[str], float], str]
 
 
 @dataclass
@@ -120,6 +136,7 @@ class StepReport:
     sent_to: Counter[str] = field(default_factory=Counter)  # by channel
     failed_to: Counter[str] = field(default_factory=Counter)
     pending: int = 0  # messages still to deliver after this step
+    rollbacks: list[tuple[str, str, str, str]] = field(default_factory=list)  # (service, version, command, result)
 
 
 @dataclass
@@ -157,9 +174,10 @@ class WatchStats:
 class Watcher:
     def __init__(
         self, sources: Sources, catalogue: Catalogue, store: Store, settings: WatchOptions, holder: str, send: Send = sender,
+        run: Run = run_command,
     ) -> None:
         self.sources, self.catalogue, self.store, self.settings = sources, catalogue, store, settings
-        self.holder, self.send = holder, send
+        self.holder, self.send, self.run = holder, send, run
         self.policy = gated_policy(catalogue.policy, settings.check_interval)
 
     def step(self, now: datetime) -> StepReport:
@@ -229,6 +247,8 @@ class Watcher:
             state = FINAL
         elif window_over and now - release.deployed_at >= self._deadline():
             state = FINAL
+        if action is Action.ROLLBACK:
+            self._roll_back(release, evaluation, now, report)
         if action in ANNOUNCED and (action is Action.ROLLBACK or window_over) and notified != action.value:
             report.queued += self._announce(release, evaluation, now)
             notified = action.value
@@ -239,6 +259,26 @@ class Watcher:
             release, state=state, action=action.value, checks=release.checks + 1, notified=notified,
             next_check_at=now + self.settings.check_interval, updated_at=now,
         ))
+
+    def _roll_back(self, release: WatchedRelease, evaluation: Evaluation, now: datetime, report: StepReport) -> None:
+        """The rollback hook, when enabled: claimed in the store first, so it runs at most once per release
+        (a restart, a second watcher); only printed and recorded while dry_run."""
+        hook = self.settings.rollback
+        if not hook.enabled:
+            return
+        baseline = evaluation.recommendation.baseline
+        command = hook.command.format(
+            service=shlex.quote(release.service), version=shlex.quote(release.version), baseline=shlex.quote(baseline),
+        )
+        if not self.store.claim_rollback(release.service, release.version, command, now):
+            return
+        if hook.dry_run:
+            result = "dry run: not run (watch.rollback.dry_run)"
+        else:
+            result = self.run(shlex.split(command), hook.timeout.total_seconds())
+        log.warning("rollback hook for %s %s: %s -> %s", release.service, release.version, command, result)
+        report.rollbacks.append((release.service, release.version, command, result))
+        self.store.rollback_done(release.service, release.version, result)
 
     def _window_over(self, release: WatchedRelease, now: datetime) -> bool:
         """The candidate had its whole window (and warm-up) to show itself: what it is now is its verdict."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from releasehealth.config import RollbackHookSettings
 from releasehealth.errors import DeliveryError
 from releasehealth.model import Action
 from releasehealth.notify import ChannelKind, Notice
@@ -24,9 +25,11 @@ SETTINGS = WatchOptions(
     interval=STEP, check_interval=timedelta(minutes=15), dashboard_url="https://rh.example.com",
     channels=(Channel("chat", ChannelKind.SLACK, "https://hooks.example.com/x"),
               Channel("checkout-pager", ChannelKind.WEBHOOK, "https://pager.example.com", secret="s", teams=frozenset({"checkout"}))),
+    rollback=RollbackHookSettings(command="kubectl argo rollouts abort {service} --note {version}", enabled=True, dry_run=False),
 )
 
 Sent = list[tuple[str, Notice]]
+RAN: list[list[str]] = []  # the rollback hook's command lines, as the day's watchers ran them
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +37,17 @@ def fleet() -> Fleet:
     return simulate(seed=SEED, end=END)
 
 
-def _watcher(fleet: Fleet, url: str, holder: str, send: Callable[[Channel, Notice], None]) -> Watcher:
+def _watcher(
+    fleet: Fleet, url: str, holder: str, send: Callable[[Channel, Notice], None], settings: WatchOptions = SETTINGS,
+) -> Watcher:
     wired = demo.of_fleet(fleet, store=url).wire(create_store=True)
     assert wired.sources.store is not None
-    return Watcher(wired.sources, wired.catalogue, wired.sources.store, SETTINGS, holder, send)
+
+    def run(argv: list[str], timeout: float) -> str:
+        RAN.append(argv)
+        return "exit 0"
+
+    return Watcher(wired.sources, wired.catalogue, wired.sources.store, settings, holder, send, run)
 
 
 def _times(fleet: Fleet) -> list[datetime]:
@@ -257,3 +267,31 @@ def test_the_running_watcher_serves_its_metrics_and_a_sigkill_loses_nothing(tmp_
         assert len(store.watched()) == 8
     finally:
         store.close()
+
+
+def test_the_rollback_hook_runs_once_for_each_rollback_across_the_restart(fleet: Fleet, day: tuple[Sent, list[StepReport], str]) -> None:
+    sent, _, url = day
+    rolled_back = {(n.service, n.version) for channel, n in sent if channel == "chat" and n.action is Action.ROLLBACK and not n.resolved}
+    assert rolled_back and sorted(RAN) == sorted(
+        ["kubectl", "argo", "rollouts", "abort", service, "--note", version] for service, version in rolled_back
+    )
+    store = Store(url)
+    try:
+        recorded = store.rollbacks()
+    finally:
+        store.close()
+    assert {(s, v) for s, v, _, _, _ in recorded} == rolled_back and {r for *_, r in recorded} == {"exit 0"}
+
+
+def test_a_dry_rollback_hook_only_records_its_command(fleet: Fleet, tmp_path: Path) -> None:
+    import dataclasses
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    dry = dataclasses.replace(SETTINGS, rollback=RollbackHookSettings(enabled=True), channels=())
+    before = len(RAN)
+    report = _watcher(fleet, url, "dry", lambda c, n: None, dry).step(END)
+    assert len(RAN) == before  # nothing run
+    rollbacks = {(s, v): (c, r) for s, v, c, r in report.rollbacks}
+    assert rollbacks and {s for s, _, a in report.evaluated if a is Action.ROLLBACK} == {s for s, _ in rollbacks}
+    (command, result), *_ = rollbacks.values()
+    assert command.startswith("kubectl rollout undo deployment/") and result.startswith("dry run")

@@ -147,6 +147,7 @@ def _step_line(report: StepReport) -> str:
         parts.append(f"deploys unreadable, nothing judged: {report.scan_error}")
     parts += [f"{service} {version} {action.value}" for service, version, action in report.evaluated]
     parts += [f"{service} {version} not judged: {error}" for service, version, error in report.failed]
+    parts += [f"rollback hook for {service} {version}: {command} ({result})" for service, version, command, result in report.rollbacks]
     if report.queued or report.sent or report.send_failures:
         parts.append(f"messages: {report.queued} queued, {report.sent} sent, {report.send_failures} failed")
     return "; ".join(parts)

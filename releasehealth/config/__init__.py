@@ -23,6 +23,7 @@ from releasehealth.config.schema import (
     LogsPolicy,
     Preset,
     PrometheusSettings,
+    RollbackHookSettings,
     StoreSettings,
     WatchSettings,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "LogsPolicy",
     "Preset",
     "PrometheusSettings",
+    "RollbackHookSettings",
     "StoreSettings",
     "WatchSettings",
     "catalogue_for",

@@ -267,6 +267,34 @@ class ChannelSettings(_Strict):
         return self
 
 
+def _known_placeholders(template: str) -> str:
+    """A rollback command template naming only {service}, {version} and {baseline}."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"invalid template: {exc}") from exc
+    unknown = fields - ROLLBACK_PLACEHOLDERS
+    if unknown:
+        known = ", ".join("{" + p + "}" for p in sorted(ROLLBACK_PLACEHOLDERS))
+        raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))} (known: {known})")
+    return template
+
+
+class RollbackHookSettings(_Strict):
+    """A command watch mode runs when a release turns ROLLBACK: only when `enabled`, and only printed and
+    recorded while `dry_run` (the default). Its {service}, {version} and {baseline} are shell-quoted."""
+
+    command: str = DEFAULT_ROLLBACK
+    enabled: bool = False
+    dry_run: bool = True
+    timeout: Duration = timedelta(minutes=2)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, template: str) -> str:
+        return _known_placeholders(template)
+
+
 class WatchSettings(_Strict):
     """`release-health watch`: how often it scans, how often it checks each release, where it announces."""
 
@@ -275,6 +303,7 @@ class WatchSettings(_Strict):
     settle: Duration = timedelta(hours=2)  # a release still HOLD after its window is watched this much longer
     dashboard_url: str = ""  # the dashboard's address, for the deep links in the messages
     channels: list[ChannelSettings] = []
+    rollback: RollbackHookSettings = RollbackHookSettings()
 
     @field_validator("dashboard_url")
     @classmethod
@@ -320,15 +349,7 @@ class CatalogueFile(_Strict):
     @field_validator("rollback_command")
     @classmethod
     def _known_placeholders(cls, template: str) -> str:
-        try:
-            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-        except ValueError as exc:
-            raise ValueError(f"invalid template: {exc}") from exc
-        unknown = fields - ROLLBACK_PLACEHOLDERS
-        if unknown:
-            known = ", ".join("{" + p + "}" for p in sorted(ROLLBACK_PLACEHOLDERS))
-            raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))} (known: {known})")
-        return template
+        return _known_placeholders(template)
 
     @field_validator("services")
     @classmethod
