@@ -9,7 +9,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
@@ -17,7 +17,7 @@ import streamlit as st
 from releasehealth import report
 from releasehealth.config import Catalogue
 from releasehealth.dashboard import charts, tables
-from releasehealth.dashboard.data import TTL_SECONDS, Loaded
+from releasehealth.dashboard.data import TTL_SECONDS, Loaded, WatchState
 from releasehealth.format import format_age, format_time, plural
 from releasehealth.model import Action, Deploy, Query, Window
 from releasehealth.serialize import evaluation_to_dict
@@ -542,3 +542,28 @@ def source_health(health: Sequence[SourceHealth]) -> None:
     if health and all(h.ok for h in health):
         st.success(f"All {plural(len(health), 'source')} answer.", icon=":material/check_circle:")
     st.dataframe(tables.sources_table(health), hide_index=True)
+
+
+def watch_section(state: Loaded[WatchState] | None) -> None:
+    """Watch mode as the store records it: who watches, the releases it follows, undelivered messages."""
+    st.subheader("Watch")
+    if state is None:
+        st.info("No history store is configured: watch mode keeps its state there (store.url).")
+        return
+    if state.value is None:
+        show_error(f"The watch state could not be read: {state.error}")
+        return
+    now = datetime.now(UTC)
+    watch = state.value
+    st.caption(escape_markdown(tables.lease_text(watch.lease, now)))
+    if watch.undelivered:
+        failing = [m for m in watch.undelivered if m.last_error]
+        text = f"{plural(len(watch.undelivered), 'message')} not delivered yet"
+        if failing:
+            last = failing[-1]
+            text += f"; the last failure ({last.channel}, {plural(last.attempts, 'attempt')}): {last.last_error}"
+        show_error(text)
+    if watch.watched:
+        still = sum(r.state == "watching" for r in watch.watched)
+        st.caption(escape_markdown(f"{plural(still, 'release')} watched, {plural(len(watch.watched), 'release')} in all."))
+        st.dataframe(tables.watch_table(watch.watched, now), hide_index=True)

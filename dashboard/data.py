@@ -25,8 +25,10 @@ from releasehealth.evaluate import (
 from releasehealth.format import redact_secrets
 from releasehealth.model import Deploy
 from releasehealth.simulator import demo
+from releasehealth.store import QueuedMessage, WatchedRelease
 from releasehealth.timeline import timeline as service_timeline
 from releasehealth.verdicts import Evaluation, SourceHealth, Timeline
+from releasehealth.watch import LEASE
 from releasehealth.wiring import Wiring
 
 TTL_SECONDS = 60
@@ -133,9 +135,38 @@ def source_health() -> Loaded[list[SourceHealth]]:
     return _health(settings())
 
 
+@dataclass(frozen=True)
+class WatchState:
+    """What the history store says of watch mode: who holds the lease and until when, the releases it
+    follows, and its messages not delivered yet."""
+
+    lease: tuple[str, datetime] | None
+    watched: list[WatchedRelease]
+    undelivered: list[QueuedMessage]
+
+
+def watch_state() -> Loaded[WatchState] | None:
+    """Watch mode as the store records it; None without a history store."""
+    return _watch(settings())
+
+
+@st.cache_data(ttl=HEALTH_TTL_SECONDS, show_spinner=False)
+def _watch(current: Settings) -> Loaded[WatchState] | None:
+    opened = _open(current)
+    if opened.value is not None and opened.value.sources.store is None:
+        return None
+
+    def read(w: Wiring) -> WatchState:
+        store = w.sources.store
+        assert store is not None
+        return WatchState(store.lease(LEASE), store.watched(), [m for m in store.messages() if m.sent_at is None])
+
+    return _run(current, read)
+
+
 def refresh() -> None:
     """Forget every cached answer, so the next run asks the sources again."""
-    for loader in (_fleet, _release, _deploys, _releases, _timeline, _health):
+    for loader in (_fleet, _release, _deploys, _releases, _timeline, _health, _watch):
         loader.clear()
     _open.clear()
 

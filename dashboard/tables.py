@@ -22,6 +22,7 @@ from releasehealth.format import (
     value_text,
 )
 from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, Classification, Deploy, LogWindowData, Policy
+from releasehealth.store import WatchedRelease
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
 # Riskiest first: what the on-call engineer must look at before anything else.
@@ -330,6 +331,30 @@ def history_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
         for e in evaluations
     ]
     return pd.DataFrame(rows)
+
+
+def watch_table(watched: Sequence[WatchedRelease], now: datetime) -> pd.DataFrame:
+    """The releases watch mode follows, those still watched first, then the newest: their last verdict,
+    checks, next checkpoint and the message they are announced in."""
+    ordered = sorted(watched, key=lambda r: (r.state != "watching", -r.deployed_at.timestamp(), r.service))
+    rows = [
+        {"service": r.service, "version": r.version, "deployed": format_time(r.deployed_at), "state": r.state,
+         "verdict": r.action or NONE, "checks": r.checks,
+         "next check": format_age(r.next_check_at - now) if r.state == "watching" and r.next_check_at > now else NONE,
+         "announced": r.notified or NONE}
+        for r in ordered
+    ]
+    return pd.DataFrame(rows, columns=["service", "version", "deployed", "state", "verdict", "checks", "next check", "announced"])
+
+
+def lease_text(lease: tuple[str, datetime] | None, now: datetime) -> str:
+    """Who watches: the lease's holder while it runs, or since when nobody does."""
+    if lease is None:
+        return "No watcher has run on this store (release-health watch)."
+    holder, expires = lease
+    if expires > now:
+        return f"Watcher {holder} holds the store's lease (renewed at each scan) until {format_time(expires)}."
+    return f"No watcher is running: the last one, {holder}, stopped renewing its lease at {format_time(expires)}."
 
 
 def sources_table(health: Sequence[SourceHealth]) -> pd.DataFrame:

@@ -285,6 +285,11 @@ class Store:
 
         return self._write(write)
 
+    def lease(self, name: str) -> tuple[str, datetime] | None:
+        """(holder, expires_at) of the lease `name`, None when nobody ever took it."""
+        rows = self._read(lambda c: c.execute(sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).all())
+        return (rows[0][0], _read_time(rows[0][1])) if rows else None
+
     def watch(self, release: WatchedRelease) -> bool:
         """Start watching a release; False when it is watched (or was) already."""
         return bool(self._write(lambda c: _insert_new(c, watched, _watched_row(release))))

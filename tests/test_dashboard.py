@@ -829,3 +829,38 @@ def test_the_overview_reruns_from_its_cache_without_drawing_the_pending_releases
     again = _app().run()  # the fleet is cached now: nothing is drawn from inside the cached evaluation
     assert not first.exception and not again.exception
     assert again.dataframe[0].value["action"].iloc[0] == Action.ROLLBACK.value
+
+
+def test_the_sources_page_shows_what_watch_mode_follows_and_what_it_could_not_deliver(demo_env: None, tmp_path: Path) -> None:
+    from releasehealth.store import Store
+    from releasehealth.watch import Channel, ChannelKind, Watcher, WatchOptions
+
+    url = os.environ["RELEASE_HEALTH_STORE"]
+    wired = demo.build(7, DEMO_END, store=url).wire(create_store=True)
+    store = wired.sources.store
+    assert store is not None
+
+    def refuse(channel: Channel, notice: object) -> None:
+        from releasehealth.errors import DeliveryError
+
+        raise DeliveryError("slack: HTTP 500")
+
+    options = WatchOptions(channels=(Channel("chat", ChannelKind.SLACK, "https://hooks.example.com/x"),))
+    report = Watcher(wired.sources, wired.catalogue, store, options, "watcher-1", refuse).step(datetime.now(UTC))
+    assert report.send_failures >= 1
+    store.close()
+
+    at = _open("views/sources.py")
+
+    assert not at.exception
+    assert "Watch" in [h.value for h in at.subheader]
+    table = _table_with(at, "announced")
+    assert len(table) == DEMO_SERVICES and set(table["state"]) <= {"final", "watching"}
+    assert "ROLLBACK" in set(table["verdict"])
+    assert any("watcher-1 holds the store" in _unescaped(c.value) for c in at.caption)
+    assert any("not delivered yet" in _unescaped(e.value) and "slack: HTTP 500" in _unescaped(e.value) for e in at.error)
+    again = Store(url)
+    try:
+        assert again.unsent() == report.queued
+    finally:
+        again.close()

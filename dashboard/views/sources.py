@@ -8,3 +8,4 @@ from releasehealth.dashboard import components, data
 
 st.title("Sources")
 components.source_health(components.unwrap(data.source_health()))
+components.watch_section(data.watch_state())
