@@ -290,6 +290,12 @@ class Store:
         rows = self._read(lambda c: c.execute(sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).all())
         return (rows[0][0], _read_time(rows[0][1])) if rows else None
 
+    def release_lease(self, name: str, holder: str, now: datetime) -> None:
+        """Hand the lease back (a watcher stopping cleanly): the next one takes over at its next scan."""
+        self._write(lambda c: c.execute(
+            leases.update().where(leases.c.name == name, leases.c.holder == holder).values(expires_at=_utc(now))
+        ))
+
     def watch(self, release: WatchedRelease) -> bool:
         """Start watching a release; False when it is watched (or was) already."""
         return bool(self._write(lambda c: _insert_new(c, watched, _watched_row(release))))

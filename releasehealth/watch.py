@@ -180,6 +180,10 @@ class Watcher:
         self.holder, self.send, self.run = holder, send, run
         self.policy = gated_policy(catalogue.policy, settings.check_interval)
 
+    def stop(self, now: datetime) -> None:
+        """Hand the store's lease back: another watcher takes over at its next scan, not three intervals on."""
+        self.store.release_lease(LEASE, self.holder, now)
+
     def step(self, now: datetime) -> StepReport:
         """One scan: deploys, due checkpoints, then the outbox. Never raises for a source or a receiver."""
         report = StepReport(now)
@@ -325,11 +329,16 @@ class Watcher:
         )
 
     def _deliver(self, now: datetime, report: StepReport) -> None:
+        """Send the due messages, for at most half a scan interval: receivers that hang (each send has its
+        own timeout) delay the rest to the next scan, never the scans themselves."""
         channels = {c.name: c for c in self.settings.channels}
+        deadline = time.monotonic() + self.settings.interval.total_seconds() / 2
         for message in self.store.due_messages(now):
             channel = channels.get(message.channel)
             if channel is None:  # a channel since removed from the configuration: nowhere to send it
                 continue
+            if time.monotonic() > deadline:
+                break
             self._deliver_one(channel, message, now, report)
         report.pending = self.store.unsent()
 

@@ -209,8 +209,8 @@ def test_the_watchers_metrics_count_its_scans_evaluations_and_messages(day: tupl
 
 def test_the_running_watcher_serves_its_metrics_and_a_sigkill_loses_nothing(tmp_path: Path) -> None:
     """`release-health watch` as a service: /metrics answers with its scans and the verdicts; killed with
-    SIGKILL, the store holds what it did, and a watcher started again on it while the killed one's lease
-    runs waits, judging nothing twice (the take-over itself: the simulated day above)."""
+    SIGKILL, the store holds every evaluation it made and every release it follows (the take-over by the
+    next watcher: the simulated day above)."""
     import subprocess
     import sys
     import time
@@ -220,51 +220,63 @@ def test_the_running_watcher_serves_its_metrics_and_a_sigkill_loses_nothing(tmp_
     from testing.servers import Server, free_port, wait_ready
 
     url = f"sqlite:///{tmp_path / 'history.db'}"
-    script = str(Path(sys.executable).parent / "release-health")
-    stamp = END.strftime("%Y-%m-%dT%H:%M:%S")
-
-    def start() -> Server:
-        port = free_port()
-        log = (tmp_path / f"watch-{port}.log").open("w")
-        process = subprocess.Popen(
-            [script, "--demo", "--demo-end", stamp, "--store", url, "watch", "--metrics-port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        return wait_ready(Server(f"http://127.0.0.1:{port}", process, tmp_path), "/metrics", log.name, 120)
-
-    def scanned(server: Server) -> str:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            text = requests.get(server.url + "/metrics", timeout=10).text
-            if "release_health_watch_scans_total 1.0" in text:
-                return text
-            time.sleep(0.5)
-        raise AssertionError("no scan within 120 s")
-
-    first = start()
+    port = free_port()
+    log = (tmp_path / "watch.log").open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "release-health"), "--demo", "--demo-end", END.strftime("%Y-%m-%dT%H:%M:%S"),
+         "--store", url, "watch", "--metrics-port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    watcher = wait_ready(Server(f"http://127.0.0.1:{port}", process, tmp_path), "/metrics", log.name, 120)
     try:
-        text = scanned(first)
+        deadline, text = time.monotonic() + 120, ""
+        while "release_health_watch_scans_total 1.0" not in text and time.monotonic() < deadline:
+            time.sleep(0.3)
+            text = requests.get(watcher.url + "/metrics", timeout=10).text
         assert "release_health_watch_evaluations_total 8.0" in text and 'release_health_verdict{action="ROLLBACK"' in text
+        assert "release_health_watch_lease_held 1.0" in text
     finally:
-        first.process.kill()  # SIGKILL: no goodbye, its lease left to expire
-        first.process.wait(timeout=10)
+        process.kill()  # SIGKILL: no goodbye
+        process.wait(timeout=10)
     store = Store(url)
     try:
-        judged = len([e for s in ("cart-service", "user-service") for e in store.history(s)])
+        assert len(store.watched()) == 8 and len(store.fleet()) == 8
+        holder, _ = store.lease("watch") or ("", None)
+        assert holder.endswith(f":{process.pid}")  # left to expire: the next watcher waits three intervals
     finally:
         store.close()
-    second = start()
+
+
+def test_a_watcher_stopped_by_sigterm_hands_its_lease_back(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "release-health"), "--demo", "--demo-end", END.strftime("%Y-%m-%dT%H:%M:%S"),
+         "--store", url, "watch", "--metrics-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
     try:
-        # The demo's clock stands still (--demo-end): no checkpoint is due again, and the lease of the killed
-        # watcher (three intervals) keeps this one on standby meanwhile; either way nothing is judged twice.
-        text = requests.get(second.url + "/metrics", timeout=10).text
-        assert "release_health_watch_evaluations_total" in text
+        assert process.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 120
+        while not any("ROLLBACK" in line for line in lines) and time.monotonic() < deadline:
+            lines.append(process.stdout.readline())  # the first scan's line names the releases judged
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
     finally:
-        second.stop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0 and "the store's lease is handed back" in rest, "".join(lines) + rest
     store = Store(url)
     try:
-        assert len([e for s in ("cart-service", "user-service") for e in store.history(s)]) == judged
-        assert len(store.watched()) == 8
+        lease = store.lease("watch")
+        assert lease is not None and lease[1] <= END  # expired: the next watcher takes over at once
+        assert store.acquire_lease("watch", "next", END, STEP)
     finally:
         store.close()
 
@@ -295,3 +307,23 @@ def test_a_dry_rollback_hook_only_records_its_command(fleet: Fleet, tmp_path: Pa
     assert rollbacks and {s for s, _, a in report.evaluated if a is Action.ROLLBACK} == {s for s, _ in rollbacks}
     (command, result), *_ = rollbacks.values()
     assert command.startswith("kubectl rollout undo deployment/") and result.startswith("dry run")
+
+
+def test_a_slow_receiver_delays_the_messages_not_the_scans(fleet: Fleet, tmp_path: Path) -> None:
+    import dataclasses
+    import time
+
+    def slow(channel: Channel, notice: Notice) -> None:
+        time.sleep(0.3)
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    quick = dataclasses.replace(
+        SETTINGS, interval=timedelta(seconds=1), channels=SETTINGS.channels[:1], rollback=RollbackHookSettings(),
+    )
+    watcher = _watcher(fleet, url, "slow", slow, quick)
+    first = watcher.step(END)
+    assert first.queued >= 3 and 1 <= first.sent < first.queued  # half an interval of sending, then the next scan
+    sent = first.sent
+    for n in range(1, 10):
+        sent += watcher.step(END + n * timedelta(seconds=1)).sent
+    assert sent == first.queued

@@ -105,6 +105,7 @@ def watch(
     metrics_port: Annotated[int, typer.Option(help="Port of the watcher's /metrics (0: none).", min=0, max=65535)] = 9465,
 ) -> None:
     """Judge every deploy as it happens, store each evaluation, and announce the bad ones (the config's watch:)."""
+    import signal
     import socket
     import time
     from datetime import datetime
@@ -126,14 +127,29 @@ def watch(
         store = store_of(opened)
         start_http_server(metrics_port, metrics_host, registry=watch_registry(stats, store.fleet))
         err.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
-    while True:
-        started = time.monotonic()
-        report = watcher.step(opened.now() if ctx.obj.demo_end else datetime.now(UTC))
-        stats.add(report)
-        err.print(_step_line(report))
-        if once:
-            return
-        time.sleep(max(settings.interval.total_seconds() - (time.monotonic() - started), 0.0))
+    def clock() -> datetime:  # a pinned demo's stands still at its end
+        return opened.now() if ctx.obj.demo_end else datetime.now(UTC)
+
+    # SIGTERM (docker stop, systemd, kubectl) ends the loop as Ctrl-C does, so the lease is handed back.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            started = time.monotonic()
+            report = watcher.step(clock())
+            stats.add(report)
+            err.print(_step_line(report))
+            if once:
+                return
+            time.sleep(max(settings.interval.total_seconds() - (time.monotonic() - started), 0.0))
+    except KeyboardInterrupt:
+        err.print("stopping: the store's lease is handed back")
+    finally:
+        if not once:
+            watcher.stop(clock())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _step_line(report: StepReport) -> str:
