@@ -228,15 +228,17 @@ class Watcher:
         ))
 
     def _check(self, release: WatchedRelease, scan: DeployScan, now: datetime, report: StepReport) -> None:
-        service = self.catalogue.service(release.service)
         started = time.monotonic()
         try:
+            service = self.catalogue.service(release.service)
             evaluation = evaluate_release(self.sources, service, self.policy, release.version, now=now, discovered=scan)
-        except ReleaseHealthError as exc:  # the version is gone from the lookback, the deploys unreadable
+        except ReleaseHealthError as exc:  # a service no longer configured, a version gone from the lookback
             report.evaluation_seconds += time.monotonic() - started
             report.failed.append((release.service, release.version, str(exc)))
+            # Tried again at the next checkpoint, until the release's watch would have ended anyway.
+            state = FINAL if now - release.deployed_at >= self._deadline() else WATCHING
             self.store.update_watched(dataclasses.replace(
-                release, next_check_at=now + self.settings.check_interval, updated_at=now,
+                release, state=state, next_check_at=now + self.settings.check_interval, updated_at=now,
             ))
             return
         report.evaluation_seconds += time.monotonic() - started

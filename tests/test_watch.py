@@ -327,3 +327,37 @@ def test_a_slow_receiver_delays_the_messages_not_the_scans(fleet: Fleet, tmp_pat
     for n in range(1, 10):
         sent += watcher.step(END + n * timedelta(seconds=1)).sent
     assert sent == first.queued
+
+
+def test_prometheus_down_or_a_service_gone_is_said_and_nothing_is_judged(fleet: Fleet, tmp_path: Path) -> None:
+    import dataclasses
+
+    import yaml
+
+    from releasehealth import wiring
+    from releasehealth.store import WatchedRelease
+    from releasehealth.watch import WatchStats
+    from testing.configs import example_config
+    from testing.servers import free_port
+
+    raw = example_config(f"http://127.0.0.1:{free_port()}", timeout="1s")
+    raw["store"] = {"url": f"sqlite:///{tmp_path / 'history.db'}"}
+    (tmp_path / "release-health.yaml").write_text(yaml.safe_dump(raw))
+    wired = wiring.from_file(tmp_path / "release-health.yaml", create_store=True)
+    store = wired.sources.store
+    assert store is not None
+    gone = WatchedRelease("retired-service", "1.0", END - timedelta(hours=1), "", "watching", "", 0, END, "", END)
+    store.watch(gone)
+    sent: Sent = []
+    watcher = Watcher(wired.sources, wired.catalogue, store, dataclasses.replace(SETTINGS, rollback=RollbackHookSettings()),
+                      "blind", lambda c, n: sent.append((c.name, n)))
+    report = watcher.step(END)
+    stats = WatchStats()
+    stats.add(report)
+    assert report.scan_error and "unreachable" in report.scan_error and not report.evaluated and not sent
+    assert not stats.source_up and stats.scan_errors == 1
+    # With the deploys readable again (the demo's sources), the retired service's release fails alone.
+    demo_wired = demo.of_fleet(fleet, store=raw["store"]["url"]).wire()
+    report = Watcher(demo_wired.sources, demo_wired.catalogue, store, SETTINGS, "blind", lambda c, n: None, lambda a, t: "").step(END)
+    assert [(s, v) for s, v, _ in report.failed] == [("retired-service", "1.0")] and "unknown service" in report.failed[0][2]
+    assert len(report.evaluated) == 8

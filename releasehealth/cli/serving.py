@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from releasehealth.cli.app import EXIT_ERROR, MAX_SEED, Context, app, err, handle_errors, store_of
+from releasehealth.errors import ReleaseHealthError
 
 if TYPE_CHECKING:  # the command imports the watcher when it runs (the CLI starts without the core)
     from releasehealth.watch import StepReport
@@ -135,9 +136,15 @@ def watch(
     try:
         while True:
             started = time.monotonic()
-            report = watcher.step(clock())
-            stats.add(report)
-            err.print(_step_line(report))
+            try:
+                report = watcher.step(clock())
+            except ReleaseHealthError as exc:  # the store unreachable: said, and tried again next interval
+                if once:
+                    raise
+                err.print(f"[bold red]error:[/] {exc}; trying again in {duration_text(settings.interval)}")
+            else:
+                stats.add(report)
+                err.print(_step_line(report))
             if once:
                 return
             time.sleep(max(settings.interval.total_seconds() - (time.monotonic() - started), 0.0))
