@@ -81,12 +81,12 @@ class Notice:
 
 
 def release_links(dashboard_url: str, service: str, version: str) -> tuple[str, str]:
-    """The deep links to a release's page and to its report on the dashboard at `dashboard_url`."""
+    """The deep links to a release's page and to its post-deploy review report on the dashboard at
+    `dashboard_url` (the report is downloaded from the release's page, HTML or Markdown)."""
     if not dashboard_url:
         return "", ""
-    query = urlencode({"service": service, "version": version})
-    base = dashboard_url.rstrip("/")
-    return f"{base}/release?{query}", f"{base}/release?{query}#report"
+    page = f"{dashboard_url.rstrip('/')}/release?{urlencode({'service': service, 'version': version})}"
+    return page, page
 
 
 def headline(notice: Notice) -> str:
