@@ -17,6 +17,7 @@ from releasehealth.notify import ChannelKind, Notice
 from releasehealth.simulator import Fleet, demo, simulate
 from releasehealth.store import Store
 from releasehealth.watch import Channel, StepReport, Watcher, WatchOptions
+from testing.servers import PostgresServer, PrometheusServer
 
 SEED = 7
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # the same day's shape every run
@@ -33,14 +34,15 @@ RAN: list[list[str]] = []  # the rollback hook's command lines, as the day's wat
 
 
 @pytest.fixture(scope="module")
-def fleet() -> Fleet:
+def day_fleet() -> Fleet:
+    """The demo fleet of one day (named apart from the session's `fleet`, which the real Prometheus holds)."""
     return simulate(seed=SEED, end=END)
 
 
 def _watcher(
-    fleet: Fleet, url: str, holder: str, send: Callable[[Channel, Notice], None], settings: WatchOptions = SETTINGS,
+    day_fleet: Fleet, url: str, holder: str, send: Callable[[Channel, Notice], None], settings: WatchOptions = SETTINGS,
 ) -> Watcher:
-    wired = demo.of_fleet(fleet, store=url).wire(create_store=True)
+    wired = demo.of_fleet(day_fleet, store=url).wire(create_store=True)
     assert wired.sources.store is not None
 
     def run(argv: list[str], timeout: float) -> str:
@@ -50,14 +52,14 @@ def _watcher(
     return Watcher(wired.sources, wired.catalogue, wired.sources.store, settings, holder, send, run)
 
 
-def _times(fleet: Fleet) -> list[datetime]:
-    first = min(r.deployed_at for s in fleet.services for r in s.releases[1:])
+def _times(day_fleet: Fleet) -> list[datetime]:
+    first = min(r.deployed_at for s in day_fleet.services for r in s.releases[1:])
     start = first.replace(second=0, microsecond=0) - STEP
     return [start + n * STEP for n in range(int((END - start) / STEP) + 1)]
 
 
 @pytest.fixture(scope="module")
-def day(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Sent, list[StepReport], str]:
+def day(day_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Sent, list[StepReport], str]:
     """The day watched by A until midday, when it dies without a word (its lease left to expire), and by B,
     which steps all day on the same store and takes over; the first chat message fails once."""
     url = f"sqlite:///{tmp_path_factory.mktemp('watch') / 'history.db'}"
@@ -70,8 +72,8 @@ def day(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Sent, l
             raise DeliveryError("slack: HTTP 500")
         sent.append((channel.name, notice))
 
-    a, b = _watcher(fleet, url, "watcher-a", send), _watcher(fleet, url, "watcher-b", send)
-    times = _times(fleet)
+    a, b = _watcher(day_fleet, url, "watcher-a", send), _watcher(day_fleet, url, "watcher-b", send)
+    times = _times(day_fleet)
     killed = times[len(times) // 2]
     reports = []
     for now in times:
@@ -81,17 +83,17 @@ def day(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Sent, l
     return sent, reports, url
 
 
-def _releases(fleet: Fleet) -> dict[tuple[str, str], bool]:
+def _releases(day_fleet: Fleet) -> dict[tuple[str, str], bool]:
     """(service, version) of every deploy: whether it is a regression."""
-    return {(s.name, r.version): r.label.is_regression for s in fleet.services for r in s.releases[1:]}
+    return {(s.name, r.version): r.label.is_regression for s in day_fleet.services for r in s.releases[1:]}
 
 
-def test_every_bad_release_is_announced_once_and_no_good_one(fleet: Fleet, day: tuple[Sent, list[StepReport], str]) -> None:
+def test_every_bad_release_is_announced_once_and_no_good_one(day_fleet: Fleet, day: tuple[Sent, list[StepReport], str]) -> None:
     sent, _, _ = day
     chat = [n for channel, n in sent if channel == "chat"]
     assert [key for key, count in Counter(n.key for n in chat).items() if count > 1] == []  # no duplicate
     announced = {(n.service, n.version) for n in chat if not n.resolved}
-    releases = _releases(fleet)
+    releases = _releases(day_fleet)
     assert {r for r, bad in releases.items() if bad} == announced
     assert all(n.action in (Action.ROLLBACK, Action.HOLD) for n in chat if not n.resolved)
     rollback = next(n for n in chat if n.action is Action.ROLLBACK)
@@ -106,13 +108,13 @@ def test_each_channel_gets_the_releases_routed_to_it(day: tuple[Sent, list[StepR
 
 
 def test_every_deploy_is_judged_and_stored_and_one_watcher_works_at_a_time(
-    fleet: Fleet, day: tuple[Sent, list[StepReport], str],
+    day_fleet: Fleet, day: tuple[Sent, list[StepReport], str],
 ) -> None:
     _, reports, url = day
     store = Store(url)
     try:
-        reviewed = {(e.service, e.version) for s in fleet.services for e in store.history(s.name)}
-        assert set(_releases(fleet)) <= reviewed  # every release has its post-deploy review
+        reviewed = {(e.service, e.version) for s in day_fleet.services for e in store.history(s.name)}
+        assert set(_releases(day_fleet)) <= reviewed  # every release has its post-deploy review
         assert {r.state for r in store.watched()} <= {"final", "superseded", "watching"}
         messages = store.messages()
         assert all(m.sent_at is not None for m in messages)
@@ -281,7 +283,7 @@ def test_a_watcher_stopped_by_sigterm_hands_its_lease_back(tmp_path: Path) -> No
         store.close()
 
 
-def test_the_rollback_hook_runs_once_for_each_rollback_across_the_restart(fleet: Fleet, day: tuple[Sent, list[StepReport], str]) -> None:
+def test_the_rollback_hook_runs_once_for_each_rollback_across_the_restart(day_fleet: Fleet, day: tuple[Sent, list[StepReport], str]) -> None:
     sent, _, url = day
     rolled_back = {(n.service, n.version) for channel, n in sent if channel == "chat" and n.action is Action.ROLLBACK and not n.resolved}
     assert rolled_back and sorted(RAN) == sorted(
@@ -295,13 +297,13 @@ def test_the_rollback_hook_runs_once_for_each_rollback_across_the_restart(fleet:
     assert {(s, v) for s, v, _, _, _ in recorded} == rolled_back and {r for *_, r in recorded} == {"exit 0"}
 
 
-def test_a_dry_rollback_hook_only_records_its_command(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_dry_rollback_hook_only_records_its_command(day_fleet: Fleet, tmp_path: Path) -> None:
     import dataclasses
 
     url = f"sqlite:///{tmp_path / 'history.db'}"
     dry = dataclasses.replace(SETTINGS, rollback=RollbackHookSettings(enabled=True), channels=())
     before = len(RAN)
-    report = _watcher(fleet, url, "dry", lambda c, n: None, dry).step(END)
+    report = _watcher(day_fleet, url, "dry", lambda c, n: None, dry).step(END)
     assert len(RAN) == before  # nothing run
     rollbacks = {(s, v): (c, r) for s, v, c, r in report.rollbacks}
     assert rollbacks and {s for s, _, a in report.evaluated if a is Action.ROLLBACK} == {s for s, _ in rollbacks}
@@ -309,7 +311,7 @@ def test_a_dry_rollback_hook_only_records_its_command(fleet: Fleet, tmp_path: Pa
     assert command.startswith("kubectl rollout undo deployment/") and result.startswith("dry run")
 
 
-def test_a_slow_receiver_delays_the_messages_not_the_scans(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_slow_receiver_delays_the_messages_not_the_scans(day_fleet: Fleet, tmp_path: Path) -> None:
     import dataclasses
     import time
 
@@ -320,7 +322,7 @@ def test_a_slow_receiver_delays_the_messages_not_the_scans(fleet: Fleet, tmp_pat
     quick = dataclasses.replace(
         SETTINGS, interval=timedelta(seconds=1), channels=SETTINGS.channels[:1], rollback=RollbackHookSettings(),
     )
-    watcher = _watcher(fleet, url, "slow", slow, quick)
+    watcher = _watcher(day_fleet, url, "slow", slow, quick)
     first = watcher.step(END)
     assert first.queued >= 3 and 1 <= first.sent < first.queued  # half an interval of sending, then the next scan
     sent = first.sent
@@ -329,7 +331,7 @@ def test_a_slow_receiver_delays_the_messages_not_the_scans(fleet: Fleet, tmp_pat
     assert sent == first.queued
 
 
-def test_prometheus_down_or_a_service_gone_is_said_and_nothing_is_judged(fleet: Fleet, tmp_path: Path) -> None:
+def test_prometheus_down_or_a_service_gone_is_said_and_nothing_is_judged(day_fleet: Fleet, tmp_path: Path) -> None:
     import dataclasses
 
     import yaml
@@ -357,7 +359,43 @@ def test_prometheus_down_or_a_service_gone_is_said_and_nothing_is_judged(fleet: 
     assert report.scan_error and "unreachable" in report.scan_error and not report.evaluated and not sent
     assert not stats.source_up and stats.scan_errors == 1
     # With the deploys readable again (the demo's sources), the retired service's release fails alone.
-    demo_wired = demo.of_fleet(fleet, store=raw["store"]["url"]).wire()
+    demo_wired = demo.of_fleet(day_fleet, store=raw["store"]["url"]).wire()
     report = Watcher(demo_wired.sources, demo_wired.catalogue, store, SETTINGS, "blind", lambda c, n: None, lambda a, t: "").step(END)
     assert [(s, v) for s, v, _ in report.failed] == [("retired-service", "1.0")] and "unknown service" in report.failed[0][2]
     assert len(report.evaluated) == 8
+
+
+def test_a_watcher_on_the_real_prometheus_and_postgresql_judges_as_the_cli_does(
+    fleet: Fleet, prometheus: PrometheusServer, postgres: PostgresServer,
+) -> None:
+    """The session's real Prometheus (the test fleet backfilled) and a PostgreSQL store: one scan at the
+    fleet's end follows every service's latest release and judges it as `evaluate` does; a second watcher
+    on the store waits."""
+    import uuid
+
+    from releasehealth import config, wiring
+    from releasehealth.evaluate import evaluate_release
+    from testing.configs import example_config
+
+    raw = example_config(prometheus.url)
+    raw["store"] = {"url": postgres.create_database(f"watch_{uuid.uuid4().hex[:12]}")}
+    wired = wiring.connect(config.parse(raw, "release-health.yaml"), create_store=True)
+    store = wired.sources.store
+    assert store is not None
+    options = WatchOptions(channels=SETTINGS.channels[:1])
+    sent: Sent = []
+    report = Watcher(wired.sources, wired.catalogue, store, options, "pg-a", lambda c, n: sent.append((c.name, n))).step(fleet.end)
+    standby = Watcher(wired.sources, wired.catalogue, store, options, "pg-b", lambda c, n: sent.append((c.name, n))).step(fleet.end)
+    assert not standby.holder and not standby.evaluated
+    latest = {s.name: s.releases[-1] for s in fleet.services}
+    assert {(s, v) for s, v, _ in report.evaluated} == {(name, r.version) for name, r in latest.items()}
+    policy = Watcher(wired.sources, wired.catalogue, store, options, "x").policy
+    for service, version, action in report.evaluated:
+        alone = evaluate_release(wired.sources, wired.catalogue.service(service), policy, version, now=fleet.end)
+        assert alone.recommendation.action is action, (service, version)
+        # Metrics only (no logs here): a log-only fault passes, but a rollback is always a regression's.
+        assert action is not Action.ROLLBACK or latest[service].label.is_regression, (service, version)
+    assert any(a is Action.ROLLBACK for _, _, a in report.evaluated)
+    rollbacks = {(n.service, n.version) for _, n in sent if n.action is Action.ROLLBACK}
+    assert rollbacks == {(s, v) for s, v, a in report.evaluated if a is Action.ROLLBACK}
+    assert {r.state for r in store.watched()} <= {"final", "watching"} and len(store.fleet()) == len(latest)
