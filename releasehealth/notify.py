@@ -29,6 +29,9 @@ SEND_TIMEOUT = 5.0  # seconds: a receiver that hangs is retried later, it never 
 SIGNATURE_HEADER = "X-Release-Health-Signature"
 TIMESTAMP_HEADER = "X-Release-Health-Timestamp"
 SEVERITY = {Action.ROLLBACK: "critical", Action.HOLD: "warning", Action.INCONCLUSIVE: "warning"}
+# Alertmanager ends an alert not posted again within its resolve_timeout (5 min by default); the watcher
+# posts once, so an open alert says how long it stands: until resolved, at most this long.
+ALERT_LIFETIME = timedelta(days=1)
 
 
 class ChannelKind(StrEnum):
@@ -131,8 +134,8 @@ def payload(kind: ChannelKind, notice: Notice) -> Any:
 
 
 def alert(notice: Notice) -> dict[str, Any]:
-    """The Alertmanager alert of a ROLLBACK or HOLD; a resolved notice ends the alert of the action it
-    resolves (same labels, endsAt now)."""
+    """The Alertmanager alert of a ROLLBACK or HOLD, standing ALERT_LIFETIME unless resolved: a resolved
+    notice ends the alert of the action it resolves (same labels, endsAt now)."""
     action = notice.resolved_action or notice.action
     labels = {
         "alertname": "ReleaseHealthVerdict", "service": notice.service, "version": notice.version,
@@ -148,8 +151,7 @@ def alert(notice: Notice) -> dict[str, Any]:
     }
     if notice.release_url:
         document["generatorURL"] = notice.release_url
-    if notice.resolved:
-        document["endsAt"] = notice.at.isoformat()
+    document["endsAt"] = (notice.at if notice.resolved else notice.at + ALERT_LIFETIME).isoformat()
     return document
 
 

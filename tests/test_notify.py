@@ -113,7 +113,7 @@ def test_each_channel_gets_the_body_it_expects() -> None:
         "alertname": "ReleaseHealthVerdict", "service": "cart-service", "version": "2.4.3", "action": "ROLLBACK",
         "severity": "critical", "team": "checkout",
     }
-    assert "endsAt" not in alerts[0] and alerts[0]["generatorURL"] == notice.release_url
+    assert alerts[0]["endsAt"] == (AT + timedelta(days=1)).isoformat() and alerts[0]["generatorURL"] == notice.release_url
 
 
 def test_a_resolved_notice_ends_the_alert_it_resolves_and_says_why() -> None:
@@ -163,6 +163,8 @@ def test_alertmanager_shows_the_rollback_alert_and_resolves_it_on_promotion(tmp_
         (shown,) = alerts
         assert shown["labels"]["action"] == "ROLLBACK" and shown["labels"]["severity"] == "critical"
         assert shown["status"]["state"] == "active" and shown["generatorURL"] == opened.release_url
+        # Posted once, it stands until resolved (a day at most), not Alertmanager's 5-min resolve_timeout.
+        assert datetime.fromisoformat(shown["endsAt"]) > datetime.now(UTC) + timedelta(hours=12)
         resolved = dataclasses.replace(
             opened, action=Action.PROMOTE, resolved_action=Action.ROLLBACK, resolution="promoted",
             at=opened.at + timedelta(seconds=1),
