@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
@@ -558,8 +559,6 @@ def _insert_new(connection: Connection, table: sa.Table, row: dict[str, Any]) ->
     """Insert `row` unless a row with its key is there (another writer's included): the rows inserted."""
     # ON CONFLICT DO NOTHING, in each database's dialect; the rows RETURNING tells what was inserted
     # (psycopg's rowcount says -1 for such an insert).
-    from sqlalchemy.dialects import postgresql, sqlite
-
     key = next(iter(table.primary_key.columns))
     if connection.dialect.name == "postgresql":
         statement: sa.Insert = postgresql.insert(table).values(**row).on_conflict_do_nothing()

@@ -131,12 +131,18 @@ class StepReport:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (service, version, error)
     evaluation_seconds: float = 0.0
     queued: int = 0
-    sent: int = 0
-    send_failures: int = 0
-    sent_to: Counter[str] = field(default_factory=Counter)  # by channel
+    sent_to: Counter[str] = field(default_factory=Counter)  # deliveries, by channel
     failed_to: Counter[str] = field(default_factory=Counter)
     pending: int = 0  # messages still to deliver after this step
     rollbacks: list[tuple[str, str, str, str]] = field(default_factory=list)  # (service, version, command, result)
+
+    @property
+    def sent(self) -> int:
+        return self.sent_to.total()
+
+    @property
+    def send_failures(self) -> int:
+        return self.failed_to.total()
 
 
 @dataclass
@@ -174,10 +180,10 @@ class WatchStats:
 class Watcher:
     def __init__(
         self, sources: Sources, catalogue: Catalogue, store: Store, settings: WatchOptions, holder: str, send: Send = sender,
-        run: Run = run_command,
+        run: Run = run_command, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sources, self.catalogue, self.store, self.settings = sources, catalogue, store, settings
-        self.holder, self.send, self.run = holder, send, run
+        self.holder, self.send, self.run, self.monotonic = holder, send, run, monotonic
         self.policy = gated_policy(catalogue.policy, settings.check_interval)
 
     def stop(self, now: datetime) -> None:
@@ -251,7 +257,7 @@ class Watcher:
             state = FINAL
         elif action is Action.PROMOTE and window_over:
             state = FINAL
-        elif window_over and now - release.deployed_at >= self._deadline():
+        elif window_over and now - release.deployed_at >= self._deadline():  # still HOLD after its settling time
             state = FINAL
         if action is Action.ROLLBACK:
             self._roll_back(release, evaluation, now, report)
@@ -304,9 +310,8 @@ class Watcher:
     ) -> None:
         if not release.notified:
             return
-        base = self._notice(release, evaluation, now) if evaluation else self._notice(release, None, now)
         notice = dataclasses.replace(
-            base, action=Action.PROMOTE if why == "promoted" else Action(release.notified),
+            self._notice(release, evaluation, now), action=Action.PROMOTE if why == "promoted" else Action(release.notified),
             resolved_action=Action(release.notified), resolution=why,
         )
         report.queued += self._queue(notice, now)
@@ -334,12 +339,12 @@ class Watcher:
         """Send the due messages, for at most half a scan interval: receivers that hang (each send has its
         own timeout) delay the rest to the next scan, never the scans themselves."""
         channels = {c.name: c for c in self.settings.channels}
-        deadline = time.monotonic() + self.settings.interval.total_seconds() / 2
+        deadline = self.monotonic() + self.settings.interval.total_seconds() / 2
         for message in self.store.due_messages(now):
             channel = channels.get(message.channel)
             if channel is None:  # a channel since removed from the configuration: nowhere to send it
                 continue
-            if time.monotonic() > deadline:
+            if self.monotonic() > deadline:
                 break
             self._deliver_one(channel, message, now, report)
         report.pending = self.store.unsent()
@@ -348,11 +353,9 @@ class Watcher:
         try:
             self.send(channel, Notice.from_dict(message.notice))
         except DeliveryError as exc:
-            report.send_failures += 1
             report.failed_to[channel.name] += 1
             self.store.message_failed(message.id, str(exc), now + backoff(message.attempts + 1))
             log.warning("message %s to %s not delivered: %s", message.key.replace("\x1f", " "), channel.name, exc)
             return
-        report.sent += 1
         report.sent_to[channel.name] += 1
         self.store.message_sent(message.id, now)

@@ -34,6 +34,8 @@ from testing.servers import free_port, start_alertmanager
 
 AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
 SECRET = "s3cret-for-tests"
+GUARD = 60.0  # seconds: a limit against hangs, never an expectation of speed
+HANG_LIMIT = 120.0  # how long a hanging receiver holds its answer at most (it is released at teardown)
 
 
 def _notice(**changes: object) -> Notice:
@@ -48,16 +50,19 @@ def _notice(**changes: object) -> Notice:
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
-    """Records each POST; answers with the status the test set; checks the webhook's signature."""
+    """Records each POST and answers with the status the test set; one that `hangs` answers only when the
+    test is over (its event set at teardown), whatever the client's timeout."""
 
     status = 200
-    delay = 0.0
+    hangs = False
+    released = threading.Event()
     received: list[tuple[str, dict[str, str], bytes]] = []
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         type(self).received.append((self.path, dict(self.headers), body))
-        time.sleep(type(self).delay)
+        if type(self).hangs:
+            type(self).released.wait(HANG_LIMIT)
         self.send_response(type(self).status)
         self.end_headers()
 
@@ -67,13 +72,14 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, type[Receiver]]]:
-    handler = type("Handler", (Receiver,), {"received": [], "status": 200, "delay": 0.0})
+    handler = type("Handler", (Receiver,), {"received": [], "status": 200, "hangs": False, "released": threading.Event()})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handler
     finally:
+        handler.released.set()
         server.shutdown()
         server.server_close()
 
@@ -126,20 +132,23 @@ def test_a_resolved_notice_ends_the_alert_it_resolves_and_says_why() -> None:
     assert Notice.from_dict(json.loads(json.dumps(resolved.to_dict()))) == resolved
 
 
-@pytest.mark.parametrize(("status", "delay", "problem"), [(500, 0.0, "HTTP 500"), (200, 2.0, "no answer within 1 s")])
+@pytest.mark.parametrize(("status", "hangs", "timeout", "problem"), [
+    (500, False, GUARD, "HTTP 500"),  # a limit against a hang only
+    (200, True, 1.0, "no answer within 1 s"),  # the timeout under test: the receiver never answers in time
+])
 def test_a_receiver_that_fails_or_hangs_is_a_delivery_error_without_its_url(
-    receiver: tuple[str, type[Receiver]], status: int, delay: float, problem: str,
+    receiver: tuple[str, type[Receiver]], status: int, hangs: bool, timeout: float, problem: str,
 ) -> None:
     url, handler = receiver
-    handler.status, handler.delay = status, delay
+    handler.status, handler.hangs = status, hangs
     with pytest.raises(DeliveryError, match=problem) as caught:
-        send(ChannelKind.SLACK, url + "/services/T000/B000/XXXX", _notice(), timeout=1.0)
+        send(ChannelKind.SLACK, url + "/services/T000/B000/XXXX", _notice(), timeout=timeout)
     assert "XXXX" not in str(caught.value)
 
 
 def test_a_receiver_that_refuses_connections_is_a_delivery_error() -> None:
     with pytest.raises(DeliveryError, match="unreachable"):
-        send(ChannelKind.TEAMS, f"http://127.0.0.1:{free_port()}/", _notice(), timeout=1.0)
+        send(ChannelKind.TEAMS, f"http://127.0.0.1:{free_port()}/", _notice(), timeout=GUARD)
 
 
 def test_alertmanager_gets_its_alerts_on_its_v2_path(receiver: tuple[str, type[Receiver]]) -> None:
@@ -156,22 +165,27 @@ def test_retries_back_off_to_a_ceiling() -> None:
 
 def test_alertmanager_shows_the_rollback_alert_and_resolves_it_on_promotion(tmp_path: Path) -> None:
     manager = start_alertmanager(tmp_path)
+    alerts_url = f"{manager.url}/api/v2/alerts"
+    query = {"filter": 'service="cart-service"'}
     try:
-        opened = _notice(at=datetime.now(UTC).replace(microsecond=0))
-        send(ChannelKind.ALERTMANAGER, manager.url, opened)
-        alerts = requests.get(f"{manager.url}/api/v2/alerts", params={"filter": 'service="cart-service"'}, timeout=10).json()
-        (shown,) = alerts
+        # Judged a minute ago and promoted half a minute later: the resolving endsAt is already past, as
+        # Alertmanager resolves an alert, with no waiting here.
+        now = datetime.now(UTC).replace(microsecond=0)
+        opened = _notice(at=now - timedelta(seconds=60))
+        send(ChannelKind.ALERTMANAGER, manager.url, opened, timeout=GUARD)
+        (shown,) = requests.get(alerts_url, params=query, timeout=GUARD).json()
         assert shown["labels"]["action"] == "ROLLBACK" and shown["labels"]["severity"] == "critical"
         assert shown["status"]["state"] == "active" and shown["generatorURL"] == opened.release_url
         # Posted once, it stands until resolved (a day at most), not Alertmanager's 5-min resolve_timeout.
-        assert datetime.fromisoformat(shown["endsAt"]) > datetime.now(UTC) + timedelta(hours=12)
+        assert datetime.fromisoformat(shown["endsAt"]) > now + timedelta(hours=12)
         resolved = dataclasses.replace(
-            opened, action=Action.PROMOTE, resolved_action=Action.ROLLBACK, resolution="promoted",
-            at=opened.at + timedelta(seconds=1),
+            opened, action=Action.PROMOTE, resolved_action=Action.ROLLBACK, resolution="promoted", at=now - timedelta(seconds=30),
         )
-        time.sleep(1.5)  # endsAt in the past, as Alertmanager resolves an alert
-        send(ChannelKind.ALERTMANAGER, manager.url, resolved)
-        active = requests.get(f"{manager.url}/api/v2/alerts", params={"active": "true", "filter": 'service="cart-service"'}, timeout=10).json()
-        assert [a for a in active if a["status"]["state"] == "active" and a["endsAt"] > datetime.now(UTC).isoformat()] == []
+        send(ChannelKind.ALERTMANAGER, manager.url, resolved, timeout=GUARD)
+        # Resolved, it leaves the alerts Alertmanager lists (active, silenced, inhibited or unprocessed).
+        deadline, listed = time.monotonic() + GUARD, [shown]
+        while listed and time.monotonic() < deadline:
+            listed = requests.get(alerts_url, params=query, timeout=GUARD).json()
+        assert listed == []
     finally:
         manager.stop()
