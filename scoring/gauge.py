@@ -77,7 +77,7 @@ from scipy import special
 from releasehealth.format import confidence_text, format_value, p_text, plural, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
 from releasehealth.scoring.distributions import NORMAL
-from releasehealth.scoring.ranks import average_ranks, median, row_medians, tie_term
+from releasehealth.scoring.ranks import average_ranks, difference_order_statistics, median, row_medians, tie_term
 from releasehealth.scoring.series import in_order
 from releasehealth.scoring.verdict import (
     VerdictBuilder,
@@ -217,7 +217,7 @@ def level_test(baseline: np.ndarray, candidate: np.ndarray, spec: MetricSpec, ci
     u_statistic, ties = _rank_sum(candidate, baseline)
     n, m = candidate.size, baseline.size
     cles = u_statistic / (n * m)  # U counts the pairs with c > b, and half of those with c = b
-    shift, low, high = _shift(np.subtract.outer(candidate, baseline).ravel(), n, m, ci_alpha)
+    shift, low, high = _shift(candidate, baseline, ci_alpha)
     sign = harmful_sign(spec.direction, median(candidate) - median(baseline))
     p_value = 1.0
     if sign:
@@ -244,16 +244,16 @@ def _rank_sum_p_value(u_statistic: float, n: int, m: int, ties: float) -> float:
     return NORMAL.sf((u_statistic - n * m / 2 - 0.5) / spread)
 
 
-def _shift(differences: np.ndarray, n: int, m: int, ci_alpha: float) -> tuple[float, float, float]:
-    """The Hodges-Lehmann shift, the median of the pairwise differences, and its interval [D_(k),
-    D_(nm+1-k)] (1-based order statistics; the whole range when k < 1)."""
-    size = differences.size
+def _shift(candidate: np.ndarray, baseline: np.ndarray, ci_alpha: float) -> tuple[float, float, float]:
+    """The Hodges-Lehmann shift, the median of the pairwise differences candidate_i - baseline_j, and its
+    interval [D_(k), D_(nm+1-k)] (1-based order statistics; the whole range when k < 1)."""
+    n, m = candidate.size, baseline.size
+    size = n * m
     z = NORMAL.ppf(1 - ci_alpha / 2)
     k = math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))
     low_at, high_at = (k - 1, size - k) if k >= 1 else (0, size - 1)
-    middle = [(size - 1) // 2, size // 2]
-    ordered = np.sort(differences)  # numpy's vectorised sort beats a partition at four ranks
-    return float((ordered[middle[0]] + ordered[middle[1]]) / 2), float(ordered[low_at]), float(ordered[high_at])
+    low, middle_low, middle_high, high = difference_order_statistics(candidate, baseline, [low_at, (size - 1) // 2, size // 2, high_at])
+    return float((middle_low + middle_high) / 2), float(low), float(high)
 
 
 def trend_test(baseline: Points, candidate: Points, spec: MetricSpec, ci_alpha: float) -> Trend:
