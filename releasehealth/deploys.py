@@ -58,11 +58,15 @@ class DeployScan:
         return service
 
 
-def discover(sources: Sources, services: Sequence[Service], policy: Policy, now: datetime) -> DeployScan:
+def discover(
+    sources: Sources, services: Sequence[Service], policy: Policy, now: datetime, *, full_rescan: timedelta | None = None,
+) -> DeployScan:
     """Detect the deploys of `services` in the policy's lookback: two queries per group from the metrics'
     version label, two per group from kube-state-metrics for the services that name a Deployment; raise
     SourceError if the metrics cannot be read. The label wins where both tell (a disagreement is noted
-    on the service); services whose metrics carry no version take Kubernetes' deploys, and are cut by time."""
+    on the service); services whose metrics carry no version take Kubernetes' deploys, and are cut by time.
+    After a scan of the same sources, only the time since is read, and the whole lookback again once
+    `full_rescan` (default FULL_RESCAN) has passed since the last whole read; `timedelta.max`: never again."""
     scan = DeployScan()
     groups: dict[tuple[QueryGroup, str, str, str], list[Service]] = {}
     for service in services:  # a service with first_seen/last_seen of its own is detected apart
@@ -71,7 +75,9 @@ def discover(sources: Sources, services: Sequence[Service], policy: Policy, now:
         groups.setdefault(key, []).append(service)
     for (group, first_template, last_template, no_version), members in groups.items():
         names = [s.name for s in members]
-        found, queries = _detect(sources, group, (first_template, last_template), names, no_version, policy, now)
+        found, queries = _detect(
+            sources, group, (first_template, last_template), names, no_version, policy, now, full_rescan or FULL_RESCAN,
+        )
         for service in members:
             mine = [d for d in found.deploys if d.service == service.name]
             scan.by_service[service.name] = mine
@@ -91,7 +97,9 @@ def discover(sources: Sources, services: Sequence[Service], policy: Policy, now:
 
 # A front end that evaluates again and again reads the deploys since its last scan only (and a few steps
 # before it: samples arrive late), and the whole lookback again at least this often: what a shorter read
-# cannot see (a series backfilled, retention dropping the oldest deploys) is at most this old.
+# cannot see (a series backfilled, retention dropping the oldest deploys) is at most this old. Watch mode
+# follows each service's newest release, which no such change of the past moves: it reads the whole
+# lookback only when it starts (releasehealth.watch).
 FULL_RESCAN = timedelta(hours=1)
 OVERLAP_STEPS = 5
 
@@ -105,15 +113,15 @@ class _Remembered:
 
 def _detect(
     sources: Sources, group: QueryGroup, templates: tuple[str, str], names: list[str], no_version: str, policy: Policy,
-    now: datetime,
+    now: datetime, full_rescan: timedelta,
 ) -> tuple[Detection, tuple[Query, ...]]:
     """The deploys of one group, and the queries that found them: the whole lookback (in two stages, see
-    `_scan_in_two_stages`), or, after a scan of the same group less than FULL_RESCAN ago, only the time
-    since, merged with what that scan found."""
+    `_scan_in_two_stages`), or, after a scan of the same group whose last whole read is less than
+    `full_rescan` ago, only the time since, merged with what that scan found."""
     key = (group, templates, tuple(names), no_version, policy.lookback, policy.step)
     deploys = sources.deploys
     known: _Remembered | None = deploys.memory.get(key)
-    since_known = known is not None and known.scanned_at <= now and now - known.full_at < FULL_RESCAN
+    since_known = known is not None and known.scanned_at <= now and now - known.full_at < full_rescan
     lookback = policy.lookback
     if known is not None and since_known:
         steps = math.ceil((now - known.scanned_at) / policy.step) + OVERLAP_STEPS

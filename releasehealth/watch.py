@@ -197,7 +197,9 @@ class Watcher:
             report.holder = False
             return report
         try:
-            scan = discover(self.sources, self.catalogue.services, self.catalogue.policy, now)
+            # The whole lookback at the first scan, then only the time since each last one (one query per
+            # template): a past backfilled or expired moves no service's newest release, which is all it follows.
+            scan = discover(self.sources, self.catalogue.services, self.catalogue.policy, now, full_rescan=timedelta.max)
         except SourceError as exc:
             # Prometheus down: nothing is judged (never a PROMOTE without data); the queued messages still go.
             report.scan_error = str(exc)

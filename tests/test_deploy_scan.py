@@ -59,3 +59,18 @@ def test_a_scan_of_an_earlier_time_reads_the_whole_lookback() -> None:
     earlier = _scan(wired, END - timedelta(hours=3))
     whole = _scan(demo.of_fleet(_fleet()).wire(), END - timedelta(hours=3))
     assert _deploys(earlier) == _deploys(whole)
+
+
+def test_a_scan_told_never_to_read_the_whole_lookback_again_reads_only_the_time_since() -> None:
+    """Watch mode's scans: after the first, one query per template over the time since, hours later too."""
+    fleet = _fleet()
+    wired = demo.of_fleet(fleet).wire()
+    start = END - timedelta(hours=3)
+    discover(wired.sources, wired.catalogue.services, wired.catalogue.policy, start, full_rescan=timedelta.max)
+    for minutes in range(30, 181, 30):
+        now = start + timedelta(minutes=minutes)
+        scan = discover(wired.sources, wired.catalogue.services, wired.catalogue.policy, now, full_rescan=timedelta.max)
+        ran = {q for qs in scan.queries.values() for q in qs if q.template in ("first_seen", "last_seen")}
+        assert sorted(q.template for q in ran) == ["first_seen", "last_seen"]
+        assert max(q.end - q.start for q in ran) < timedelta(minutes=40)
+        assert _deploys(scan) == _deploys(_scan(demo.of_fleet(fleet).wire(), now))  # what a whole scan finds
