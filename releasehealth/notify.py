@@ -8,20 +8,27 @@ body), or Alertmanager's v2 API (an alert labelled service, version, action and 
 the release is promoted or replaced). collectors.notifications posts one message; the outbox in the
 history store retries it with `backoff` until it is delivered, so a receiver that is down loses nothing
 across a restart.
+
+The outbox keeps each notice as a JSON document numbered with its FORMAT: a message queued by one
+release-health may be delivered by another (an upgrade, a rollback of the watcher, two versions on one
+store). A document of a format this one does not read is an UnreadableNotice, never a guess.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
 from releasehealth.collectors.notifications import post
+from releasehealth.errors import ReleaseHealthError
 from releasehealth.format import format_time, score_text
 from releasehealth.model import Action
 
@@ -32,6 +39,18 @@ SEVERITY = {Action.ROLLBACK: "critical", Action.HOLD: "warning", Action.INCONCLU
 # Alertmanager ends an alert not posted again within its resolve_timeout (5 min by default); the watcher
 # posts once, so an open alert says how long it stands: until resolved, at most this long.
 ALERT_LIFETIME = timedelta(days=1)
+# The stored notice's format: raised when a field is added, removed or changes meaning, so that an older
+# release-health refuses a newer document instead of misreading it. Documents without one are format 1
+# (written before it was numbered).
+FORMAT = 1
+
+
+class UnreadableNotice(ReleaseHealthError):
+    """A stored notice this release-health cannot read (a newer one's format, or a damaged document): its
+    message fails, says why, and stays in the outbox for a release-health that can read it."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"unreadable message: {why}")
 
 
 class ChannelKind(StrEnum):
@@ -68,19 +87,53 @@ class Notice:
         """One message per release and state: what the outbox is unique on."""
         return f"{self.service}\x1f{self.version}\x1f{self.action.value}\x1f{'resolved' if self.resolved else 'open'}"
 
-    def to_dict(self) -> dict[str, Any]:
-        document = asdict(self)
+    def fields(self) -> dict[str, Any]:
+        """The notice's fields as JSON values (the generic webhook's body carries them)."""
+        document = dataclasses.asdict(self)
         document.update(action=self.action.value, at=self.at.isoformat(),
                         resolved_action=self.resolved_action.value if self.resolved_action else None)
         return document
 
+    def to_dict(self) -> dict[str, Any]:
+        """The document the outbox stores: the fields, numbered with their FORMAT."""
+        return {"format": FORMAT, **self.fields()}
+
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Notice:
-        resolved = document.get("resolved_action")
-        return cls(**{
-            **document, "action": Action(document["action"]), "at": datetime.fromisoformat(document["at"]),
-            "resolved_action": Action(resolved) if resolved else None,
-        })
+        """The notice a stored document holds; raise UnreadableNotice saying why when it is of a format this
+        release-health does not read (a newer one's), or its fields are missing, unknown or of the wrong kind."""
+        version = document.get("format", 1)  # written before formats were numbered: format 1's fields
+        if type(version) is not int or version < 1:
+            raise UnreadableNotice(f"unknown format {version!r}, this one reads {FORMAT}")
+        if version > FORMAT:
+            raise UnreadableNotice(f"stored by a newer release-health: format {version}, this one reads {FORMAT}")
+        fields = {name: value for name, value in document.items() if name != "format"}
+        _check_fields(fields, version)
+        resolved = fields["resolved_action"]
+        try:
+            return cls(**{
+                **fields, "action": Action(fields["action"]), "at": datetime.fromisoformat(fields["at"]),
+                "resolved_action": Action(resolved) if resolved is not None else None,
+            })
+        except (TypeError, ValueError) as exc:  # an action no longer known, a time that is not ISO 8601
+            raise UnreadableNotice(f"format {version}: {exc}") from exc
+
+
+def _check_fields(fields: dict[str, Any], version: int) -> None:
+    """Raise UnreadableNotice unless `fields` are a Notice's, each of its kind (text, a number or null)."""
+    expected = typing.get_type_hints(Notice)
+    missing, unknown = sorted(expected.keys() - fields.keys()), sorted(fields.keys() - expected.keys())
+    if missing or unknown:
+        told = [f"{what} {', '.join(names)}" for what, names in (("missing", missing), ("unknown", unknown)) if names]
+        raise UnreadableNotice(f"not the fields of format {version}: {'; '.join(told)}")
+    # The texts and the score; the action and the time are parsed (and refused) by from_dict.
+    kinds: dict[object, tuple[type, ...]] = {str: (str,), float | None: (int, float, type(None))}
+    wrong = [
+        name for name, hint in expected.items()
+        if hint in kinds and (not isinstance(fields[name], kinds[hint]) or isinstance(fields[name], bool))
+    ]
+    if wrong:
+        raise UnreadableNotice(f"format {version}: not of their kind: {', '.join(wrong)}")
 
 
 def release_links(dashboard_url: str, service: str, version: str) -> tuple[str, str]:
@@ -130,7 +183,7 @@ def payload(kind: ChannelKind, notice: Notice) -> Any:
         return {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
     if kind is ChannelKind.ALERTMANAGER:
         return [alert(notice)]
-    return {"event": "resolved" if notice.resolved else "verdict", "text": text(notice), **notice.to_dict()}
+    return {"event": "resolved" if notice.resolved else "verdict", "text": text(notice), **notice.fields()}
 
 
 def alert(notice: Notice) -> dict[str, Any]:

@@ -553,6 +553,7 @@ class QueuedMessage:
     next_attempt_at: datetime
     sent_at: datetime | None
     last_error: str
+    unreadable: str = ""  # why the stored content is not a JSON object, when it is not (`notice` is then empty)
 
 
 def _insert_new(connection: Connection, table: sa.Table, row: dict[str, Any]) -> int:
@@ -583,7 +584,20 @@ def _watched_release(row: Any) -> WatchedRelease:
 
 
 def _queued(row: Any) -> QueuedMessage:
+    notice, unreadable = _notice_document(row.notice)
     return QueuedMessage(
-        row.id, row.channel, row.notice_key, json.loads(row.notice), row.attempts, _read_time(row.next_attempt_at),
-        _read_time(row.sent_at) if row.sent_at is not None else None, row.last_error,
+        row.id, row.channel, row.notice_key, notice, row.attempts, _read_time(row.next_attempt_at),
+        _read_time(row.sent_at) if row.sent_at is not None else None, row.last_error, unreadable,
     )
+
+
+def _notice_document(text: str) -> tuple[dict[str, Any], str]:
+    """A queued message's stored content, or why it is not a JSON object: that message fails alone (the
+    watcher says so), the others are still read and sent."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return {}, f"not JSON ({exc})"
+    if not isinstance(document, dict):
+        return {}, f"not a JSON object but {type(document).__name__}"
+    return document, ""

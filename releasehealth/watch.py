@@ -35,7 +35,7 @@ from releasehealth.errors import ConfigError, DeliveryError, ReleaseHealthError,
 from releasehealth.evaluate import evaluate_release
 from releasehealth.gate import gated_policy, is_final
 from releasehealth.model import Action, Deploy, Service
-from releasehealth.notify import ChannelKind, Notice, backoff, release_links, send
+from releasehealth.notify import ChannelKind, Notice, UnreadableNotice, backoff, release_links, send
 from releasehealth.sources import Sources
 from releasehealth.store import QueuedMessage, Store, WatchedRelease
 from releasehealth.verdicts import Evaluation
@@ -352,12 +352,21 @@ class Watcher:
         report.pending = self.store.unsent()
 
     def _deliver_one(self, channel: Channel, message: QueuedMessage, now: datetime, report: StepReport) -> None:
+        """Send one message; one not delivered, or not readable by this release-health (queued by a newer
+        one, or damaged), fails alone: counted, its error kept, tried again later (by a watcher that reads it)."""
         try:
-            self.send(channel, Notice.from_dict(message.notice))
-        except DeliveryError as exc:
+            self.send(channel, _notice(message))
+        except (DeliveryError, UnreadableNotice) as exc:
             report.failed_to[channel.name] += 1
             self.store.message_failed(message.id, str(exc), now + backoff(message.attempts + 1))
             log.warning("message %s to %s not delivered: %s", message.key.replace("\x1f", " "), channel.name, exc)
             return
         report.sent_to[channel.name] += 1
         self.store.message_sent(message.id, now)
+
+
+def _notice(message: QueuedMessage) -> Notice:
+    """The notice a queued message holds; raise UnreadableNotice when its stored content cannot be read."""
+    if message.unreadable:
+        raise UnreadableNotice(message.unreadable)
+    return Notice.from_dict(message.notice)

@@ -20,10 +20,12 @@ import requests
 from releasehealth.errors import DeliveryError
 from releasehealth.model import Action
 from releasehealth.notify import (
+    FORMAT,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     ChannelKind,
     Notice,
+    UnreadableNotice,
     alert,
     backoff,
     payload,
@@ -130,6 +132,39 @@ def test_a_resolved_notice_ends_the_alert_it_resolves_and_says_why() -> None:
     assert payload(ChannelKind.SLACK, resolved)["text"].startswith("cart-service 2.4.3: promoted (was HOLD)")
     assert resolved.key != _notice(action=Action.HOLD).key  # a message of its own, once
     assert Notice.from_dict(json.loads(json.dumps(resolved.to_dict()))) == resolved
+
+
+def test_a_stored_notice_carries_its_format_and_one_without_is_read_as_the_first() -> None:
+    notice = _notice(resolved_action=Action.HOLD, resolution="replaced by 2.4.4")
+    stored = json.loads(json.dumps(notice.to_dict()))
+    assert stored["format"] == FORMAT == 1 and Notice.from_dict(stored) == notice
+    before_formats = {k: v for k, v in stored.items() if k != "format"}  # what the predecessor wrote
+    assert Notice.from_dict(before_formats) == notice
+    assert "format" not in payload(ChannelKind.WEBHOOK, notice)  # the webhook's body is not the stored document
+
+
+@pytest.mark.parametrize(("changes", "why"), [
+    ({"format": 2}, "stored by a newer release-health: format 2, this one reads 1"),
+    ({"format": "1"}, "unknown format '1', this one reads 1"),
+    ({"format": 0}, "unknown format 0, this one reads 1"),
+    ({"team": None}, "format 1: not of their kind: team"),
+    ({"score": "57"}, "format 1: not of their kind: score"),
+    ({"action": "PAUSE"}, "format 1: 'PAUSE' is not a valid Action"),
+    ({"at": "yesterday"}, "format 1: Invalid isoformat string: 'yesterday'"),
+    ({"blast_radius": []}, "not the fields of format 1: unknown blast_radius"),
+    ({"format": None, "team": None}, "unknown format None, this one reads 1"),
+])
+def test_a_stored_notice_not_of_a_format_this_one_reads_is_unreadable_saying_why(changes: dict[str, object], why: str) -> None:
+    document = {**_notice().to_dict(), **changes}
+    with pytest.raises(UnreadableNotice) as unreadable:
+        Notice.from_dict(document)
+    assert str(unreadable.value) == f"unreadable message: {why}"
+
+
+def test_a_stored_notice_missing_fields_is_unreadable_naming_them() -> None:
+    document = {k: v for k, v in _notice().to_dict().items() if k not in ("format", "team", "reason")}
+    with pytest.raises(UnreadableNotice, match=r"^unreadable message: not the fields of format 1: missing reason, team$"):
+        Notice.from_dict(document)
 
 
 @pytest.mark.parametrize(("status", "hangs", "timeout", "problem"), [

@@ -402,3 +402,50 @@ def test_a_watcher_on_the_real_prometheus_and_postgresql_judges_as_the_cli_does(
     rollbacks = {(n.service, n.version) for _, n in sent if n.action is Action.ROLLBACK}
     assert rollbacks == {(s, v) for s, v, a in report.evaluated if a is Action.ROLLBACK}
     assert {r.state for r in store.watched()} <= {"final", "watching"} and len(store.fleet()) == len(latest)
+
+
+def test_a_message_this_release_health_cannot_read_fails_alone_and_stays_queued(day_fleet: Fleet, tmp_path: Path) -> None:
+    """Outbox rows written by hand beside the watcher's own: one of today's format and one its predecessor
+    wrote (no format) are delivered; one of a newer release-health's format and one damaged fail, each with
+    its reason, are counted, stay queued and are tried again; the step completes."""
+    import dataclasses
+
+    from prometheus_client import generate_latest
+
+    from releasehealth.exposition import watch_registry
+    from releasehealth.store import outbox
+    from releasehealth.watch import WatchStats
+
+    sent: Sent = []
+    quiet = dataclasses.replace(SETTINGS, channels=SETTINGS.channels[:1], rollback=RollbackHookSettings())
+    watcher = _watcher(day_fleet, f"sqlite:///{tmp_path / 'history.db'}", "reader", lambda c, n: sent.append((c.name, n)), quiet)
+    store = watcher.store
+    today = Notice("order-service", "9.0.0", "8.9.0", Action.HOLD, "p95_latency MARGINAL", 80.0, "checkout", END - STEP,
+                   "", "", "kubectl rollout undo deployment/order-service")
+    predecessor = {k: v for k, v in dataclasses.replace(today, version="9.0.1").to_dict().items() if k != "format"}
+    newer = {**dataclasses.replace(today, version="9.0.2").to_dict(), "format": 2, "blast_radius": ["cart-service"]}
+    for key, document in (("today", today.to_dict()), ("predecessor", predecessor), ("newer", newer), ("damaged", {})):
+        assert store.enqueue("chat", key, document, END - STEP)
+    with store.engine.begin() as connection:
+        connection.execute(outbox.update().where(outbox.c.notice_key == "damaged").values(notice='{"service": "order-serv'))
+    report = watcher.step(END)
+    assert report.evaluated  # the step went on, and completed
+    hand_written = [(c, n) for c, n in sent if n.service == "order-service" and n.version.startswith("9.0.")]
+    assert hand_written == [("chat", today), ("chat", dataclasses.replace(today, version="9.0.1"))]
+    by_key = {m.key: m for m in store.messages()}
+    assert [k for k, m in by_key.items() if m.sent_at is None] == ["newer", "damaged"]
+    assert by_key["newer"].last_error == "unreadable message: stored by a newer release-health: format 2, this one reads 1"
+    assert by_key["damaged"].last_error.startswith("unreadable message: not JSON (")
+    assert report.failed_to == Counter({"chat": 2}) and report.sent == len(sent) and report.pending == 2
+    stats = WatchStats()
+    stats.add(report)
+    metrics = generate_latest(watch_registry(stats, store.fleet)).decode()
+    assert 'release_health_watch_messages_failed_total{channel="chat"} 2.0' in metrics
+    assert "release_health_watch_messages_pending 2.0" in metrics
+    # Tried again after their backoff (by a release-health that reads them, it would be sent), never dropped.
+    delivered = len(sent)
+    again = watcher.step(END + timedelta(minutes=1))
+    assert again.failed_to == Counter({"chat": 2}) and len(sent) == delivered and again.pending == 2
+    unsent = {m.key: m for m in store.messages() if m.sent_at is None}
+    assert {k: m.attempts for k, m in unsent.items()} == {"newer": 2, "damaged": 2}
+    assert unsent["newer"].notice == newer  # kept as it was stored, for a release-health that reads it
