@@ -18,7 +18,7 @@ from releasehealth.notify import ChannelKind, Notice
 from releasehealth.simulator import Fleet, demo, simulate
 from releasehealth.store import Store
 from releasehealth.watch import Channel, StepReport, Watcher, WatchOptions
-from testing.servers import PostgresServer, PrometheusServer
+from testing.servers import ElasticsearchServer, PostgresServer, PrometheusServer
 
 SEED = 7
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # the same day's shape every run
@@ -402,6 +402,49 @@ def test_a_watcher_on_the_real_prometheus_and_postgresql_judges_as_the_cli_does(
     rollbacks = {(n.service, n.version) for _, n in sent if n.action is Action.ROLLBACK}
     assert rollbacks == {(s, v) for s, v, a in report.evaluated if a is Action.ROLLBACK}
     assert {r.state for r in store.watched()} <= {"final", "watching"} and len(store.fleet()) == len(latest)
+
+
+def test_a_watcher_follows_releases_known_from_elasticsearch_deploy_events_and_stores_what_they_tell(
+    fleet: Fleet, prometheus: PrometheusServer, elasticsearch: ElasticsearchServer, tmp_path: Path,
+) -> None:
+    """The session's real Prometheus, its metrics read as if they carried no version label, and the deploy
+    events of the session's noida-db (one per release after the first, with its commit): the watcher knows
+    each service's latest release from its event alone, follows it from the event's time, judges it as
+    `evaluate` does on the same sources, and stores the commit and the deploy time the event told."""
+    from releasehealth import config, wiring
+    from releasehealth.evaluate import evaluate_release
+    from releasehealth.model import DeploySourceKind
+    from releasehealth.serialize import evaluation_from_dict
+    from testing.configs import example_config
+
+    raw = example_config(prometheus.url, elasticsearch.url)
+    raw["logs"]["enabled"] = False  # the deploy index only: the logs' own tests judge them
+    for entry in raw["services"]:
+        entry["labels"] = {"version": ""}
+    raw["store"] = {"url": f"sqlite:///{tmp_path / 'history.db'}"}
+    wired = wiring.connect(config.parse(raw, "release-health.yaml"), create_store=True)
+    store = wired.sources.store
+    assert store is not None
+    watcher = Watcher(wired.sources, wired.catalogue, store, WatchOptions(), "events")
+    report = watcher.step(fleet.end)
+    latest = {s.name: s.releases[-1] for s in fleet.services}
+    assert not report.scan_error and not report.failed
+    assert {(s, v) for s, v, _ in report.evaluated} == {(name, r.version) for name, r in latest.items()}
+    assert {(r.service, r.version, r.deployed_at) for r in store.watched()} == {
+        (name, r.version, r.deployed_at) for name, r in latest.items()
+    }
+    for service, version, action in report.evaluated:
+        stored = store.latest(service, version)
+        assert stored is not None and stored.action is action
+        candidate = evaluation_from_dict(stored.document).candidate
+        assert candidate is not None
+        assert (candidate.source, candidate.started_at, candidate.commit) == (
+            DeploySourceKind.EVENT, latest[service].deployed_at, latest[service].commit,
+        )
+        alone = evaluate_release(wired.sources, wired.catalogue.service(service), watcher.policy, version, now=fleet.end)
+        assert alone.recommendation.action is action, (service, version)
+        assert action is not Action.ROLLBACK or latest[service].label.is_regression, (service, version)
+    assert any(a is Action.ROLLBACK for _, _, a in report.evaluated)  # windows cut at the events' times find them
 
 
 def test_a_message_this_release_health_cannot_read_fails_alone_and_stays_queued(day_fleet: Fleet, tmp_path: Path) -> None:
