@@ -4,12 +4,15 @@
     ├── ConfigError            the catalogue is invalid (every problem listed, with file and path)
     ├── NotFoundError          an unknown service, version or preset
     ├── TemplateError          a query template cannot be rendered (missing or invalid variable)
-    └── SourceError            a data source failed
-        ├── SourceUnavailable  unreachable, timed out or 5xx: worth retrying, with backoff
-        ├── QueryRejected      the source refused the query (4xx, bad PromQL): retrying cannot help
-        ├── InvalidResponse    the source answered with something that is not its API's format
-        └── PartialResponse    the source answered with part of the data (Prometheus/Thanos warnings,
-                               Elasticsearch shard failures): what it affects is no data, not a verdict
+    ├── SourceError            a data source failed
+    │   ├── SourceUnavailable  unreachable, timed out or 5xx: worth retrying, with backoff
+    │   ├── QueryRejected      the source refused the query (4xx, bad PromQL): retrying cannot help
+    │   ├── InvalidResponse    the source answered with something that is not its API's format
+    │   └── PartialResponse    the source answered with part of the data (Prometheus/Thanos warnings,
+    │                          Elasticsearch shard failures): what it affects is no data, not a verdict
+    ├── DeliveryError          a notification channel did not take a message (watch mode retries it)
+    ├── StoreError             the history store failed (releasehealth.store)
+    └── UnreadableNotice       a queued message this release-health cannot read (releasehealth.notify)
 """
 
 from __future__ import annotations
