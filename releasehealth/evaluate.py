@@ -103,6 +103,19 @@ def _evaluate_all(
     progress: Progress = None,
 ) -> list[Evaluation]:
     targets = [_target(sources, policy, scan.effective(service), deploys, version, now, scan) for service, deploys, version in requests]
+    return [evaluation for evaluation, _ in judge_targets(sources, policy, targets, scan, now, progress)]
+
+
+def target_of(sources: Sources, policy: Policy, service: Service, deploys: list[Deploy], version: str, now: datetime, scan: DeployScan) -> Target:
+    """The release `version` of `service` with its windows, as an evaluation plans them (for a backtest)."""
+    return _target(sources, policy, scan.effective(service), deploys, version, now, scan)
+
+
+def judge_targets(
+    sources: Sources, policy: Policy, targets: Sequence[Target], scan: DeployScan, now: datetime, progress: Progress = None,
+) -> list[tuple[Evaluation, tuple[MetricInput, ...]]]:
+    """Read and judge releases whose windows are planned (`targets`: releases, or the A/A pairs of a
+    backtest), in one batch: each one's evaluation and the inputs its metrics were judged on."""
     judgeable = [t for t in targets if t.plan.candidate_window]
     not_a_risk = sources.marked_not_a_risk() if any(t.service.logs for t in judgeable) else frozenset()
     # The metrics and the logs are two servers: read at once, the logs cost no time beside the metrics.
@@ -174,8 +187,9 @@ def _why_no_version(service: Service, policy: Policy, scan: DeployScan) -> str:
     return f"no version of {service.name} was seen in the last {lookback}"
 
 
-def _evaluation(target: Target, policy: Policy, read: _Read, scan: DeployScan, now: datetime) -> Evaluation:
-    """One release's evaluation: INCONCLUSIVE with the reason when it has no windows, else judged."""
+def _evaluation(target: Target, policy: Policy, read: _Read, scan: DeployScan, now: datetime) -> tuple[Evaluation, tuple[MetricInput, ...]]:
+    """One release's evaluation (INCONCLUSIVE with the reason when it has no windows, else judged) and
+    the inputs judged."""
     plan, service = target.plan, target.service
     candidate_version = target.candidate.version if target.candidate else "(none)"
     baseline_version = plan.baseline.version if plan.baseline else "(none)"
@@ -186,7 +200,7 @@ def _evaluation(target: Target, policy: Policy, read: _Read, scan: DeployScan, n
         baseline_description=plan.description,
     )
     if plan.problem or target.candidate is None or plan.baseline is None:
-        return unjudged
+        return unjudged, ()
     requests = _requests(target, read.metrics, read.source)
     cuts: _Cuts = {}  # one cut per template, version and window: the latency metrics share their buckets
     inputs = [_metric_input(target, spec, read.metrics, read.source, cuts) for spec in service.metrics if spec.kind not in LOG_KINDS]
@@ -202,7 +216,7 @@ def _evaluation(target: Target, policy: Policy, read: _Read, scan: DeployScan, n
     return dataclasses.replace(
         unjudged, recommendation=recommendation, candidate_window=plan.candidate_window,
         baseline_window=plan.baseline_window, score=release_score, queries=unjudged.queries + queries, logs=evidence,
-    )
+    ), tuple(inputs)
 
 
 def _signature_metrics(service: Service) -> set[str]:

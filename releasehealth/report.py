@@ -212,7 +212,7 @@ def fenced(text: str, info: str = "text") -> str:
     return f"{fence}{info}\n{text}\n{fence}"
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+def markdown_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     header = list(header)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(md_escape(cell) for cell in row) + " |" for row in rows]
@@ -229,7 +229,7 @@ def _md_metrics(evaluation: Evaluation) -> list[str]:
         for v in _verdicts(evaluation)
     ]
     lines = ["## Metric comparisons", ""]
-    lines += _table(("metric", "group", "verdict", "baseline", "candidate", "change", "p-value", "test"), rows)
+    lines += markdown_table(("metric", "group", "verdict", "baseline", "candidate", "change", "p-value", "test"), rows)
     for v in _verdicts(evaluation):
         lines += ["", f"- {md_escape(v.reason)}"]
     return lines
@@ -252,7 +252,7 @@ def _md_logs(evaluation: Evaluation) -> list[str]:
         )
         for s in logs.signatures
     ]
-    lines += _table(("status", "level", "template", "lines", "rate", "p-value", "flags"), rows)
+    lines += markdown_table(("status", "level", "template", "lines", "rate", "p-value", "flags"), rows)
     for s in logs.signatures:
         if s.status in FLAGGED and s.examples:
             lines += ["", f"### {s.status.value}: {md_escape(s.template)}", ""]
@@ -279,7 +279,7 @@ def render_markdown(evaluation: Evaluation, config_fingerprint: str) -> str:
         "", f"Reason: {md_escape(r.reason)}",
     ]
     lines += [f"\nNote: {md_escape(note)}" for note in evaluation.notes]
-    lines += ["", "## Timeline (UTC)", ""] + _table(("time", "event"), timeline(evaluation))
+    lines += ["", "## Timeline (UTC)", ""] + markdown_table(("time", "event"), timeline(evaluation))
     lines += [""] + _md_metrics(evaluation) + [""] + _md_logs(evaluation) + [""] + _md_queries(evaluation)
     lines += [""] + _md_baseline(evaluation)
     lines += ["", "## Configuration fingerprint", "", f"`{config_fingerprint}`: {FINGERPRINT_COVERS}.", ""]

@@ -31,7 +31,8 @@ from releasehealth.verdicts import Evaluation
 
 # 2: evaluations.deployed_at, the candidate's deploy time: the fleet view is each service's newest release.
 # 3: watch mode's tables (watched, outbox, leases), created beside the others.
-SCHEMA_VERSION = 3
+# 4: backtests and their days (releasehealth.backtest), created beside the others.
+SCHEMA_VERSION = 4
 DEFAULT_URL = "sqlite:///release-health.db"
 RETRIES = 3  # a locked or briefly unreachable database: tried this many times more, with backoff
 T = TypeVar("T")
@@ -120,6 +121,38 @@ leases = sa.Table(
     sa.Column("holder", sa.String(255), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Backtests (schema 4): each run with its settings, and its days as they are done (a run resumes from them).
+backtests = sa.Table(
+    "backtests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),  # its settings and configuration: what a resumed run must match
+    sa.Column("settings", sa.Text, nullable=False),  # JSON, for people
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),  # None: running, interrupted or paused
+    sa.Column("summary", sa.Text, nullable=False, default=""),  # the calibration as JSON, once finished
+    sa.Index("backtests_by_digest", "digest", "finished_at"),
+)
+backtest_days = sa.Table(
+    "backtest_days",
+    metadata,
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # ISO date, UTC
+    sa.Column("trials", sa.Text, nullable=False),  # JSON list
+    sa.Column("queries", sa.Integer, nullable=False),
+    sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("backtest_id", "day", name="one_row_per_backtest_day"),
+)
+
+
+@dataclass(frozen=True)
+class StoredBacktest:
+    id: int
+    settings: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+    summary: dict[str, Any] | None  # None until finished
 
 
 class StoreError(ReleaseHealthError):
@@ -374,6 +407,47 @@ class Store:
         ))
 
     # ---- plumbing ----------------------------------------------------------------------------------
+
+    # ---- backtests ----------------------------------------------------------------------------------
+
+    def start_backtest(self, digest: str, settings: dict[str, Any], now: datetime) -> tuple[int, dict[str, tuple[list[Any], int]]]:
+        """The unfinished backtest of these settings and configuration (`digest`) with the days it has done
+        (day -> (trials, queries)), to resume; or a new one with none."""
+
+        def start(connection: Connection) -> tuple[int, dict[str, tuple[list[Any], int]]]:
+            found = connection.execute(
+                sa.select(backtests.c.id).where(backtests.c.digest == digest, backtests.c.finished_at.is_(None))
+                .order_by(backtests.c.id.desc()).limit(1)
+            ).scalar()
+            if found is None:
+                row = {"digest": digest, "settings": json.dumps(settings), "started_at": _utc(now), "summary": ""}
+                inserted = connection.execute(backtests.insert().values(**row).returning(backtests.c.id)).scalar_one()
+                return int(inserted), {}
+            days = connection.execute(sa.select(backtest_days).where(backtest_days.c.backtest_id == found)).all()
+            return int(found), {d.day: (json.loads(d.trials), d.queries) for d in days}
+
+        return self._write(start)
+
+    def save_backtest_day(self, backtest_id: int, day: str, trials: list[Any], queries: int, now: datetime) -> None:
+        """One day's trials, whole or not at all (a day done twice by two runs keeps the first)."""
+        row = {"backtest_id": backtest_id, "day": day, "trials": json.dumps(trials, separators=(",", ":")),
+               "queries": queries, "done_at": _utc(now)}
+        self._write(lambda c: _insert_new(c, backtest_days, row))
+
+    def finish_backtest(self, backtest_id: int, summary: dict[str, Any], now: datetime) -> None:
+        self._write(lambda c: c.execute(
+            backtests.update().where(backtests.c.id == backtest_id).values(summary=json.dumps(summary), finished_at=_utc(now))
+        ))
+
+    def backtests(self, limit: int = 50) -> list[StoredBacktest]:
+        """The latest backtests, newest first (an unfinished one without its summary)."""
+        query = sa.select(backtests).order_by(backtests.c.id.desc()).limit(limit)
+        return [
+            StoredBacktest(r.id, json.loads(r.settings), _read_time(r.started_at),
+                           _read_time(r.finished_at) if r.finished_at is not None else None,
+                           json.loads(r.summary) if r.summary else None)
+            for r in self._read(lambda c: c.execute(query).all())
+        ]
 
     def _migrate(self) -> None:
         def migrate(connection: Connection) -> None:

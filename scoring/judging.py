@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from releasehealth.model import Action, Classification, MetricKind, MetricSpec, Policy
+from releasehealth.model import Action, Classification, MetricKind, MetricSpec, Policy, Tolerance
 from releasehealth.scoring.coverage import with_coverage
 from releasehealth.scoring.gauge import classify_gauge
 from releasehealth.scoring.kayenta import kayenta_judge
@@ -103,6 +103,20 @@ def hold_only(specs: Sequence[MetricSpec], policy: Policy) -> frozenset[str]:
             failed += weights[group]
             light.add(group)
     return frozenset(s.name for s in specs if s.group in light)
+
+
+def metric_shares(specs: Sequence[MetricSpec], policy: Policy) -> dict[str, float]:
+    """Each metric's Bonferroni share of its family's alpha when a release is judged once: the level it is
+    held to before Holm's step-down (which can only pass more), and its share of the false-alarm budget."""
+    alpha, held = release_alpha(policy, 1.0), release_alpha(policy, 1.0, policy.hold_alpha)
+    return {spec.name: metric_alpha(alpha, specs, policy, spec.name, held) for spec in specs}
+
+
+def reclassify(item: MetricInput, policy: Policy, alpha: float, tolerance: Tolerance) -> MetricVerdict:
+    """The verdict on one metric as `judge` reaches it, at `alpha` and with another tolerance (calibration:
+    which tolerance would have kept a metric quiet on the A/A pairs of a backtest)."""
+    item = with_coverage(item, policy.min_window_share)
+    return _classify_one(dataclasses.replace(item, spec=dataclasses.replace(item.spec, tolerance=tolerance)), alpha, alpha)
 
 
 def classify(
