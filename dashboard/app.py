@@ -18,6 +18,7 @@ page = st.navigation(
         st.Page("views/overview.py", title="Overview", default=True),
         st.Page("views/service.py", title="Service"),
         st.Page("views/release.py", title="Release"),
+        st.Page("views/calibration.py", title="Calibration"),
         st.Page("views/sources.py", title="Sources"),
     ],
     position="top",  # no sidebar: the width goes to the tables (at 1280 px a sidebar took a quarter of it)

@@ -14,13 +14,14 @@ from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 
-from releasehealth import report
+from releasehealth import backtest_report, report
 from releasehealth.config import Catalogue
 from releasehealth.dashboard import charts, tables
 from releasehealth.dashboard.data import TTL_SECONDS, Loaded, WatchState
 from releasehealth.format import format_age, format_time, plural
 from releasehealth.model import Action, Deploy, Query, Window
 from releasehealth.serialize import evaluation_to_dict
+from releasehealth.store import StoredBacktest
 from releasehealth.verdicts import Evaluation, LogEvidence, SourceHealth, Timeline
 
 T = TypeVar("T")
@@ -567,3 +568,51 @@ def watch_section(state: Loaded[WatchState] | None) -> None:
         still = sum(r.state == "watching" for r in watch.watched)
         st.caption(escape_markdown(f"{plural(still, 'release')} watched, {plural(len(watch.watched), 'release')} in all."))
         st.dataframe(tables.watch_table(watch.watched, now), hide_index=True)
+
+
+def calibration(loaded: Loaded[list[StoredBacktest]] | None, chosen: str | None) -> None:
+    """The stored backtests: the one chosen (by id, default the newest finished) with its answer, the
+    metrics' false-alarm rates per tolerance, its releases, incidents and what it skipped."""
+    if loaded is None:
+        st.info("No history store is configured: backtests are kept there (store.url).")
+        return
+    if loaded.value is None:
+        show_error(f"The backtests could not be read: {loaded.error}")
+        return
+    if not loaded.value:
+        st.info("No backtest has been run on this store yet: `release-health backtest --since 30d` replays the last 30 days.")
+        return
+    runs = {str(b.id): b for b in loaded.value}
+    default = chosen if chosen in runs else next((key for key, b in runs.items() if b.summary is not None), next(iter(runs)))
+    picked = st.selectbox("Backtest", list(runs), index=list(runs).index(default), format_func=lambda key: tables.backtest_label(runs[key]))
+    run = runs[picked]
+    if run.summary is None:
+        st.warning("This backtest has not finished (stopped by its query budget, or interrupted): run the same command again to go on.")
+        return
+    summary = run.summary
+    st.markdown(f"**{escape_markdown(backtest_report.headline(summary))}**")
+    st.dataframe(tables.backtest_metrics_table(summary), hide_index=True)
+    if any(r["trials"] for m in summary["metrics"] for r in m["rates"]):
+        st.plotly_chart(backtest_report.rate_chart(summary), key="backtest-rates")
+    with st.expander(f"Releases ({len(summary['releases'])})"):
+        st.dataframe(tables.backtest_releases_table(summary), hide_index=True)
+    if summary["incidents"]:
+        caught = sum(i["action"] == "ROLLBACK" for i in summary["incidents"])
+        st.subheader(f"Incidents: {caught} of {len(summary['incidents'])} caught")
+        st.dataframe(tables.backtest_incidents_table(summary), hide_index=True)
+    if summary["compared"] is not None:
+        st.subheader(f"Releases the other configuration judges otherwise: {len(summary['compared'])}")
+        st.dataframe(tables.backtest_changes_table(summary["compared"]), hide_index=True)
+    with st.expander("Skipped"):
+        st.dataframe(tables.backtest_skipped_table(summary), hide_index=True)
+        for note in summary["notes"]:
+            st.caption(escape_markdown(note))
+    html_column, markdown_column = st.columns(2)
+    html_column.download_button(
+        "Report (HTML)", lambda: backtest_report.render_html(summary), file_name=f"backtest-{run.id}.html",
+        mime="text/html", on_click="ignore", icon=":material/description:",
+    )
+    markdown_column.download_button(
+        "Report (Markdown)", lambda: backtest_report.render_markdown(summary), file_name=f"backtest-{run.id}.md",
+        mime="text/markdown", on_click="ignore", icon=":material/article:",
+    )

@@ -25,7 +25,7 @@ from releasehealth.evaluate import (
 from releasehealth.format import redact_secrets
 from releasehealth.model import Deploy
 from releasehealth.simulator import demo
-from releasehealth.store import QueuedMessage, WatchedRelease
+from releasehealth.store import QueuedMessage, StoredBacktest, WatchedRelease
 from releasehealth.timeline import timeline as service_timeline
 from releasehealth.verdicts import Evaluation, SourceHealth, Timeline
 from releasehealth.watch import LEASE
@@ -164,9 +164,26 @@ def _watch(current: Settings) -> Loaded[WatchState] | None:
     return _run(current, read)
 
 
+def backtests() -> Loaded[list[StoredBacktest]] | None:
+    """The stored backtests, newest first (release-health backtest); None without a history store."""
+    return _backtests(settings())
+
+
+@st.cache_data(ttl=HEALTH_TTL_SECONDS, show_spinner=False)
+def _backtests(current: Settings) -> Loaded[list[StoredBacktest]] | None:
+    opened = _open(current)
+    if opened.value is not None and opened.value.catalogue.store is None:
+        return None
+
+    def read(w: Wiring) -> list[StoredBacktest]:
+        return w.sources.store.backtests() if w.sources.store is not None else []  # configured, not created yet
+
+    return _run(current, read)
+
+
 def refresh() -> None:
     """Forget every cached answer, so the next run asks the sources again."""
-    for loader in (_fleet, _release, _deploys, _releases, _timeline, _health, _watch):
+    for loader in (_fleet, _release, _deploys, _releases, _timeline, _health, _watch, _backtests):
         loader.clear()
     _open.clear()
 

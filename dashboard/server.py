@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from streamlit import config
 
 # The pages' URL paths (st.navigation derives them from the views' file names; "" is the default page).
-PAGE_PATHS = frozenset({"", "overview", "service", "release", "sources"})
+PAGE_PATHS = frozenset({"", "overview", "service", "release", "calibration", "sources"})
 _HEAD = "<head>"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from releasehealth import backtest_report
 from releasehealth.format import (
     NONE,
     change_text,
@@ -22,7 +23,7 @@ from releasehealth.format import (
     value_text,
 )
 from releasehealth.model import NOTABLE_SIGNATURES, Action, BaselinePolicy, Classification, Deploy, LogWindowData, Policy
-from releasehealth.store import WatchedRelease
+from releasehealth.store import StoredBacktest, WatchedRelease
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict, SourceHealth
 
 # Riskiest first: what the on-call engineer must look at before anything else.
@@ -464,3 +465,34 @@ def sampling_text(role: str, version: str, data: LogWindowData) -> str:
     dropped = [f"{n} {what}" for n, what in ((data.skipped, "skipped (no message)"), (data.truncated, "truncated"))
                if n]
     return f"{text}; {', '.join(dropped)}" if dropped else text
+
+
+def backtest_label(run: StoredBacktest) -> str:
+    """How a backtest is picked: its number, period, services and whether it finished."""
+    settings = run.settings
+    services = len(run.summary["services"]) if run.summary else len(settings.get("services") or []) or "all"
+    state = "" if run.finished_at else " (not finished)"
+    return f"#{run.id}: {settings['since'][:10]} .. {settings['until'][:10]}, {services} services, run {format_time(run.started_at)}{state}"
+
+
+def backtest_metrics_table(summary: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(backtest_report.metric_rows(summary), columns=list(backtest_report.METRIC_HEADER))
+
+
+def backtest_releases_table(summary: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(
+        backtest_report.release_rows(summary), columns=["service", "version", "baseline", "candidate from (UTC)", "verdict", "failing"]
+    )
+
+
+def backtest_incidents_table(summary: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(backtest_report.incident_rows(summary), columns=["service", "version", "known from", "outcome"])
+
+
+def backtest_changes_table(changes: list[dict[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(backtest_report.change_rows(changes), columns=["service", "version", "this configuration", "the other"])
+
+
+def backtest_skipped_table(summary: dict[str, Any]) -> pd.DataFrame:
+    rows = [*summary["skipped"].items(), ("A/A pairs held or inconclusive for missing data alone (not counted)", summary["unjudged_pairs"])]
+    return pd.DataFrame(rows, columns=["why", "how many"])

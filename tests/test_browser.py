@@ -219,7 +219,7 @@ def test_every_page_stays_on_the_dashboards_origin_names_itself_and_offers_no_de
     service, version = (hostile.service, hostile.candidate.version) if hostile and hostile.candidate else expected.rollbacks[0]
     for path, title, grids in (
         ("/", "Overview", 1), (f"/release?service={service}&version={version}", "Release", 3),
-        (f"/service?service={service}", "Service", 1), ("/sources", "Sources", 1),
+        (f"/service?service={service}", "Service", 1), ("/calibration", "Calibration", 0), ("/sources", "Sources", 1),
     ):
         page.goto(dashboard.url + path)
         _wait_rendered(page)

@@ -16,9 +16,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from releasehealth.config import Catalogue
-from releasehealth.dashboard import charts, tables
+from releasehealth.dashboard import charts, data, tables
 from releasehealth.dashboard.components import escape_markdown
-from releasehealth.model import Action, Deploy, DeploySourceKind, LogWindowData, Series, SignatureStatus, Window
+from releasehealth.model import Action, Deploy, DeploySourceKind, LogWindowData, MetricKind, Series, SignatureStatus, Window
 from releasehealth.simulator import Fleet, ReleaseLabel, demo
 from releasehealth.sources import Sources
 from releasehealth.verdicts import Evaluation, LogEvidence, LogSignature, MetricVerdict
@@ -864,3 +864,30 @@ def test_the_sources_page_shows_what_watch_mode_follows_and_what_it_could_not_de
         assert again.unsent() == report.queued
     finally:
         again.close()
+
+
+def test_the_calibration_page_shows_the_stored_backtests(demo_env: None) -> None:
+    from releasehealth import backtest
+
+    empty = _open("views/calibration.py")
+    assert not empty.exception and any("No backtest has been run" in _unescaped(i.value) for i in empty.info), [i.value for i in empty.info]
+    wired = demo.build(7, DEMO_END, store=os.environ["RELEASE_HEALTH_STORE"]).wire(create_store=True)
+    settings = backtest.BacktestSettings(since=DEMO_END - timedelta(hours=8), until=DEMO_END, pairs_per_day=24)
+    services = [dataclasses.replace(s, logs=None, metrics=tuple(m for m in s.metrics if m.kind not in (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)))
+                for s in wired.catalogue.services]
+    stopped = dataclasses.replace(settings, services=("cart-service",), max_queries=1)
+    backtest.calibrate(wired.sources, services[:1], wired.catalogue.policy, stopped, now=DEMO_END)
+    calibration, _ = backtest.calibrate(wired.sources, services, wired.catalogue.policy, settings, now=DEMO_END)
+    data.refresh()  # as the page's Refresh button does: the empty answer above is cached
+
+    at = _open("views/calibration.py")
+
+    assert not at.exception
+    assert at.selectbox[0].options[0].startswith("#2:") and "(not finished)" in at.selectbox[0].options[1]
+    assert any("A/A false alarms" in _unescaped(m) for m in _markdown_texts(at)), _markdown_texts(at)
+    metrics = _table_with(at, "suggested tolerance")
+    assert set(metrics["metric"]) == {m.metric for m in calibration.metrics}
+    releases = _table_with(at, "candidate from (UTC)")
+    assert len(releases) == len(calibration.releases) > 0
+    unfinished = at.selectbox[0].set_value("1").run()
+    assert any("has not finished" in _unescaped(w.value) for w in unfinished.warning)
