@@ -19,6 +19,7 @@ from releasehealth.cli import app
 from releasehealth.model import Action, Deploy, MetricKind, Service, Tolerance
 from releasehealth.simulator import demo, simulate
 from releasehealth.simulator.fleet import Fleet
+from testing.servers import PrometheusServer
 
 END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 PERIOD = timedelta(hours=70)
@@ -185,3 +186,26 @@ def test_the_cli_backtests_the_demo_and_says_what_is_wrong_with_its_input(tmp_pa
         assert bad.exit_code == 1 and problem in bad.output, bad.output
     unknown = runner.invoke(app, [*base, "--service", "nope"])
     assert unknown.exit_code == 1 and "unknown service(s): nope" in unknown.output
+
+
+def test_on_the_real_prometheus_each_release_gets_evaluates_verdict_in_few_queries_a_day(fleet: Fleet, prometheus: PrometheusServer) -> None:
+    from releasehealth import config, wiring
+    from releasehealth.evaluate import evaluate_release
+    from testing.configs import example_config
+    from testing.servers import prometheus_load
+
+    wired = wiring.connect(config.parse(example_config(prometheus.url), "release-health.yaml"))
+    services = wired.catalogue.services
+    settings = backtest.BacktestSettings(since=fleet.end - timedelta(hours=20), until=fleet.end, pairs_per_day=6)
+    before = prometheus_load(prometheus)
+    calibration, _ = backtest.calibrate(wired.sources, services, wired.catalogue.policy, settings)
+    ran = (prometheus_load(prometheus) - before).queries
+    templates = {t for s in services for m in s.metrics for t in m.queries.values()}
+    # The deploy scan (two templates in two stages), then per day each template over the day's span(s).
+    assert ran <= 4 + 3 * len(templates) * len(settings.days())
+    assert calibration.releases and calibration.false_alarms.trials > 20
+    for trial in calibration.releases:  # what a pipeline calling evaluate would have been told
+        service = wired.catalogue.service(trial.service)
+        evaluation = evaluate_release(wired.sources, service, wired.catalogue.policy, trial.version, now=fleet.end)
+        assert evaluation.recommendation.action is trial.action, (trial.service, trial.version)
+        assert evaluation.candidate_window is not None and evaluation.candidate_window.start == trial.candidate_start
