@@ -3,7 +3,7 @@ one-minute resolution, and how the A/A false-alarm rate it measures compares wit
 good releases of the same history (the simulator knows which releases are good).
 
 Simulates the fleet (generic preset, one scrape a minute, one release per service and day), backfills it
-into a real Prometheus (promtool, a few services at a time), then runs `release-health backtest`'s core
+into a real Prometheus (promtool, one two-hour block at a time), then runs `release-health backtest`'s core
 (`releasehealth.backtest.calibrate`, metrics only, an SQLite store) over the whole history and prints:
 wall time, the queries Prometheus answered (its own prometheus_http_requests_total) per metric template
 and day, the A/A rates overall and per metric with their intervals, and the rate on good releases.
@@ -21,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -39,7 +41,7 @@ from testing.servers import prometheus_load, require, start_prometheus  # noqa: 
 
 # The same time of day on every run (the fleet depends on it, not on the date): the same history.
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-CHUNK = 5  # services per promtool run: a file of a few hundred MB each
+BLOCK_SECONDS = 7200  # Prometheus' block: promtool writes one per two hours of samples
 
 
 def main() -> None:
@@ -88,15 +90,52 @@ def main() -> None:
     _report(calibration, fleet, elapsed, load.queries, load.seconds, len(templates), args)
 
 
+class _ByBlock:
+    """A text sink that splits OpenMetrics by Prometheus' two-hour block: each sample line goes to the file
+    of its block, the family headers and the end to every file. promtool reads its whole input once per
+    block it writes, so one file of a month takes hundreds of passes; one file per block takes one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[int, TextIO] = {}
+        self.headers: list[str] = []
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines(keepends=True):
+            self._line(line)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        if line.startswith("#"):
+            self.headers.append(line)
+            for file in self.files.values():
+                file.write(line)
+            return
+        block = int(float(line.rsplit(" ", 1)[1]) // BLOCK_SECONDS)
+        file = self.files.get(block)
+        if file is None:
+            file = self.files[block] = (self.folder / f"{block}.om").open("w", encoding="utf-8")
+            file.writelines(h for h in self.headers if not h.startswith("# EOF"))
+        file.write(line)
+
+    def close(self) -> list[Path]:
+        for file in self.files.values():
+            file.close()
+        return [self.folder / f"{block}.om" for block in sorted(self.files)]
+
+
 def _backfill(fleet: Fleet, folder: Path, tsdb: Path) -> None:
-    """promtool, CHUNK services at a time (each file holds its families whole, as OpenMetrics requires)."""
-    for first in range(0, len(fleet.services), CHUNK):
-        part = dataclasses.replace(fleet, services=fleet.services[first: first + CHUNK])
-        text = folder / "part.om"
-        with text.open("w", encoding="utf-8") as out:
-            write_openmetrics(part, out)
+    """promtool, one two-hour block at a time (see _ByBlock)."""
+    parts = folder / "parts"
+    parts.mkdir(exist_ok=True)
+    sink = _ByBlock(parts)
+    write_openmetrics(fleet, sink)  # type: ignore[arg-type]  # a TextIO in all that write_openmetrics uses
+    for text in sink.close():
         subprocess.run([require("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(text), str(tsdb)],
-                       check=True, capture_output=True, timeout=1800)
+                       check=True, capture_output=True, timeout=600)
         text.unlink()
 
 
