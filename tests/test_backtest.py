@@ -204,7 +204,7 @@ def test_on_the_real_prometheus_each_release_gets_evaluates_verdict_in_few_queri
     # The deploy scan (two templates in two stages), then per day each template over the day's span(s).
     assert ran <= 4 + 3 * len(templates) * len(settings.days())
     assert calibration.releases and calibration.false_alarms.trials > 20
-    for trial in calibration.releases:  # what a pipeline calling evaluate would have been told
+    for trial in calibration.releases[::3]:  # what a pipeline calling evaluate would have been told
         service = wired.catalogue.service(trial.service)
         evaluation = evaluate_release(wired.sources, service, wired.catalogue.policy, trial.version, now=fleet.end)
         assert evaluation.recommendation.action is trial.action, (trial.service, trial.version)
