@@ -327,12 +327,13 @@ class Replay:
 
 def replay(
     sources: Sources, services: Sequence[Service], policy: Policy, settings: BacktestSettings, *,
-    progress: Progress = None, now: datetime | None = None,
+    progress: Progress = None, now: datetime | None = None, keep: bool = True,
 ) -> Replay:
-    """Plan the period's trials and judge them day by day; with a history store, each day is stored as it
-    is done, and a run of the same settings and configuration that stopped before the end is resumed."""
+    """Plan the period's trials and judge them day by day; with a history store (and `keep`), each day is
+    stored as it is done, and a run of the same settings and configuration that stopped before the end is
+    resumed. settings.max_queries bounds the queries of this run (the days resumed cost none)."""
     work = plan(sources, services, policy, settings)
-    store = sources.store
+    store = sources.store if keep else None
     backtest_id: int | None = None
     done: dict[str, tuple[list[Any], int]] = {}
     if store is not None:
@@ -340,16 +341,17 @@ def replay(
             digest(settings, work.policy, services), settings_to_dict(settings), now or datetime.now(UTC)
         )
     trials: list[Trial] = []
-    queries, days_done, complete = 0, 0, True
+    queries, spent, days_done, complete = 0, 0, 0, True
     for day in work.days:
         if day.day.isoformat() in done:
             stored, ran = done[day.day.isoformat()]
             trials += [trial_from_dict(t) for t in stored]
         else:
-            if settings.max_queries is not None and queries >= settings.max_queries:
+            if settings.max_queries is not None and spent >= settings.max_queries:
                 complete = False
                 break
             judged, ran = run_day(sources, work, day)
+            spent += ran
             trials += judged
             if store is not None and backtest_id is not None:
                 store.save_backtest_day(backtest_id, day.day.isoformat(), [trial_to_dict(t) for t in judged], ran, now or datetime.now(UTC))
@@ -382,7 +384,7 @@ def calibrate(
     if compare is not None:
         other_sources, other_services, other_policy = compare
         releases_only = dataclasses.replace(settings, pairs_per_day=0)
-        compared = replay(other_sources, other_services, other_policy, releases_only, now=now).trials
+        compared = replay(other_sources, other_services, other_policy, releases_only, now=now, keep=False).trials
     shares: dict[str, float] = {}
     tolerances: dict[str, Tolerance] = {}
     for service in services:

@@ -209,3 +209,19 @@ def test_on_the_real_prometheus_each_release_gets_evaluates_verdict_in_few_queri
         evaluation = evaluate_release(wired.sources, service, wired.catalogue.policy, trial.version, now=fleet.end)
         assert evaluation.recommendation.action is trial.action, (trial.service, trial.version)
         assert evaluation.candidate_window is not None and evaluation.candidate_window.start == trial.candidate_start
+
+
+def test_another_configuration_is_compared_release_by_release(history: Fleet, tmp_path: Path) -> None:
+    wired = demo.of_fleet(history, store=f"sqlite:///{tmp_path / 'history.db'}").wire(create_store=True)
+    services = _metrics_only(wired.catalogue.services)
+    lenient = _metrics_only(wired.catalogue.services, error_ratio=Tolerance(relative=50.0, absolute=0.5))
+    releases_only = dataclasses.replace(SETTINGS, pairs_per_day=0)
+    calibration, _ = backtest.calibrate(
+        wired.sources, services, wired.catalogue.policy, releases_only, compare=(wired.sources, lenient, wired.catalogue.policy),
+    )
+    failed_on_errors = {(t.service, t.version) for t in calibration.releases if t.failing == ("error_ratio",)}
+    assert failed_on_errors  # releases rolled back for their error ratio alone...
+    changed = {(c.service, c.version): c for c in calibration.compared or ()}
+    assert failed_on_errors <= set(changed) and all(changed[k].after is Action.PROMOTE for k in failed_on_errors)  # ...pass there
+    assert all(c.before is not c.after for c in changed.values())
+    assert [b.finished_at is not None for b in wired.sources.store.backtests()] == [True]  # the comparison stores no run
