@@ -268,6 +268,7 @@ def _trial(kind: TrialKind, evaluation: Evaluation, inputs: Sequence[MetricInput
         evaluation.baseline_window.start, evaluation.candidate_window.start, evaluation.candidate_window.duration,
         evaluation.recommendation.action, evaluation.recommendation.reason[:500], failing, unjudged, quiet_from,
         {m: a for m, a in actions.items() if any(x is not evaluation.recommendation.action for x in a)},
+        sum(v.baseline.invalid + v.candidate.invalid for v in counted),
     )
 
 

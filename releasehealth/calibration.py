@@ -67,6 +67,7 @@ class Trial:
     quiet_from: dict[str, int] = field(default_factory=dict)
     # Releases only: per metric whose verdict a step changes, the recommendation at each step.
     actions: dict[str, tuple[Action, ...]] = field(default_factory=dict)
+    dropped: int = 0  # steps left out of its windows (counter resets, NaN, negative or out-of-range values)
 
     @property
     def is_pair(self) -> bool:
@@ -231,10 +232,22 @@ def summarize(
         by_kind={kind: rate(sum(bool(t.failing) for t in judged if t.kind is kind), sum(t.kind is kind for t in judged))
                  for kind in (TrialKind.ADJACENT, TrialKind.SHIFTED) if any(t.kind is kind for t in pairs)},
         unjudged_pairs=len(pairs) - len(judged), metrics=metrics, releases=releases,
-        skipped=dict(Counter(s.why for s in skipped).most_common()), notes=tuple(notes),
+        skipped=dict(Counter(s.why for s in skipped).most_common()), notes=tuple(notes) + _dropped_note(trials),
         incidents=tuple(_incident(service, version, source, releases) for service, version, source in incidents),
         compared=None if compared is None else _changes(releases, compared), queries=queries, days=days, complete=complete,
         tuned_false_alarms=rate(tuned, len(judged)) if metrics else None,
+    )
+
+
+def _dropped_note(trials: Sequence[Trial]) -> tuple[str, ...]:
+    """What the windows lost to bad data: each trial was judged on the rest of its steps."""
+    touched = [t for t in trials if t.dropped]
+    if not touched:
+        return ()
+    steps = sum(t.dropped for t in touched)
+    return (
+        f"{steps} step(s) left out of the windows of {len(touched)} trial(s) (counter resets, NaN, negative or "
+        "out-of-range values): each judged on the rest of its steps",
     )
 
 
@@ -273,6 +286,7 @@ def trial_to_dict(trial: Trial) -> dict[str, Any]:
         "window_seconds": trial.window.total_seconds(), "action": trial.action.value, "reason": trial.reason,
         "failing": list(trial.failing), "unjudged": list(trial.unjudged), "quiet_from": trial.quiet_from,
         "actions": {metric: [a.value for a in actions] for metric, actions in trial.actions.items()},
+        "dropped": trial.dropped,
     }
 
 
@@ -283,7 +297,7 @@ def trial_from_dict(d: dict[str, Any]) -> Trial:
         datetime.fromisoformat(d["baseline_start"]), datetime.fromisoformat(d["candidate_start"]),
         timedelta(seconds=float(d["window_seconds"])), Action(d["action"]), d["reason"],
         tuple(d["failing"]), tuple(d["unjudged"]), {k: int(v) for k, v in d["quiet_from"].items()},
-        {k: tuple(Action(a) for a in v) for k, v in d["actions"].items()},
+        {k: tuple(Action(a) for a in v) for k, v in d["actions"].items()}, int(d.get("dropped", 0)),
     )
 
 

@@ -181,7 +181,7 @@ def _points(series: Series | None) -> list[list[float | None]]:
 
 
 def _summary(summary: Summary) -> Document:
-    return {"value": _number(summary.value), "count": _number(summary.count), "detail": summary.detail}
+    return {"value": _number(summary.value), "count": _number(summary.count), "detail": summary.detail, "invalid": summary.invalid}
 
 
 def _query(query: Query) -> Document:
@@ -271,7 +271,8 @@ def _read_series(points: list[list[float | None]]) -> Series | None:
 
 def _read_summary(data: Document) -> Summary:
     count = _read_number(data.get("count"))
-    return Summary(_read_number(data.get("value")), 0.0 if count is None else count, data.get("detail") or "")
+    invalid = _read_number(data.get("invalid"))  # absent from documents stored before it was kept
+    return Summary(_read_number(data.get("value")), 0.0 if count is None else count, data.get("detail") or "", int(invalid or 0))
 
 
 def _read_verdict(data: Document) -> MetricVerdict:

@@ -81,6 +81,7 @@ class Summary:
     value: float | None
     count: float  # requests behind the value
     detail: str = ""
+    invalid: int = 0  # steps left out: NaN, negative, a counter reset's artefact, outside the valid range
 
 
 @dataclass(frozen=True, eq=False)

@@ -497,8 +497,8 @@ def _summary(window: Points, invalid: int = 0) -> Summary:
     """The window's level: the median of its steps (one spike moves a mean, not a median)."""
     dropped = f"; {plural(invalid, 'step')} outside the valid range left out" if invalid else ""
     if not window.values.size:
-        return Summary(None, 0.0, f"no finite values{dropped}")
-    return Summary(median(window.values), float(window.values.size), f"median of {window.values.size} steps{dropped}")
+        return Summary(None, 0.0, f"no finite values{dropped}", invalid)
+    return Summary(median(window.values), float(window.values.size), f"median of {window.values.size} steps{dropped}", invalid)
 
 
 def _rate(per_second: float, unit: str, sign: bool = False) -> str:

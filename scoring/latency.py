@@ -339,14 +339,14 @@ def _distribution(b_bounds: np.ndarray, b_counts: np.ndarray, c_bounds: np.ndarr
 
 def _summary(q: float, side: WindowQuantiles, counts: np.ndarray, invalid: int) -> Summary:
     if not counts.size:
-        return Summary(None, 0.0, "no usable histogram buckets (a histogram needs an le=\"+Inf\" bucket)")
+        return Summary(None, 0.0, "no usable histogram buckets (a histogram needs an le=\"+Inf\" bucket)", invalid)
     requests = float(counts[:, -1].sum())
     detail = f"p{q * 100:g} of {requests:.0f} requests"
     if side.linear is not None:
         detail += f"; Prometheus' linear histogram_quantile gives {side.linear * 1000:.0f} ms"
     if invalid:
         detail += f"; {plural(invalid, 'invalid step')} left out"
-    return Summary(side.whole, requests, detail)
+    return Summary(side.whole, requests, detail, invalid)
 
 
 class WindowQuantiles(NamedTuple):

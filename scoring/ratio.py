@@ -162,7 +162,7 @@ def _summary(numerator: np.ndarray, denominator: np.ndarray, invalid: int) -> Su
     total = float(denominator.sum())
     value = float(numerator.sum()) / total if total > 0 else None
     dropped = f"; {plural(invalid, 'invalid step')} left out" if invalid else ""
-    return Summary(value, total, f"{numerator.sum():.0f} of {total:.0f}{dropped}")
+    return Summary(value, total, f"{numerator.sum():.0f} of {total:.0f}{dropped}", invalid)
 
 
 def ratio_per_step(numerator: list[Series], denominator: list[Series]) -> Series:

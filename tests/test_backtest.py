@@ -8,7 +8,9 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,7 +18,7 @@ from releasehealth import backtest
 from releasehealth.backtest_report import render_html, render_markdown
 from releasehealth.calibration import CONFIGURED, TOLERANCE_STEPS, Calibration, TrialKind, calibration_to_dict, rate
 from releasehealth.cli import app
-from releasehealth.model import Action, Deploy, MetricKind, Service, Tolerance
+from releasehealth.model import Action, Deploy, MetricKind, Query, Series, Service, Tolerance
 from releasehealth.simulator import demo, simulate
 from releasehealth.simulator.fleet import Fleet
 from testing.servers import PrometheusServer
@@ -144,6 +146,37 @@ def test_flaws_of_the_history_are_reported_with_what_was_skipped(history: Fleet)
     none, _ = backtest.calibrate(wired.sources, services, wired.catalogue.policy, after)
     assert not none.releases and any("no release was deployed in the period" in n for n in none.notes)
     assert none.false_alarms.trials > 10  # the A/A pairs still measure
+
+
+class _CounterResets:
+    """The in-memory metrics with, in every `requests` answer, one step a thousand times too large: what
+    increase() makes of a counter reset it extrapolates across."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def fetch(self, query: Query) -> list[Series]:
+        answer = self.inner.fetch(query)
+        if query.template != "requests":
+            return answer
+        spiked = []
+        for series in answer:
+            values = np.array(series.values, dtype=np.float64)
+            values[values.size // 2:: 97] *= 1000
+            spiked.append(Series(series.labels, series.timestamps, values))
+        return spiked
+
+    def check(self) -> Any:
+        return self.inner.check()
+
+
+def test_counter_resets_are_left_out_and_said(history: Fleet, judged: Calibration) -> None:
+    wired = demo.of_fleet(history).wire()
+    sources = dataclasses.replace(wired.sources, metrics=_CounterResets(wired.sources.metrics))
+    reset, _ = backtest.calibrate(sources, _metrics_only(wired.catalogue.services), wired.catalogue.policy, SETTINGS)
+    said = [n for n in reset.notes if "left out of the windows" in n]
+    assert said and int(said[0].split()[0]) > 0 and not any("left out of the windows" in n for n in judged.notes)
+    assert reset.false_alarms.events <= judged.false_alarms.events + 1  # judged on the rest: no alarms from the spikes
 
 
 def test_a_version_serving_again_after_a_later_deploy_is_a_revert_and_lives_once() -> None:
