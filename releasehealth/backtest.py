@@ -389,10 +389,12 @@ def calibrate(
     shares: dict[str, float] = {}
     tolerances: dict[str, Tolerance] = {}
     for service in services:
+        counted = {spec.name for spec in service.metrics if not spec.muted}  # muted ones are shown, never judged on
         for name, share in metric_shares(service.metrics, done.plan.policy).items():
-            shares[name] = min(share, shares.get(name, share))
+            if name in counted:
+                shares[name] = min(share, shares.get(name, share))
         for spec in service.metrics:
-            if spec.kind is not MetricKind.LOG_SIGNATURES and spec.tolerance is not None and _scalable(spec.tolerance):
+            if spec.name in counted and spec.kind is not MetricKind.LOG_SIGNATURES and _scalable(spec.tolerance):
                 tolerances.setdefault(spec.name, spec.tolerance)
     summary = summarize(
         done.trials, since=settings.since, until=settings.until, services=[s.name for s in services],
