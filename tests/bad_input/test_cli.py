@@ -24,10 +24,11 @@ from testing.servers import free_port
 from tests.bad_input.values import FUZZ, HOSTILE, SECRET, unprintable_in
 
 # Commands that return at once on this config (servers, the simulator and --demo are literal cases only).
-COMMANDS = ["services", "deploys", "evaluate", "check", "record-deploy", "history", "report", "not-a-risk", "gate"]
+COMMANDS = ["services", "deploys", "evaluate", "check", "record-deploy", "history", "report", "not-a-risk", "gate", "backtest"]
 OPTIONS = [
     "--config", "-c", "--seed", "--demo-end", "--store", "--version", "--format", "-f", "--at", "--baseline", "--save",
     "--no-save", "--service", "--commit", "--limit", "--out", "-o", "--wait", "--interval", "--help", "--", "-",
+    "--since", "--until", "--step", "--max-queries", "--pairs-per-day", "--incidents", "--compare",
 ]
 LIKELY = ["user-service", "3.12.1", "json", "table", "md", "html", "1m", "30s", "2026-12-01T00:00:00", "previous",
           "time-shifted:7d", "pinned:1.0", "concurrent", "last-good", "10", "report.html", "sqlite:///fuzz.db"]

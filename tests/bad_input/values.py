@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from releasehealth.format import UNPRINTABLE
 
-EXAMPLES = int(os.environ.get("RELEASE_HEALTH_FUZZ_EXAMPLES", "1000"))
+EXAMPLES = int(os.environ.get("RELEASE_HEALTH_FUZZ_EXAMPLES", "700"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
