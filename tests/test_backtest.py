@@ -258,3 +258,26 @@ def test_another_configuration_is_compared_release_by_release(history: Fleet, tm
     assert failed_on_errors <= set(changed) and all(changed[k].after is Action.PROMOTE for k in failed_on_errors)  # ...pass there
     assert all(c.before is not c.after for c in changed.values())
     assert [b.finished_at is not None for b in wired.sources.store.backtests()] == [True]  # the comparison stores no run
+
+
+def test_the_cli_compares_two_configuration_files_on_the_real_prometheus(fleet: Fleet, prometheus: PrometheusServer, tmp_path: Path) -> None:
+    import yaml
+
+    from testing.configs import example_config
+
+    main, other = tmp_path / "main.yaml", tmp_path / "strict.yaml"
+    raw = example_config(prometheus.url)
+    main.write_text(yaml.safe_dump(raw))
+    raw["policy"]["muted"] = ["error_ratio", "p50_latency", "p95_latency", "tail_latency"]  # judged on the gauges alone
+    other.write_text(yaml.safe_dump(raw))
+    until = fleet.end.strftime("%Y-%m-%dT%H:%M:%S")
+    done = CliRunner().invoke(app, [
+        "--config", str(main), "--store", f"sqlite:///{tmp_path / 'h.db'}", "backtest", "--since", "12h", "--until", until,
+        "--pairs-per-day", "0", "--compare", str(other), "--format", "json",
+    ])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    muted = set(raw["policy"]["muted"])
+    rolled_back = {(t["service"], t["version"]) for t in summary["releases"] if t["action"] == "ROLLBACK" and set(t["failing"]) <= muted}
+    changed = {(c["service"], c["version"]): c["after"] for c in summary["compared"]}
+    assert rolled_back and all(changed.get(release) == "PROMOTE" for release in rolled_back)
