@@ -10,7 +10,12 @@ Nelder, Generalized Linear Models, 2nd ed., §4.5):
     se  = sqrt(phi * (p_b (1 - p_b) / n_b + p_c (1 - p_c) / n_c)).
 
 A change fails only when it is credible (one-sided Wald test of H0: no harmful change, p_c - p_b <= 0,
-with the unpooled, dispersion-inflated variance) and beyond tolerance (the measured change exceeds
+with the unpooled, dispersion-inflated variance; when the dispersion is estimated above 1, the statistic
+is referred to Student's t with the estimate's degrees of freedom, as quasi-likelihood prescribes for an
+estimated scale: McCullagh & Nelder §9.2. With the normal instead, a backtest of 30 days of simulated good
+history measured the error ratio's A/A false alarms at 0.39% (24 of 6,106 pairs), 1.6 times its 0.25%
+share of alpha; with t, 0.25% (15), and on the accuracy benchmark false ROLLBACKs on good releases went
+from 0.9% to 0.7% with no fault caught less often) and beyond tolerance (the measured change exceeds
 the margin m = max(relative x p_b, absolute)): the test says whether the rise is real, the tolerance
 whether it matters. (Testing H0: change <= m instead would miss most changes just beyond the margin:
 on the accuracy benchmark, error ratio x1.5 was caught 39% of the time that way, 83% this way, at no
@@ -34,7 +39,7 @@ from scipy.special import ndtri
 
 from releasehealth.format import confidence_text, p_text, plural, tolerance_text
 from releasehealth.model import Classification, Direction, MetricSpec, Series
-from releasehealth.scoring.distributions import NORMAL
+from releasehealth.scoring.distributions import NORMAL, StudentT
 from releasehealth.scoring.excursions import NOMINAL_RATE, NONE, Excursions, episodes_p_value, excursion_steps, runs
 from releasehealth.scoring.ranks import median
 from releasehealth.scoring.series import on_steps, plausible_steps, sum_by_time, valid_steps
@@ -75,19 +80,20 @@ def classify_ratio(
     p_b, p_c = b.value, c.value
     # Both windows passed min_count (>= 1, validated) of requests, so both totals are positive and both set.
     assert p_b is not None and p_c is not None
-    phi = _dispersion([(b_num, b_den, p_b), (c_num, c_den, p_c)])
+    phi, dof = _dispersion([(b_num, b_den, p_b), (c_num, c_den, p_c)])
+    null = StudentT(dof) if phi > 1 else NORMAL  # an estimated scale: t with its degrees of freedom
     se = math.sqrt(phi * (p_b * (1 - p_b) / b.count + p_c * (1 - p_c) / c.count))
     if se == 0:  # one window without errors and the other all errors: take the pooled variance
         pooled = (b_num.sum() + c_num.sum()) / (b.count + c.count)
         se = math.sqrt(phi * pooled * (1 - pooled) * (1 / b.count + 1 / c.count))
     sign = harmful_sign(spec.direction, p_c - p_b)
-    totals = harmful_change_p_value(sign * (p_c - p_b), se, spec.direction, NORMAL) if sign else 1.0
+    totals = harmful_change_p_value(sign * (p_c - p_b), se, spec.direction, null) if sign else 1.0
     episodes = excursion_test(spec, (b_num, b_den), (c_num, c_den))
     # Weighted Bonferroni (Holm, Scand. J. Statist. 6, 1979): most of alpha for the window totals, the
     # rest for the excursions, whose p-values are tiny when they are real at all.
     p_value = min(1.0, totals / TOTALS_WEIGHT, episodes.p_value / (1 - TOTALS_WEIGHT))
     ci_alpha = ci_alpha or alpha
-    half = NORMAL.ppf(1 - ci_alpha / 2) * se
+    half = null.ppf(1 - ci_alpha / 2) * se
     ci = f"{confidence_text(ci_alpha)} CI {(p_c - p_b - half) * 100:+.2f}..{(p_c - p_b + half) * 100:+.2f} pp"
     detail = f"dispersion {phi:.2f}, {plural(episodes.episodes, 'episode')} beyond the baseline's rate"
     decided = verdict.decide(min(1.0, totals / TOTALS_WEIGHT), alpha, ci, detail)
@@ -190,8 +196,9 @@ def bulk_dispersion(numerator: np.ndarray, denominator: np.ndarray, p: float) ->
     return max(1.0, median(residuals) / CHI2_1_MEDIAN)
 
 
-def _dispersion(windows: list[tuple[np.ndarray, np.ndarray, float]]) -> float:
-    """Pearson chi-square over degrees of freedom, pooled over windows; at least 1 (binomial)."""
+def _dispersion(windows: list[tuple[np.ndarray, np.ndarray, float]]) -> tuple[float, int]:
+    """Pearson chi-square over degrees of freedom, pooled over windows, at least 1 (binomial); and those
+    degrees of freedom (0: none to estimate from)."""
     chi2, dof = 0.0, 0
     for numerator, denominator, p in windows:
         used = denominator > 0
@@ -200,4 +207,4 @@ def _dispersion(windows: list[tuple[np.ndarray, np.ndarray, float]]) -> float:
         expected = denominator[used] * p
         chi2 += float((((numerator[used] - expected) ** 2) / (expected * (1 - p))).sum())
         dof += int(used.sum()) - 1
-    return max(1.0, chi2 / dof) if dof > 0 else 1.0
+    return (max(1.0, chi2 / dof), dof) if dof > 0 else (1.0, 0)
