@@ -26,8 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from releasehealth import backtest, wiring  # noqa: E402
@@ -36,7 +34,7 @@ from releasehealth.model import Action, MetricKind, parse_duration  # noqa: E402
 from releasehealth.simulator import simulate  # noqa: E402
 from releasehealth.simulator.fleet import Fleet  # noqa: E402
 from releasehealth.simulator.openmetrics import write_openmetrics  # noqa: E402
-from testing.configs import example_config  # noqa: E402
+from testing.configs import write_fleet_config  # noqa: E402
 from testing.servers import prometheus_load, require, start_prometheus  # noqa: E402
 
 # The same time of day on every run (the fleet depends on it, not on the date): the same history.
@@ -65,11 +63,8 @@ def main() -> None:
         print(f"{args.services} services x {args.days} days ({sum(len(s.releases) - 1 for s in fleet.services)} deploys) "
               f"simulated and backfilled in {time.perf_counter() - started:.0f} s")
         try:
-            raw = example_config(server.url, timeout="300s")
-            raw["services"] = [{"name": s.name, "preset": "generic"} for s in fleet.services]
-            raw["store"] = {"url": f"sqlite:///{Path(name) / 'history.db'}"}
-            (Path(name) / "release-health.yaml").write_text(yaml.safe_dump(raw))
-            wired = wiring.from_file(Path(name) / "release-health.yaml", create_store=True)
+            path = write_fleet_config(server.url, [s.name for s in fleet.services], Path(name), timeout="300s", store=True)
+            wired = wiring.from_file(path, create_store=True)
             services = [
                 dataclasses.replace(s, logs=None, metrics=tuple(m for m in s.metrics if m.kind not in (MetricKind.LOG_RATE, MetricKind.LOG_SIGNATURES)))
                 for s in wired.catalogue.services

@@ -12,7 +12,9 @@ rounds (the order rotates every round):
 Per side: the median wall time of the work (the interpreter's start and imports excluded), the queries and
 the time Prometheus itself spent on them (its own prometheus_http_requests_total and
 prometheus_http_request_duration_seconds_sum for the query handlers), and the child's peak RSS; then the
-ratios A/C and A/B, and A's growth between sizes. Usage:
+ratios A/C and A/B, and A's growth between sizes. Side B needs the `bench` extra (prometheus-api-client,
+which the product does not use). Usage:
+    .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/fleet.py [--services 50,100,200] [--rounds 3]
 """
 
@@ -30,11 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from testing.configs import example_config  # noqa: E402
+from testing.configs import write_fleet_config  # noqa: E402
 from testing.servers import backfill, prometheus_load, start_prometheus  # noqa: E402
 
 # The same time of day on every run (the fleet depends on it, not on the date): the same verdicts.
@@ -72,9 +72,7 @@ def _measure(size: int, rounds: int) -> float:
         fleet = simulate(seed=7, end=END, services=size, hours=HOURS, releases_per_service=RELEASES, scrape_interval=SCRAPE)
         server = start_prometheus(backfill(fleet, folder), folder)
         try:
-            raw = example_config(server.url, timeout="120s")
-            raw["services"] = [{"name": s.name, "preset": "generic"} for s in fleet.services]
-            (folder / "release-health.yaml").write_text(yaml.safe_dump(raw))
+            write_fleet_config(server.url, [s.name for s in fleet.services], folder, timeout="120s")
             print(f"\n{size} services: simulated and backfilled in {time.perf_counter() - started:.0f} s")
             _child("plan", folder)  # A once: its windows (for B) and its HTTP requests (for C)
             results: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
@@ -103,9 +101,9 @@ def _measure(size: int, rounds: int) -> float:
 
 
 def _child(side: str, folder: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--side", side, "--folder", str(folder)], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, __file__, "--side", side, "--folder", str(folder)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"side {side} failed (exit {done.returncode}):\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -160,7 +158,10 @@ def _product(folder: Path, record: bool) -> float:
 
 
 def _loop(folder: Path) -> float:
-    from prometheus_api_client import PrometheusConnect
+    try:
+        from prometheus_api_client import PrometheusConnect
+    except ImportError:
+        raise SystemExit("side B is a prometheus-api-client loop: .venv/bin/pip install -e '.[bench]'") from None
 
     plan = json.loads((folder / "plan.json").read_text())
     client = PrometheusConnect(plan["url"], disable_ssl=True)

@@ -22,14 +22,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from releasehealth import wiring  # noqa: E402
 from releasehealth.simulator import simulate  # noqa: E402
 from releasehealth.watch import Watcher, WatchOptions  # noqa: E402
-from testing.configs import example_config  # noqa: E402
+from testing.configs import write_fleet_config  # noqa: E402
 from testing.servers import backfill, prometheus_load, start_prometheus  # noqa: E402
 
 # The same time of day on every run (the fleet depends on it, not on the date): the same verdicts.
@@ -51,11 +49,8 @@ def main() -> None:
         print(f"{args.services} services simulated and backfilled in {time.perf_counter() - started:.0f} s; "
               f"watching the last {args.hours:g} h at a {args.interval}-s interval")
         try:
-            raw = example_config(server.url, timeout="120s")
-            raw["services"] = [{"name": s.name, "preset": "generic"} for s in fleet.services]
-            raw["store"] = {"url": f"sqlite:///{folder / 'history.db'}"}
-            (folder / "release-health.yaml").write_text(yaml.safe_dump(raw))
-            wired = wiring.from_file(folder / "release-health.yaml", create_store=True)
+            path = write_fleet_config(server.url, [s.name for s in fleet.services], folder, timeout="120s", store=True)
+            wired = wiring.from_file(path, create_store=True)
             assert wired.sources.store is not None
             watcher = Watcher(wired.sources, wired.catalogue, wired.sources.store, WatchOptions(interval=interval), "bench")
             first = END - timedelta(hours=args.hours)

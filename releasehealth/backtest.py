@@ -161,6 +161,11 @@ def plan(sources: Sources, services: Sequence[Service], policy: Policy, settings
                     skipped.append(Skipped(service.name, day.day, target_or_why))
                 else:
                     day.targets.append((kind, target_or_why))
+    if judged.step != policy.step:
+        notes.append(
+            f"read at a step of {duration_text(judged.step)}, coarser than the policy's {duration_text(policy.step)}: "
+            "fewer points a window, less power than a release judged live"
+        )
     if not any(t for d in days.values() for k, t in d.targets if k is TrialKind.RELEASE):
         notes.append(f"no release was deployed in the period: {plural(len(services), 'service')} checked on A/A pairs only")
     return Plan(scan, judged, settings.until, list(services), list(days.values()), skipped, notes, reverted)

@@ -189,10 +189,6 @@ class Calibration:
     complete: bool = True  # False: stopped by the query budget; run again to go on
     tuned_false_alarms: Rate | None = None  # the A/A rate had every metric its suggested tolerance
 
-    @property
-    def release_actions(self) -> Counter[Action]:
-        return Counter(t.action for t in self.releases)
-
 
 def summarize(
     trials: Sequence[Trial],

@@ -29,3 +29,15 @@ def example_config(
     else:
         raw["sources"].pop("elasticsearch", None)
     return raw
+
+
+def write_fleet_config(url: str, names: list[str], folder: Path, *, timeout: str, store: bool = False) -> Path:
+    """`folder`/release-health.yaml: the example config at `url` with the services `names` on the generic
+    preset (and a history store beside it when `store`), as the benchmarks over a backfilled fleet use it."""
+    raw = example_config(url, timeout=timeout)
+    raw["services"] = [{"name": name, "preset": "generic"} for name in names]
+    if store:
+        raw["store"] = {"url": f"sqlite:///{folder / 'history.db'}"}
+    path = folder / "release-health.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

@@ -281,3 +281,12 @@ def test_the_cli_compares_two_configuration_files_on_the_real_prometheus(fleet: 
     rolled_back = {(t["service"], t["version"]) for t in summary["releases"] if t["action"] == "ROLLBACK" and set(t["failing"]) <= muted}
     changed = {(c["service"], c["version"]): c["after"] for c in summary["compared"]}
     assert rolled_back and all(changed.get(release) == "PROMOTE" for release in rolled_back)
+
+
+def test_a_coarser_step_is_said_in_the_report(history: Fleet) -> None:
+    wired = demo.of_fleet(history).wire()
+    coarse = dataclasses.replace(SETTINGS, step=timedelta(minutes=5))
+    work = backtest.plan(wired.sources, _metrics_only(wired.catalogue.services), wired.catalogue.policy, coarse)
+    assert work.policy.step == timedelta(minutes=5)
+    assert any("a step of 5 min, coarser than the policy's 1 min" in note for note in work.notes)
+    assert not any("coarser" in n for n in backtest.plan(wired.sources, _metrics_only(wired.catalogue.services), wired.catalogue.policy, SETTINGS).notes)

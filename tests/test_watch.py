@@ -235,12 +235,12 @@ def test_the_running_watcher_serves_its_metrics_and_a_sigkill_loses_nothing(tmp_
         deadline, text = time.monotonic() + 120, ""
         while "release_health_watch_scans_total 1.0" not in text and time.monotonic() < deadline:
             time.sleep(0.3)
-            text = requests.get(watcher.url + "/metrics", timeout=10).text
+            text = requests.get(watcher.url + "/metrics", timeout=60).text  # a guard against a hang
         assert "release_health_watch_evaluations_total 8.0" in text and 'release_health_verdict{action="ROLLBACK"' in text
         assert "release_health_watch_lease_held 1.0" in text
     finally:
         process.kill()  # SIGKILL: no goodbye
-        process.wait(timeout=10)
+        process.wait(timeout=60)
     store = Store(url)
     try:
         assert len(store.watched()) == 8 and len(store.fleet()) == 8
@@ -272,7 +272,7 @@ def test_a_watcher_stopped_by_sigterm_hands_its_lease_back(tmp_path: Path) -> No
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait(timeout=10)
+            process.wait(timeout=60)
     assert process.returncode == 0 and "the store's lease is handed back" in rest, "".join(lines) + rest
     store = Store(url)
     try:

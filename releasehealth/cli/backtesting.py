@@ -87,8 +87,6 @@ def backtest(
             progress=lambda day, done, total: bar.update(task, completed=done, total=total),
         )
     summary = calibration_to_dict(calibration)
-    if step:
-        summary["notes"].append(f"read at a step of {step}, coarser than the policy's: fewer points, less power than a release judged live")
     rendered = {
         ReportFormat.JSON: lambda: json.dumps(summary, indent=2), ReportFormat.MARKDOWN: lambda: render_markdown(summary),
         ReportFormat.HTML: lambda: render_html(summary),
